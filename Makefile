@@ -1,0 +1,53 @@
+# trading-telemetry — every target installs what it needs; see README.md.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Never let uv download a Python build: the machine's interpreter is the one we use.
+export UV_PYTHON_DOWNLOADS := never
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+RUN := $(UV) run --frozen
+
+.PHONY: help uv sync system-deps run test lint env-setup clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+uv: ## install uv with pip when it is missing
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+sync: uv ## create .venv from the committed uv.lock
+	@$(UV) sync --frozen --all-packages --quiet
+
+system-deps: ## Debian prometheus + chromium for the tests (installed with apt when root)
+	@missing=""; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing:$$missing — install them (sudo apt-get install$$missing); their tests will fail without"; \
+	  fi; \
+	fi
+
+run: sync ## start sidecar, UI and (when installed) Prometheus; Ctrl-C stops all
+	@$(RUN) python scripts/run_local.py
+
+test: sync system-deps ## the whole test suite, real processes and sockets
+	@$(RUN) pytest
+
+lint: sync ## ruff + mypy (strict)
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check .
+	@$(RUN) mypy services tests scripts
+
+env-setup: ## copy .env.sample to .env (optional: everything works without it)
+	@if [ -f .env ]; then echo ".env exists, leaving it"; else cp .env.sample .env && echo "wrote .env"; fi
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache results
+
+# Kubernetes, benchmark and operator targets live in their own fragments.
+include $(sort $(wildcard mk/*.mk))

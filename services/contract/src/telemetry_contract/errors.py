@@ -1,0 +1,36 @@
+"""Why a frame was rejected.
+
+The reasons are a closed enum because they become a Prometheus label: a reason made up
+from input would let a sender create unbounded series.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Every value of ``telemetry_messages_invalid_total{reason}``."""
+
+    OVERSIZE = "oversize"
+    MULTIPART = "multipart"
+    NOT_UTF8 = "not_utf8"
+    MALFORMED_JSON = "malformed_json"
+    NOT_OBJECT = "not_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_SIDE = "invalid_side"
+    INVALID_QTY = "invalid_qty"
+    INVALID_TS = "invalid_ts"
+    INVALID_SRC = "invalid_src"
+    INVALID_SEQ = "invalid_seq"
+
+
+class InvalidMessage(ValueError):
+    """A frame that breaks the contract; ``reason`` says which rule."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail

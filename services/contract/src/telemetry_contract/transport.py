@@ -1,0 +1,63 @@
+"""ZeroMQ socket set-up for both ends of the PUSH/PULL pipe.
+
+Kept beside the codec because the two ends must agree on it: the frame cap, the
+queue depths, and the fact that the sidecar binds and publishers connect.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import zmq
+
+from telemetry_contract.codec import MAX_FRAME_BYTES
+
+DEFAULT_ZMQ_ADDRESS: Final = "tcp://127.0.0.1:5555"
+DEFAULT_SIDECAR_HTTP_PORT: Final = 8001
+DEFAULT_PUBLISHER_HTTP_PORT: Final = 8002
+DEFAULT_UI_PORT: Final = 8501
+DEFAULT_PROMETHEUS_PORT: Final = 9090
+
+#: Deep enough that a 1,000,000-event burst into a live sidecar queues instead of
+#: dropping: ZMQ's default of 1,000 lost more than half of a 1,000-event burst.
+DEFAULT_SNDHWM: Final = 2_000_000
+DEFAULT_RCVHWM: Final = 1_000_000
+
+#: Hard cap handed to libzmq as MAXMSGSIZE. Frames between MAX_FRAME_BYTES and this are
+#: received and counted as ``oversize``; above it libzmq drops the sender's connection
+#: (and whatever it had in flight) before allocating the frame, so memory stays bounded.
+ZMQ_MAX_MSG_BYTES: Final = 16 * MAX_FRAME_BYTES
+
+#: How long close() may wait to flush queued events before giving up, in ms.
+DEFAULT_LINGER_MS: Final = 1_000
+
+
+def push_socket(
+    context: zmq.Context[zmq.Socket[bytes]],
+    address: str,
+    *,
+    sndhwm: int = DEFAULT_SNDHWM,
+    linger_ms: int = DEFAULT_LINGER_MS,
+) -> zmq.Socket[bytes]:
+    """A connected PUSH socket; connecting never fails because the peer is absent."""
+    sock = context.socket(zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, sndhwm)
+    sock.setsockopt(zmq.LINGER, linger_ms)
+    sock.connect(address)
+    return sock
+
+
+def pull_socket(
+    context: zmq.Context[zmq.Socket[bytes]],
+    address: str,
+    *,
+    rcvhwm: int = DEFAULT_RCVHWM,
+    max_msg_bytes: int = ZMQ_MAX_MSG_BYTES,
+) -> zmq.Socket[bytes]:
+    """A bound PULL socket whose libzmq layer refuses absurdly large frames outright."""
+    sock = context.socket(zmq.PULL)
+    sock.setsockopt(zmq.RCVHWM, rcvhwm)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(address)
+    return sock

@@ -1,0 +1,1 @@
+"""Trade-event publisher: a never-blocking client, the Streamlit UI and an HTTP endpoint."""

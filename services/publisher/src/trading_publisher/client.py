@@ -1,0 +1,138 @@
+"""The publisher client a trading loop imports: one call per trade, never blocking.
+
+``trade()`` formats the event with the contract's encoder and hands it to a PUSH
+socket with ``NOBLOCK``. If the queue is full (or the socket is gone) the event is
+counted as dropped and the call returns ``False``; it never waits and never raises
+for transport reasons, because a trading loop must not stall on telemetry. ZeroMQ
+queues events while the sidecar is absent and delivers them once it is up.
+
+Every event carries ``src`` and an increasing ``seq``, advanced for dropped events
+too, so the sidecar's lost-event count includes drops on this side as well as
+anything lost on the way.
+
+The client is not thread-safe, like the ZeroMQ socket under it: use one per thread,
+or guard it with a lock (as the Streamlit UI does).
+"""
+
+from __future__ import annotations
+
+import os
+import socket as _socket
+import time
+from dataclasses import dataclass
+from types import TracebackType
+
+import zmq
+from telemetry_contract.codec import TradeEncoder
+from telemetry_contract.events import MAX_SOURCE_LEN, TradeEvent
+from telemetry_contract.transport import (
+    DEFAULT_LINGER_MS,
+    DEFAULT_SNDHWM,
+    DEFAULT_ZMQ_ADDRESS,
+    push_socket,
+)
+
+_NOBLOCK = zmq.NOBLOCK
+_PEER_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+
+
+def default_source() -> str:
+    """``hostname-pid``: unique per process, so restarts start a fresh seq stream."""
+    suffix = f"-{os.getpid()}"
+    return _socket.gethostname()[: MAX_SOURCE_LEN - len(suffix)] + suffix
+
+
+@dataclass(frozen=True)
+class PublisherStats:
+    sent: int
+    dropped: int
+    connected: bool
+
+
+class Publisher:
+    """Publishes trade events to the sidecar over ZeroMQ PUSH."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ZMQ_ADDRESS,
+        *,
+        source: str | None = None,
+        sndhwm: int = DEFAULT_SNDHWM,
+        linger_ms: int = DEFAULT_LINGER_MS,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
+    ) -> None:
+        self.address = address
+        self.source = source or default_source()
+        self._encode = TradeEncoder(self.source)
+        self._own_context = context is None
+        self._context = context if context is not None else zmq.Context()
+        self._socket = push_socket(self._context, address, sndhwm=sndhwm, linger_ms=linger_ms)
+        self._send = self._socket.send
+        self._monitor: zmq.Socket[bytes] | None = self._socket.get_monitor_socket(_PEER_EVENTS)
+        self._peers = 0
+        self._seq = 0
+        #: Events handed to ZeroMQ (queued or already on the wire).
+        self.sent = 0
+        #: Events refused because the queue was full or the socket unusable.
+        self.dropped = 0
+
+    def trade(self, side: str, qty: float, ts: float | None = None) -> bool:
+        """Emit one trade; ``False`` means it was dropped (see :attr:`dropped`).
+
+        Raises ``ValueError`` only for a bad ``side``/``qty``/``ts``: that is a bug in
+        the caller, not a transport condition.
+        """
+        seq = self._seq
+        frame = self._encode(side, qty, time.time() if ts is None else ts, seq)
+        self._seq = seq + 1
+        try:
+            self._send(frame, _NOBLOCK)
+        except zmq.ZMQError:  # zmq.Again (queue full) or a closed socket/context
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
+    def publish(self, event: TradeEvent) -> bool:
+        """Emit a prepared event; its own ``src``/``seq`` are replaced by this client's."""
+        return self.trade(event.side, event.qty, event.ts)
+
+    @property
+    def connected(self) -> bool:
+        """Whether a sidecar has completed a handshake with us and not gone away since."""
+        monitor = self._monitor
+        if monitor is None:
+            return False
+        while monitor.poll(0):
+            frames = monitor.recv_multipart()
+            event = int.from_bytes(frames[0][:2], "little")
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._peers += 1
+            elif event == zmq.EVENT_DISCONNECTED:
+                self._peers = max(0, self._peers - 1)
+        return self._peers > 0
+
+    def stats(self) -> PublisherStats:
+        return PublisherStats(sent=self.sent, dropped=self.dropped, connected=self.connected)
+
+    def close(self, linger_ms: int | None = None) -> None:
+        """Flush for up to ``linger_ms`` (default: the socket's linger), then release."""
+        if self._monitor is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
+        if not self._socket.closed:
+            self._socket.close(linger=linger_ms)
+        if self._own_context:
+            self._context.term()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

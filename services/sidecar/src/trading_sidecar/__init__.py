@@ -1,0 +1,1 @@
+"""Sidecar: pulls trade events over ZeroMQ, validates them, serves Prometheus metrics."""

@@ -1,0 +1,63 @@
+"""``trading-sidecar``: the console script used by ``make run`` and the container image.
+
+uvicorn owns signal handling: on SIGTERM it stops accepting HTTP and runs the lifespan
+shutdown (which counts every frame already queued, then closes the socket). It then
+re-raises the signal to whatever handler was there before it started; the handler
+installed here turns that into a clean exit 0, which is what Kubernetes and ``make run``
+expect from a graceful stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from trading_sidecar import settings as settings_mod
+from trading_sidecar.app import create_app
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    defaults = settings_mod.load()
+    parser = argparse.ArgumentParser(
+        prog="trading-sidecar",
+        description="Pull trade events over ZeroMQ and serve them as Prometheus metrics. "
+        f"Every option also reads from {settings_mod.PREFIX}<NAME> and .env.",
+    )
+    parser.add_argument("--zmq-bind", default=defaults.zmq_bind, help="ZeroMQ PULL bind address")
+    parser.add_argument("--http-host", default=defaults.http_host, help="HTTP listen host")
+    parser.add_argument("--http-port", type=int, default=defaults.http_port, help="HTTP port")
+    parser.add_argument("--log-level", default=defaults.log_level)
+    args = parser.parse_args(argv)
+    settings = settings_mod.SidecarSettings(
+        zmq_bind=args.zmq_bind,
+        http_host=args.http_host,
+        http_port=args.http_port,
+        rcvhwm=defaults.rcvhwm,
+        log_level=args.log_level,
+        stall_seconds=defaults.stall_seconds,
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

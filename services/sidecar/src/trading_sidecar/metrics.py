@@ -1,0 +1,135 @@
+"""The sidecar's Prometheus metrics, kept as plain numbers and exposed by a Collector.
+
+The receiver thread is the only writer. prometheus_client's Counter takes a lock on
+every ``inc()``; here an event costs a few dict/list updates instead, and the lock-free
+read in ``collect()`` is safe because every key exists from start-up (no dict resizes)
+and the GIL makes each single update atomic. Every label value comes from the
+contract's closed sets, so no input can create a new series, and every series exists
+from the first scrape. Families carry no ``created`` timestamp, so there is no
+``_created`` series.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+from telemetry_contract import metric_names as names
+from telemetry_contract.errors import Reason
+from telemetry_contract.events import SIDES, TradeEvent
+
+#: Publishers whose last ``seq`` is remembered; beyond this the oldest is forgotten,
+#: so a stream of made-up ``src`` values cannot grow memory without bound.
+MAX_TRACKED_SOURCES = 4096
+
+
+class TradeMetrics:
+    """Running totals for everything the sidecar has received."""
+
+    def __init__(self) -> None:
+        self.trades: dict[str, int] = dict.fromkeys(SIDES, 0)
+        self.volume: dict[str, float] = dict.fromkeys(SIDES, 0.0)
+        self.last_trade_ts = 0.0
+        self.received = 0
+        self.invalid: dict[str, int] = {reason.value: 0 for reason in Reason}
+        self.lost = 0
+        self.latency_bounds = names.E2E_LATENCY_BUCKETS
+        # One slot per bound plus the +Inf overflow; non-cumulative, summed at scrape.
+        self.latency_counts = [0] * (len(self.latency_bounds) + 1)
+        self.latency_sum = 0.0
+        self._last_seq: dict[str, int] = {}
+
+    def record_trade(self, event: TradeEvent, received_at: float) -> None:
+        """Count one valid trade that arrived at ``received_at`` (epoch seconds)."""
+        side = event.side
+        self.trades[side] += 1
+        self.volume[side] += event.qty
+        self.last_trade_ts = event.ts
+        latency = received_at - event.ts
+        if latency < 0.0:  # clocks of two hosts disagree; count it as "instant"
+            latency = 0.0
+        self.latency_counts[bisect_left(self.latency_bounds, latency)] += 1
+        self.latency_sum += latency
+        if event.seq is not None and event.src is not None:
+            self._track_seq(event.src, event.seq)
+
+    def _track_seq(self, src: str, seq: int) -> None:
+        last = self._last_seq.get(src)
+        if last is not None and seq > last + 1:
+            self.lost += seq - last - 1
+        elif last is None and len(self._last_seq) >= MAX_TRACKED_SOURCES:
+            del self._last_seq[next(iter(self._last_seq))]
+        # seq <= last means the publisher restarted (or reordered): start over from it.
+        self._last_seq[src] = seq
+
+    def record_invalid(self, reason: Reason) -> None:
+        self.invalid[reason.value] += 1
+
+
+class TradeCollector(Collector):
+    """Exposes a :class:`TradeMetrics` to a registry, building fresh families per scrape."""
+
+    def __init__(self, metrics: TradeMetrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._m
+        trades = CounterMetricFamily(
+            names.TRADES, "Valid trade events received, by side.", labels=["side"]
+        )
+        volume = CounterMetricFamily(
+            names.VOLUME, "Sum of qty over valid trade events, by side.", labels=["side"]
+        )
+        for side in SIDES:
+            trades.add_metric([side], m.trades[side])
+            volume.add_metric([side], m.volume[side])
+        yield trades
+        yield volume
+        yield GaugeMetricFamily(
+            names.LAST_TRADE_TS,
+            "Event timestamp (ts, epoch seconds) of the most recent valid trade; 0 before any.",
+            value=m.last_trade_ts,
+        )
+        yield CounterMetricFamily(
+            names.RECEIVED,
+            "Frames pulled from the ZeroMQ socket, valid or not.",
+            value=m.received,
+        )
+        invalid = CounterMetricFamily(
+            names.INVALID, "Frames dropped because they break the contract, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in list(m.invalid.items()):
+            invalid.add_metric([reason], count)
+        yield invalid
+        yield CounterMetricFamily(
+            names.LOST,
+            "Events a publisher sent that never arrived, from gaps in its seq numbers.",
+            value=m.lost,
+        )
+        cumulative = 0
+        buckets: list[tuple[str, float]] = []
+        for bound, count in zip(m.latency_bounds, m.latency_counts, strict=False):
+            cumulative += count
+            buckets.append((repr(bound), cumulative))
+        cumulative += m.latency_counts[-1]
+        buckets.append(("+Inf", cumulative))
+        yield HistogramMetricFamily(
+            names.E2E_LATENCY,
+            "Receive time minus event ts: publish-to-sidecar latency, in seconds.",
+            buckets=buckets,
+            sum_value=m.latency_sum,
+        )
+
+
+def register(metrics: TradeMetrics, registry: CollectorRegistry) -> TradeCollector:
+    collector = TradeCollector(metrics)
+    registry.register(collector)
+    return collector

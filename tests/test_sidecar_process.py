@@ -1,0 +1,138 @@
+"""The sidecar as a real process: exact sums from the real client, bad input survived."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import httpx2 as httpx
+import zmq
+from support import Sidecar, value, wait_for
+from telemetry_contract import metric_names as names
+from telemetry_contract.codec import MAX_FRAME_BYTES
+from trading_publisher.client import Publisher
+
+
+def test_exact_sums_from_the_real_client(sidecar: Sidecar) -> None:
+    rng = random.Random(7)
+    sent = {"buy": [0, 0.0], "sell": [0, 0.0]}
+    last_ts = 0.0
+    with Publisher(sidecar.zmq_address, source="exact") as pub:
+        for i in range(5000):
+            side = rng.choice(("buy", "sell"))
+            qty = round(rng.uniform(0, 100), 3)
+            last_ts = 1_700_000_000.0 + i * 0.001
+            assert pub.trade(side, qty, ts=last_ts)
+            sent[side][0] += 1
+            sent[side][1] += qty
+        assert pub.dropped == 0
+
+    def settled() -> bool:
+        s = sidecar.scrape()
+        return value(s, names.TRADES, side="buy") + value(s, names.TRADES, side="sell") == 5000
+
+    wait_for(settled, what="all 5000 trades counted")
+    s = sidecar.scrape()
+    for side, (count, volume) in sent.items():
+        assert value(s, names.TRADES, side=side) == count
+        assert abs(value(s, names.VOLUME, side=side) - volume) < 1e-6
+    assert value(s, names.LAST_TRADE_TS) == last_ts
+    assert value(s, names.RECEIVED) == 5000
+    assert value(s, names.LOST) == 0
+    assert value(s, names.E2E_LATENCY + "_count") == 5000
+    assert not any(name.endswith("_created") for name, _ in s)
+
+
+BAD_FRAMES: list[tuple[list[bytes], str]] = [
+    ([b"{not json"], "malformed_json"),
+    ([b"\xff\xfe\x00garbage"], "not_utf8"),
+    ([b"[1, 2]"], "not_object"),
+    ([b'{"type":"trade","side":"buy","ts":1}'], "missing_field"),
+    ([b'{"type":"trade","side":"buy","qty":"3","ts":1}'], "wrong_type"),
+    ([b'{"type":"trade","side":"hold","qty":3,"ts":1}'], "invalid_side"),
+    ([b'{"type":"trade","side":"buy","qty":-1,"ts":1}'], "invalid_qty"),
+    ([b'{"type":"trade","side":"buy","qty":NaN,"ts":1}'], "invalid_qty"),
+    ([b'{"type":"trade","side":"buy","qty":Infinity,"ts":1}'], "invalid_qty"),
+    ([b'{"type":"trade","side":"sell","qty":1,"ts":-5}'], "invalid_ts"),
+    ([b'{"type":"quote","side":"buy","qty":1,"ts":1}'], "unknown_type"),
+    ([b'{"type":"trade","side":"buy"}', b"second part"], "multipart"),
+    ([b" " * (MAX_FRAME_BYTES + 1)], "oversize"),
+]
+
+
+def test_malformed_frames_are_counted_and_never_stop_the_loop(sidecar: Sidecar) -> None:
+    ctx = zmq.Context()
+    raw = ctx.socket(zmq.PUSH)
+    raw.connect(sidecar.zmq_address)
+    expected: dict[str, int] = {}
+    good = 0
+    try:
+        for i in range(1300):
+            parts, reason = BAD_FRAMES[i % len(BAD_FRAMES)]
+            raw.send_multipart(parts)
+            expected[reason] = expected.get(reason, 0) + 1
+            raw.send(b'{"type":"trade","side":"buy","qty":2.5,"ts":%d}' % (1_700_000_000 + i))
+            good += 1
+            if i % 200 == 0:
+                assert httpx.get(f"{sidecar.url}/healthz").status_code == 200
+        wait_for(
+            lambda: value(sidecar.scrape(), names.TRADES, side="buy") == good,
+            what="every good frame counted",
+        )
+        s = sidecar.scrape()
+        assert value(s, names.VOLUME, side="buy") == 2.5 * good
+        for reason, count in expected.items():
+            assert value(s, names.INVALID, reason=reason) == count, reason
+        assert value(s, names.RECEIVED) == good + sum(expected.values())
+        assert httpx.get(f"{sidecar.url}/healthz").status_code == 200
+        # The next good message after all that still counts.
+        raw.send(b'{"type":"trade","side":"sell","qty":1,"ts":1700000000}')
+        wait_for(lambda: value(sidecar.scrape(), names.TRADES, side="sell") == 1)
+    finally:
+        raw.close(linger=0)
+        ctx.term()
+    assert sidecar.proc is not None
+    log = sidecar.proc.log()
+    # Throttled: 1,300 rejects must not mean 1,300 log lines.
+    assert log.count("dropped invalid frame") <= 2 * len(expected)
+
+
+def test_seq_gap_shows_as_lost_events(sidecar: Sidecar) -> None:
+    ctx = zmq.Context()
+    raw = ctx.socket(zmq.PUSH)
+    raw.connect(sidecar.zmq_address)
+    try:
+        for seq in (0, 1, 2, 6, 7, 10):  # 3 missing, then 2 missing
+            raw.send(b'{"type":"trade","side":"buy","qty":1,"ts":1,"src":"gap","seq":%d}' % seq)
+        # Another publisher's stream is tracked on its own.
+        for seq in (0, 1):
+            raw.send(b'{"type":"trade","side":"sell","qty":1,"ts":1,"src":"other","seq":%d}' % seq)
+        wait_for(lambda: value(sidecar.scrape(), names.TRADES, side="sell") == 2)
+        assert value(sidecar.scrape(), names.LOST) == 5
+    finally:
+        raw.close(linger=0)
+        ctx.term()
+
+
+def test_client_reports_absent_sidecar_then_counts_after_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from support import new_sidecar
+
+    late = new_sidecar()
+    with Publisher(late.zmq_address, source="late") as pub:
+        assert pub.trade("buy", 1.0) is True  # queued by ZeroMQ, not an error
+        time.sleep(0.3)
+        assert pub.connected is False
+        late.start(tmp_path)
+        try:
+            wait_for(lambda: pub.connected, what="client sees the sidecar")
+            assert pub.trade("sell", 4.0)
+            s = wait_for(
+                lambda: (s := late.scrape()) and value(s, names.TRADES, side="sell") == 1 and s,
+                what="event after start counted",
+            )
+            assert value(s, names.VOLUME, side="sell") == 4.0
+            assert value(s, names.TRADES, side="buy") == 1  # the queued one arrived too
+        finally:
+            assert late.stop() == 0
+        wait_for(lambda: not pub.connected, what="client notices the sidecar left")
+        assert pub.stats().connected is False
