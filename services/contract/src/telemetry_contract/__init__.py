@@ -7,9 +7,11 @@ defaults. See docs/contract.md for the prose version.
 
 from telemetry_contract.codec import decode, encode, encode_trade
 from telemetry_contract.errors import InvalidMessage, Reason
-from telemetry_contract.events import SIDES, Event, TradeEvent
+from telemetry_contract.events import BENCH_MODES, SIDES, BenchmarkResult, Event, TradeEvent
 
 __all__ = [
+    "BENCH_MODES",
+    "BenchmarkResult",
     "SIDES",
     "Event",
     "InvalidMessage",

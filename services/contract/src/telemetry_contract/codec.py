@@ -9,12 +9,24 @@ is strict and total: any frame either becomes a typed event or raises
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import sys
 from typing import Any, Final
 
 from telemetry_contract.errors import InvalidMessage, Reason
-from telemetry_contract.events import MAX_SOURCE_LEN, SIDES, Event, Side, TradeEvent
+from telemetry_contract.events import (
+    BENCH_MODES,
+    LABEL_VALUE_PATTERN,
+    MAX_SOURCE_LEN,
+    SIDES,
+    BenchmarkResult,
+    BenchMode,
+    Event,
+    Side,
+    TradeEvent,
+)
 
 #: Frames above this are refused; the sidecar also hands it to ZMQ as MAXMSGSIZE.
 MAX_FRAME_BYTES: Final = 64 * 1024
@@ -82,7 +94,13 @@ def encode_trade(
 
 
 def encode(event: Event) -> bytes:
-    """Encode a typed event."""
+    """Encode a typed event (validated exactly as the decoder would)."""
+    if isinstance(event, BenchmarkResult):
+        frame = json.dumps(
+            {"type": "benchmark", **dataclasses.asdict(event)}, separators=(",", ":")
+        ).encode()
+        decode(frame)  # refuse to emit what the sidecar would reject
+        return frame
     return encode_trade(event.side, event.qty, event.ts, event.src, event.seq)
 
 
@@ -127,6 +145,43 @@ def _decode_trade(obj: dict[str, Any]) -> TradeEvent:
     return TradeEvent(checked_side, qty, ts, src, seq)
 
 
+_LABEL_VALUE: Final = re.compile(LABEL_VALUE_PATTERN)
+_BENCH_INTS: Final = ("events", "sent", "dropped", "received", "lost")
+_BENCH_FLOATS: Final = (
+    "elapsed_s", "rate", "target_rate", "p50_us", "p90_us", "p99_us", "p999_us", "max_us",
+    "started_at", "finished_at",
+)  # fmt: skip
+
+
+def _decode_benchmark(obj: dict[str, Any]) -> BenchmarkResult:
+    fields: dict[str, Any] = {}
+    for name in ("run_id", "variant"):
+        text = obj.get(name)
+        if text is None:
+            raise InvalidMessage(Reason.MISSING_FIELD, f"field {name!r} is missing")
+        if type(text) is not str or not _LABEL_VALUE.fullmatch(text):
+            raise InvalidMessage(
+                Reason.INVALID_BENCHMARK, f"{name} must match {LABEL_VALUE_PATTERN}"
+            )
+        fields[name] = text
+    mode = obj.get("mode")
+    if mode not in BENCH_MODES:
+        raise InvalidMessage(Reason.INVALID_BENCHMARK, f"mode must be one of {BENCH_MODES}")
+    checked_mode: BenchMode = mode
+    for name in _BENCH_INTS:
+        count = obj.get(name)
+        if count is None:
+            raise InvalidMessage(Reason.MISSING_FIELD, f"field {name!r} is missing")
+        if type(count) is not int:
+            raise InvalidMessage(Reason.WRONG_TYPE, f"{name} must be an integer")
+        if count < -1:
+            raise InvalidMessage(Reason.INVALID_BENCHMARK, f"{name} must be >= -1")
+        fields[name] = count
+    for name in _BENCH_FLOATS:
+        fields[name] = _number(obj, name, Reason.INVALID_BENCHMARK)
+    return BenchmarkResult(mode=checked_mode, **fields)
+
+
 def decode(frame: bytes) -> Event:
     """Turn one frame into a typed event or raise :class:`InvalidMessage`.
 
@@ -150,6 +205,8 @@ def decode(frame: bytes) -> Event:
     kind = obj.get("type")
     if kind == "trade":
         return _decode_trade(obj)
+    if kind == "benchmark":
+        return _decode_benchmark(obj)
     if kind is None:
         raise InvalidMessage(Reason.MISSING_FIELD, "field 'type' is missing")
     if not isinstance(kind, str):

@@ -25,6 +25,7 @@ class Reason(StrEnum):
     INVALID_TS = "invalid_ts"
     INVALID_SRC = "invalid_src"
     INVALID_SEQ = "invalid_seq"
+    INVALID_BENCHMARK = "invalid_benchmark"
 
 
 class InvalidMessage(ValueError):

@@ -33,4 +33,43 @@ class TradeEvent:
     seq: int | None = None
 
 
-Event = TradeEvent
+BenchMode = Literal["hotpath", "burst", "sustained", "ingest"]
+
+#: The benchmark's modes; also the values of the sidecar's ``mode`` label.
+BENCH_MODES: Final[tuple[BenchMode, ...]] = ("hotpath", "burst", "sustained", "ingest")
+
+#: ``run_id`` and ``variant`` become label values, so they are short and plain.
+LABEL_VALUE_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchmarkResult:
+    """One row of a benchmark run: one variant of one mode, e.g. hotpath/client.
+
+    The benchmark sends these to the sidecar (so results land in Prometheus/Grafana)
+    and writes its headline row as the Job's termination message (so the operator can
+    put it in the LatencyBenchmark status). Latencies are in microseconds; counts are
+    events; ``received`` and ``lost`` are -1 where the mode cannot know them.
+    """
+
+    run_id: str
+    mode: BenchMode
+    variant: str
+    events: int
+    sent: int
+    dropped: int
+    received: int
+    lost: int
+    elapsed_s: float
+    rate: float
+    target_rate: float
+    p50_us: float
+    p90_us: float
+    p99_us: float
+    p999_us: float
+    max_us: float
+    started_at: float
+    finished_at: float
+
+
+Event = TradeEvent | BenchmarkResult

@@ -14,8 +14,25 @@ INVALID = "telemetry_messages_invalid_total"
 LOST = "telemetry_events_lost_total"
 E2E_LATENCY = "telemetry_e2e_latency_seconds"
 
+# Benchmark results (``type: "benchmark"`` messages), labelled run_id/mode/variant.
+BENCH_RESULTS = "telemetry_benchmark_results_total"
+BENCH_LATENCY = "telemetry_benchmark_latency_microseconds"
+BENCH_RATE = "telemetry_benchmark_rate_events_per_second"
+BENCH_TARGET_RATE = "telemetry_benchmark_target_rate_events_per_second"
+BENCH_EVENTS = "telemetry_benchmark_events"
+BENCH_ELAPSED = "telemetry_benchmark_elapsed_seconds"
+BENCH_FINISHED = "telemetry_benchmark_finished_timestamp_seconds"
+
 #: Every metric family name the sidecar exports (histograms by their base name).
-ALL: Final = (TRADES, VOLUME, LAST_TRADE_TS, RECEIVED, INVALID, LOST, E2E_LATENCY)
+ALL: Final = (
+    TRADES, VOLUME, LAST_TRADE_TS, RECEIVED, INVALID, LOST, E2E_LATENCY,
+    BENCH_RESULTS, BENCH_LATENCY, BENCH_RATE, BENCH_TARGET_RATE, BENCH_EVENTS,
+    BENCH_ELAPSED, BENCH_FINISHED,
+)  # fmt: skip
+
+#: Benchmark rows the sidecar keeps; the oldest is forgotten first. run_id comes from
+#: input, so this bound is what keeps the number of series finite.
+MAX_BENCH_ROWS: Final = 64
 
 #: Upper bounds (seconds) of the end-to-end latency histogram: loopback sits in the
 #: tens of microseconds, a cross-node hop in the milliseconds.

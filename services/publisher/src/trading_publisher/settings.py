@@ -11,6 +11,7 @@ from telemetry_contract.transport import (
     DEFAULT_PUBLISHER_HTTP_PORT,
     DEFAULT_SIDECAR_HTTP_PORT,
     DEFAULT_SNDHWM,
+    DEFAULT_UI_PORT,
     DEFAULT_ZMQ_ADDRESS,
 )
 
@@ -26,8 +27,12 @@ class PublisherSettings:
     source: str = ""
     #: The sidecar's HTTP base URL, for the UI's live totals and reachability banner.
     sidecar_url: str = f"http://127.0.0.1:{DEFAULT_SIDECAR_HTTP_PORT}"
+    #: The optional ``POST /trade/{side}`` endpoint.
     http_host: str = "127.0.0.1"
     http_port: int = DEFAULT_PUBLISHER_HTTP_PORT
+    #: The Streamlit UI.
+    ui_host: str = "127.0.0.1"
+    ui_port: int = DEFAULT_UI_PORT
 
 
 def load(

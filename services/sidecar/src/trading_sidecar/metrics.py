@@ -23,7 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 from telemetry_contract import metric_names as names
 from telemetry_contract.errors import Reason
-from telemetry_contract.events import SIDES, TradeEvent
+from telemetry_contract.events import SIDES, BenchmarkResult, TradeEvent
 
 #: Publishers whose last ``seq`` is remembered; beyond this the oldest is forgotten,
 #: so a stream of made-up ``src`` values cannot grow memory without bound.
@@ -45,6 +45,9 @@ class TradeMetrics:
         self.latency_counts = [0] * (len(self.latency_bounds) + 1)
         self.latency_sum = 0.0
         self._last_seq: dict[str, int] = {}
+        self.bench_results = 0
+        #: Latest row per (run_id, mode, variant), oldest first, at most MAX_BENCH_ROWS.
+        self.bench_rows: dict[tuple[str, str, str], BenchmarkResult] = {}
 
     def record_trade(self, event: TradeEvent, received_at: float) -> None:
         """Count one valid trade that arrived at ``received_at`` (epoch seconds)."""
@@ -71,6 +74,17 @@ class TradeMetrics:
 
     def record_invalid(self, reason: Reason) -> None:
         self.invalid[reason.value] += 1
+
+    def record_benchmark(self, result: BenchmarkResult) -> None:
+        """Keep the newest result per run/mode/variant; rare, so a plain rebuild is fine."""
+        self.bench_results += 1
+        key = (result.run_id, result.mode, result.variant)
+        rows = dict(self.bench_rows)
+        rows.pop(key, None)
+        rows[key] = result
+        while len(rows) > names.MAX_BENCH_ROWS:
+            del rows[next(iter(rows))]
+        self.bench_rows = rows  # swapped whole, so a concurrent scrape sees old or new
 
 
 class TradeCollector(Collector):
@@ -127,6 +141,48 @@ class TradeCollector(Collector):
             buckets=buckets,
             sum_value=m.latency_sum,
         )
+        yield CounterMetricFamily(
+            names.BENCH_RESULTS, "Benchmark result messages received.", value=m.bench_results
+        )
+        yield from _benchmark_families(m.bench_rows)
+
+
+_ROW_LABELS = ["run_id", "mode", "variant"]
+_QUANTILES = (("0.5", "p50_us"), ("0.9", "p90_us"), ("0.99", "p99_us"),
+              ("0.999", "p999_us"), ("1", "max_us"))  # fmt: skip
+_OUTCOMES = ("events", "sent", "dropped", "received", "lost")
+
+
+def _benchmark_families(rows: dict[tuple[str, str, str], BenchmarkResult]) -> Iterator[Metric]:
+    latency = GaugeMetricFamily(
+        names.BENCH_LATENCY,
+        "Per-call latency percentile of a benchmark row (quantile 1 is the max).",
+        labels=[*_ROW_LABELS, "quantile"],
+    )
+    rate = GaugeMetricFamily(names.BENCH_RATE, "Achieved event rate.", labels=_ROW_LABELS)
+    target = GaugeMetricFamily(
+        names.BENCH_TARGET_RATE, "Requested event rate; 0 when unpaced.", labels=_ROW_LABELS
+    )
+    events = GaugeMetricFamily(
+        names.BENCH_EVENTS,
+        "Event counts of a benchmark row by outcome; -1 where the mode cannot know.",
+        labels=[*_ROW_LABELS, "outcome"],
+    )
+    elapsed = GaugeMetricFamily(names.BENCH_ELAPSED, "Wall time of the row.", labels=_ROW_LABELS)
+    finished = GaugeMetricFamily(
+        names.BENCH_FINISHED, "When the row finished, epoch seconds.", labels=_ROW_LABELS
+    )
+    for key, row in rows.items():
+        labels = list(key)
+        for quantile, field in _QUANTILES:
+            latency.add_metric([*labels, quantile], getattr(row, field))
+        for outcome in _OUTCOMES:
+            events.add_metric([*labels, outcome], getattr(row, outcome))
+        rate.add_metric(labels, row.rate)
+        target.add_metric(labels, row.target_rate)
+        elapsed.add_metric(labels, row.elapsed_s)
+        finished.add_metric(labels, row.finished_at)
+    yield from (latency, rate, target, events, elapsed, finished)
 
 
 def register(metrics: TradeMetrics, registry: CollectorRegistry) -> TradeCollector:

@@ -15,6 +15,7 @@ import time
 import zmq
 from telemetry_contract.codec import decode
 from telemetry_contract.errors import InvalidMessage, Reason
+from telemetry_contract.events import TradeEvent
 from telemetry_contract.transport import DEFAULT_RCVHWM, pull_socket
 
 from trading_sidecar.log_throttle import ThrottledRejectLog
@@ -118,7 +119,10 @@ class Receiver:
             except InvalidMessage as exc:
                 self._reject(exc)
                 continue
-            metrics.record_trade(event, time.time())
+            if isinstance(event, TradeEvent):
+                metrics.record_trade(event, time.time())
+            else:
+                metrics.record_benchmark(event)
         return handled
 
     def _reject(self, exc: InvalidMessage) -> None:
