@@ -1,0 +1,1 @@
+"""LatencyBenchmark operator: runs the in-cluster benchmark Job, reports results in status."""
