@@ -52,7 +52,9 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _wait(check: Callable[[], bool], child: subprocess.Popen[bytes], what: str, timeout: float) -> None:
+def _wait(
+    check: Callable[[], bool], child: subprocess.Popen[bytes], what: str, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
@@ -123,7 +125,8 @@ def main() -> int:
         print("\ntrading-telemetry is running:\n")
         for name, url in urls:
             print(f"  {name:<{width}}  {url}")
-        print("\nOpen the UI, click Buy or Sell, and watch the totals move. Ctrl-C stops everything.\n")
+        print("\nOpen the UI, click Buy or Sell, and watch the totals move.")
+        print("Ctrl-C stops everything.\n")
         sys.stdout.flush()
 
         while True:

@@ -15,4 +15,6 @@ def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
     running = new_sidecar().start(tmp_path)
     yield running
     code = running.stop()
-    assert code == 0, f"sidecar exited {code} on SIGTERM:\n{running.proc.log() if running.proc else ''}"
+    assert code == 0, (
+        f"sidecar exited {code} on SIGTERM:\n{running.proc.log() if running.proc else ''}"
+    )

@@ -12,7 +12,10 @@ from trading_sidecar import settings as sidecar
 
 KNOWN = {
     f"{module.PREFIX}{field.name.upper()}"
-    for module, cls in ((sidecar, sidecar.SidecarSettings), (publisher, publisher.PublisherSettings))
+    for module, cls in (
+        (sidecar, sidecar.SidecarSettings),
+        (publisher, publisher.PublisherSettings),
+    )
     for field in dataclasses.fields(cls)
 } | {"TT_PROMETHEUS_PORT"}
 

@@ -99,11 +99,16 @@ BAD: list[tuple[bytes, Reason]] = [
     (T.encode() % b',"src":"a","seq":1.5', Reason.INVALID_SEQ),
     (T.encode() % b',"src":"a","seq":"1"', Reason.INVALID_SEQ),
     (b'{"type":"benchmark","run_id":"r"}', Reason.MISSING_FIELD),
-    (b'{"type":"benchmark","run_id":"bad id!","variant":"v","mode":"burst"}', Reason.INVALID_BENCHMARK),
+    (
+        b'{"type":"benchmark","run_id":"bad id!","variant":"v","mode":"burst"}',
+        Reason.INVALID_BENCHMARK,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("frame", "reason"), BAD, ids=[f"{r.value}-{i}" for i, (_, r) in enumerate(BAD)])
+@pytest.mark.parametrize(
+    ("frame", "reason"), BAD, ids=[f"{r.value}-{i}" for i, (_, r) in enumerate(BAD)]
+)
 def test_every_invalid_frame_names_its_reason(frame: bytes, reason: Reason) -> None:
     with pytest.raises(InvalidMessage) as caught:
         decode(frame)
@@ -149,7 +154,8 @@ def test_benchmark_result_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [_bench(run_id="has space"), _bench(mode="fastest"), _bench(p99_us=math.nan), _bench(sent=-2)]
+    "bad",
+    [_bench(run_id="has space"), _bench(mode="fastest"), _bench(p99_us=math.nan), _bench(sent=-2)],
 )
 def test_benchmark_encoder_refuses_rows_the_sidecar_would_reject(bad: BenchmarkResult) -> None:
     with pytest.raises(InvalidMessage):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
 import httpx2 as httpx
 import zmq
-from support import Sidecar, value, wait_for
+from support import Sidecar, new_sidecar, value, wait_for
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import MAX_FRAME_BYTES
 from trading_publisher.client import Publisher
@@ -29,7 +30,8 @@ def test_exact_sums_from_the_real_client(sidecar: Sidecar) -> None:
 
     def settled() -> bool:
         s = sidecar.scrape()
-        return value(s, names.TRADES, side="buy") + value(s, names.TRADES, side="sell") == 5000
+        total = value(s, names.TRADES, side="buy") + value(s, names.TRADES, side="sell")
+        return total == 5000
 
     wait_for(settled, what="all 5000 trades counted")
     s = sidecar.scrape()
@@ -114,9 +116,7 @@ def test_seq_gap_shows_as_lost_events(sidecar: Sidecar) -> None:
         ctx.term()
 
 
-def test_client_reports_absent_sidecar_then_counts_after_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from support import new_sidecar
-
+def test_client_reports_absent_sidecar_then_counts_after_start(tmp_path: Path) -> None:
     late = new_sidecar()
     with Publisher(late.zmq_address, source="late") as pub:
         assert pub.trade("buy", 1.0) is True  # queued by ZeroMQ, not an error
@@ -126,10 +126,11 @@ def test_client_reports_absent_sidecar_then_counts_after_start(tmp_path) -> None
         try:
             wait_for(lambda: pub.connected, what="client sees the sidecar")
             assert pub.trade("sell", 4.0)
-            s = wait_for(
-                lambda: (s := late.scrape()) and value(s, names.TRADES, side="sell") == 1 and s,
+            wait_for(
+                lambda: value(late.scrape(), names.TRADES, side="sell") == 1,
                 what="event after start counted",
             )
+            s = late.scrape()
             assert value(s, names.VOLUME, side="sell") == 4.0
             assert value(s, names.TRADES, side="buy") == 1  # the queued one arrived too
         finally:

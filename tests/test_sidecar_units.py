@@ -95,9 +95,7 @@ def test_stop_counts_every_frame_already_queued() -> None:
 
 
 def test_health_and_readiness_follow_the_receive_loop() -> None:
-    app = create_app(
-        SidecarSettings(zmq_bind="tcp://127.0.0.1:*"), registry=CollectorRegistry()
-    )
+    app = create_app(SidecarSettings(zmq_bind="tcp://127.0.0.1:*"), registry=CollectorRegistry())
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 200

@@ -212,4 +212,3 @@ def decode(frame: bytes) -> Event:
     if not isinstance(kind, str):
         raise InvalidMessage(Reason.WRONG_TYPE, f"type must be a string, got {kind!r}")
     raise InvalidMessage(Reason.UNKNOWN_TYPE, f"unknown type {kind[:40]!r}")
-

@@ -38,7 +38,8 @@ class ThrottledRejectLog:
         if skipped:
             self._logger.warning(
                 "dropped invalid frame (%s); %d more with this reason since the last report",
-                exc, skipped,
+                exc,
+                skipped,
             )
         else:
             self._logger.warning("dropped invalid frame (%s)", exc)

@@ -117,7 +117,8 @@ class TradeCollector(Collector):
             value=m.received,
         )
         invalid = CounterMetricFamily(
-            names.INVALID, "Frames dropped because they break the contract, by reason.",
+            names.INVALID,
+            "Frames dropped because they break the contract, by reason.",
             labels=["reason"],
         )
         for reason, count in list(m.invalid.items()):

@@ -29,5 +29,7 @@ class SidecarSettings:
     stall_seconds: float = 5.0
 
 
-def load(environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> SidecarSettings:
+def load(
+    environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+) -> SidecarSettings:
     return load_settings(SidecarSettings, PREFIX, environ, dotenv)
