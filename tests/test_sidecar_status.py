@@ -1,0 +1,134 @@
+"""sidecar_status against a real sidecar, and every way of not reaching one without raising."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import zmq
+from support import Sidecar, free_port, wait_for
+from telemetry_contract.codec import encode_trade
+from trading_publisher.sidecar_status import fetch_status, parse_status
+
+
+def test_reads_the_real_sidecars_totals(sidecar: Sidecar) -> None:
+    before = fetch_status(sidecar.url)
+    assert before.reachable and before.error == ""
+    assert dict(before.trades) == {"buy": 0, "sell": 0}
+    assert before.last_trade_time is None
+
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.connect(sidecar.zmq_address)
+    try:
+        push.send(encode_trade("buy", 2.5, 1_700_000_000.0, "status-test", 0))
+        push.send(encode_trade("buy", 1.0, 1_700_000_001.0, "status-test", 1))
+        # seq 2 and 3 never sent: the sidecar counts them as lost.
+        push.send(encode_trade("sell", 4.0, 1_700_000_002.0, "status-test", 4))
+        push.send(b"{not json")
+        push.send(b'{"type":"trade","side":"hold","qty":1,"ts":1}')
+        wait_for(
+            lambda: fetch_status(sidecar.url).invalid_total == 2, what="all five frames counted"
+        )
+        status = fetch_status(sidecar.url)
+    finally:
+        push.close(linger=0)
+        ctx.term()
+    assert status.reachable
+    assert dict(status.trades) == {"buy": 2, "sell": 1}
+    assert dict(status.volume) == {"buy": 3.5, "sell": 4.0}
+    assert status.last_trade_ts == 1_700_000_002.0
+    assert status.last_trade_time is not None and status.last_trade_time.year == 2023
+    assert status.lost == 2
+
+
+def test_nothing_listening_is_unreachable_not_an_exception() -> None:
+    status = fetch_status(f"http://127.0.0.1:{free_port()}")
+    assert not status.reachable
+    assert "refused" in status.error.lower()
+    assert dict(status.trades) == {"buy": 0, "sell": 0}
+
+
+def test_a_peer_that_never_answers_times_out_as_unreachable() -> None:
+    # Listening but never accepting: the kernel completes the connect, nobody replies.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        status = fetch_status(f"http://127.0.0.1:{port}", timeout=0.2)
+    assert not status.reachable
+    assert "timed out" in status.error
+
+
+def test_non_http_urls_are_refused() -> None:
+    status = fetch_status("file:///etc")
+    assert not status.reachable and "http" in status.error
+
+
+class _Fixed(BaseHTTPRequestHandler):
+    """Answers every GET with whatever the test put on the server."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        code, body = self.server.reply  # type: ignore[attr-defined]
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def fake() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Fixed)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "expected"),
+    [
+        (503, b"down", "HTTP 503"),
+        (200, b"<html>a login page</html>", ""),
+        (200, b"some_other_metric 1\n", "trading sidecar"),
+        (200, b"\xff\xfe binary", "utf-8"),
+    ],
+)
+def test_something_else_answering_is_unreachable(
+    fake: ThreadingHTTPServer, code: int, body: bytes, expected: str
+) -> None:
+    fake.reply = (code, body)  # type: ignore[attr-defined]
+    status = fetch_status(f"http://127.0.0.1:{fake.server_address[1]}")
+    assert not status.reachable
+    assert expected in status.error
+    assert status.error.startswith(f"http://127.0.0.1:{fake.server_address[1]}/metrics: ")
+
+
+def test_parse_status_sums_every_invalid_reason() -> None:
+    text = "\n".join(
+        [
+            'trades_total{side="buy"} 3',
+            'trades_total{side="sell"} 1',
+            'volume_total{side="buy"} 7.5',
+            'volume_total{side="sell"} 2',
+            "last_trade_ts_seconds 1.7e9",
+            'telemetry_messages_invalid_total{reason="oversize"} 2',
+            'telemetry_messages_invalid_total{reason="invalid_qty"} 5',
+            "telemetry_events_lost_total 4",
+            "",
+        ]
+    )
+    status = parse_status(text)
+    assert dict(status.trades) == {"buy": 3, "sell": 1}
+    assert dict(status.volume) == {"buy": 7.5, "sell": 2}
+    assert status.last_trade_ts == 1.7e9
+    assert status.invalid_total == 7
+    assert status.lost == 4
