@@ -1,0 +1,202 @@
+"""``POST /trade/{side}``: emit a trade event over HTTP, for callers that are not Python.
+
+A thin door in front of the same never-blocking :class:`Publisher` the UI uses. The
+endpoints are ``async def`` on purpose: they all run on the event loop's one thread,
+so the (thread-unsafe) ZeroMQ socket is never shared between threads and needs no
+lock, and ``Publisher.trade`` never blocks, so it cannot stall the loop either.
+
+Input is checked here, before the encoder, so a caller gets a 4xx that says what was
+wrong instead of a 500; nothing invalid ever reaches the sidecar. A dropped event is
+still a 202 with ``"sent": false``: the request was fine, telemetry was shed by design.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from telemetry_contract.events import SIDES
+
+from trading_publisher import settings as settings_mod
+from trading_publisher.client import Publisher
+from trading_publisher.settings import PublisherSettings
+
+DEFAULT_QTY = 1.0
+#: A trade request is a few bytes; refuse to buffer anything much larger.
+MAX_BODY_BYTES = 4096
+
+
+class BadRequest(ValueError):
+    """Input the caller must fix; the message is returned to them verbatim."""
+
+
+def _check_qty(raw: object) -> float:
+    # bool is an int subclass; {"qty": true} is a mistake, not 1 lot.
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise BadRequest(f"qty must be a number, got {raw!r}")
+    try:
+        qty = float(raw)
+    except OverflowError:
+        raise BadRequest(f"qty must be a finite number >= 0, got {raw!r}") from None
+    if not math.isfinite(qty) or qty < 0:
+        raise BadRequest(f"qty must be a finite number >= 0, got {raw!r}")
+    return qty
+
+
+def _qty_from_query(raw: str) -> float:
+    try:
+        number = float(raw)
+    except ValueError:
+        raise BadRequest(f"qty must be a number, got {raw!r}") from None
+    return _check_qty(number)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BadRequest(f"qty must be a finite number >= 0, got {name}")
+
+
+async def _qty_from_body(request: Request) -> float | None:
+    """The body's ``qty``, or ``None`` when there is no body at all."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes")
+    if not body.strip():
+        return None
+    try:
+        # Python's json accepts NaN/Infinity literals; a trade quantity must not.
+        payload = json.loads(body, parse_constant=_refuse_constant)
+    except ValueError as exc:
+        if isinstance(exc, BadRequest):
+            raise
+        raise BadRequest('body must be a JSON object such as {"qty": 2}') from None
+    if not isinstance(payload, dict):
+        raise BadRequest('body must be a JSON object such as {"qty": 2}')
+    unknown = sorted(set(payload) - {"qty"})
+    if unknown:
+        raise BadRequest(f"unknown field(s) {unknown}; the body takes only qty")
+    return _check_qty(payload["qty"]) if "qty" in payload else None
+
+
+async def _read_qty(request: Request) -> float:
+    raw_query = request.query_params.getlist("qty")
+    if len(raw_query) > 1:
+        raise BadRequest("give qty once")
+    from_body = await _qty_from_body(request)
+    if raw_query and from_body is not None:
+        raise BadRequest("give qty in the query string or in the body, not both")
+    if raw_query:
+        return _qty_from_query(raw_query[0])
+    return DEFAULT_QTY if from_body is None else from_body
+
+
+def _error(status_code: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code)
+
+
+def create_app(settings: PublisherSettings, publisher: Publisher | None = None) -> Starlette:
+    """The app; given a ``publisher``, it uses that one and leaves closing it to the caller."""
+    state: dict[str, Publisher] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own = publisher is None
+        state["pub"] = publisher or Publisher(
+            settings.zmq_connect, source=settings.source or None, sndhwm=settings.sndhwm
+        )
+        try:
+            yield
+        finally:
+            pub = state.pop("pub")
+            if own:
+                pub.close()  # flushes what is queued for up to the linger time
+
+    async def trade(request: Request) -> Response:
+        side = request.path_params["side"]
+        if side not in SIDES:
+            return _error(404, f"unknown side {side!r}: use /trade/{' or /trade/'.join(SIDES)}")
+        try:
+            qty = await _read_qty(request)
+        except BadRequest as exc:
+            return _error(422, str(exc))
+        pub = state["pub"]
+        ts = time.time()
+        sent = pub.trade(side, qty, ts)
+        return JSONResponse(
+            {
+                "event": {"type": "trade", "side": side, "qty": qty, "ts": ts, "src": pub.source},
+                "sent": sent,
+                "publisher": {"sent": pub.sent, "dropped": pub.dropped},
+            },
+            status_code=202,
+        )
+
+    async def healthz(request: Request) -> Response:
+        # Healthy even without a sidecar: events queue (or are counted as dropped).
+        stats = state["pub"].stats()
+        return JSONResponse(
+            {
+                "status": "ok",
+                "sidecar_connected": stats.connected,
+                "sent": stats.sent,
+                "dropped": stats.dropped,
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/trade/{side}", trade, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exit 0.
+    sys.exit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    defaults = settings_mod.load()
+    parser = argparse.ArgumentParser(
+        prog="trading-publisher-http",
+        description="Serve POST /trade/{buy,sell}?qty=N and publish each trade to the sidecar. "
+        f"Every option also reads from {settings_mod.PREFIX}<NAME> and .env.",
+    )
+    parser.add_argument("--zmq-connect", default=defaults.zmq_connect, help="sidecar ZMQ address")
+    parser.add_argument("--http-host", default=defaults.http_host, help="HTTP listen host")
+    parser.add_argument("--http-port", type=int, default=defaults.http_port, help="HTTP port")
+    args = parser.parse_args(argv)
+    settings = dataclasses.replace(
+        defaults, zmq_connect=args.zmq_connect, http_host=args.http_host, http_port=args.http_port
+    )
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="info",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

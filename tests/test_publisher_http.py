@@ -1,0 +1,172 @@
+"""The real ``trading-publisher-http`` process in front of a real sidecar.
+
+One sidecar and one endpoint process serve the whole module (start-up is the slow
+part); each test compares the sidecar's counters before and after what it sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from support import BIN, Proc, Samples, Sidecar, free_port, new_sidecar, start_process, value
+from support import wait_for as wait_until
+from telemetry_contract import metric_names as names
+
+
+@dataclass
+class Endpoint:
+    proc: Proc
+    url: str
+    sidecar: Sidecar
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", timeout=5, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
+    logs = tmp_path_factory.mktemp("publisher-http")
+    sidecar = new_sidecar().start(logs)
+    port = free_port()
+    proc = start_process(
+        [str(BIN / "trading-publisher-http")],
+        logs / "publisher-http.log",
+        {
+            "TT_PUBLISHER_ZMQ_CONNECT": sidecar.zmq_address,
+            "TT_PUBLISHER_HTTP_PORT": str(port),
+            "TT_PUBLISHER_SOURCE": "http-test",
+        },
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _healthy(proc, url), what="publisher-http /healthz")
+        yield Endpoint(proc, url, sidecar)
+    finally:
+        code = proc.stop()
+        sidecar_code = sidecar.stop()
+    assert code == 0, f"trading-publisher-http exited {code} on SIGTERM:\n{proc.log()}"
+    assert sidecar_code == 0
+
+
+def _healthy(proc: Proc, url: str) -> bool:
+    if proc.process.poll() is not None:
+        raise AssertionError(f"trading-publisher-http exited:\n{proc.log()}")
+    return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+
+
+def _totals(samples: Samples) -> dict[str, float]:
+    totals = {
+        f"{metric}:{side}": value(samples, metric, side=side)
+        for metric in (names.TRADES, names.VOLUME)
+        for side in ("buy", "sell")
+    }
+    totals["invalid"] = sum(v for (name, _), v in samples.items() if name == names.INVALID)
+    totals["lost"] = value(samples, names.LOST)
+    return totals
+
+
+def _wait_for_totals(sidecar: Sidecar, expected: dict[str, float]) -> None:
+    wait_until(lambda: _totals(sidecar.scrape()) == expected, what=f"sidecar totals {expected}")
+
+
+def test_post_buy_counts_in_the_sidecar(endpoint: Endpoint) -> None:
+    expected = _totals(endpoint.sidecar.scrape())
+    response = endpoint.post("/trade/buy", params={"qty": "2"})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["sent"] is True
+    assert body["event"]["side"] == "buy" and body["event"]["qty"] == 2.0
+    assert body["event"]["src"] == "http-test"
+    expected[f"{names.TRADES}:buy"] += 1
+    expected[f"{names.VOLUME}:buy"] += 2
+    _wait_for_totals(endpoint.sidecar, expected)
+    assert value(endpoint.sidecar.scrape(), names.LAST_TRADE_TS) == body["event"]["ts"]
+
+
+def test_json_body_and_default_qty(endpoint: Endpoint) -> None:
+    expected = _totals(endpoint.sidecar.scrape())
+    assert endpoint.post("/trade/sell", json={"qty": 1.25}).status_code == 202
+    no_qty = endpoint.post("/trade/sell")
+    assert no_qty.status_code == 202 and no_qty.json()["event"]["qty"] == 1.0
+    expected[f"{names.TRADES}:sell"] += 2
+    expected[f"{names.VOLUME}:sell"] += 2.25
+    _wait_for_totals(endpoint.sidecar, expected)
+
+
+BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
+    ("/trade/hold", {"params": {"qty": "1"}}, 404, "unknown side 'hold'"),
+    ("/trade/BUY", {}, 404, "unknown side"),
+    ("/trade/buy", {"params": {"qty": "abc"}}, 422, "qty must be a number"),
+    ("/trade/buy", {"params": {"qty": ""}}, 422, "qty must be a number"),
+    ("/trade/buy", {"params": {"qty": "-1"}}, 422, "finite number >= 0"),
+    ("/trade/buy", {"params": {"qty": "nan"}}, 422, "finite number >= 0"),
+    ("/trade/buy", {"params": {"qty": "inf"}}, 422, "finite number >= 0"),
+    ("/trade/buy", {"params": {"qty": "1e999"}}, 422, "finite number >= 0"),
+    ("/trade/buy", {"json": {"qty": "3"}}, 422, "qty must be a number"),
+    ("/trade/buy", {"json": {"qty": True}}, 422, "qty must be a number"),
+    ("/trade/buy", {"json": {"qty": -0.5}}, 422, "finite number >= 0"),
+    ("/trade/buy", {"json": {"qty": 10**400}}, 422, "finite number >= 0"),
+    ("/trade/buy", {"content": b'{"qty": NaN}'}, 422, "finite number >= 0"),
+    ("/trade/buy", {"content": b'{"qty": Infinity}'}, 422, "finite number >= 0"),
+    ("/trade/buy", {"content": b"qty=3"}, 422, "JSON object"),
+    ("/trade/buy", {"json": [3]}, 422, "JSON object"),
+    ("/trade/buy", {"json": {"qty": 1, "side": "sell"}}, 422, "unknown field"),
+    ("/trade/buy", {"params": {"qty": "1"}, "json": {"qty": 1}}, 422, "not both"),
+    ("/trade/buy", {"content": b" " * 5000}, 422, "larger than"),
+]
+
+
+@pytest.mark.parametrize(("path", "kwargs", "status", "message"), BAD_REQUESTS)
+def test_bad_requests_say_why_and_send_nothing(
+    endpoint: Endpoint, path: str, kwargs: dict[str, Any], status: int, message: str
+) -> None:
+    response = endpoint.post(path, **kwargs)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+
+
+def test_after_bad_requests_a_good_one_still_counts(endpoint: Endpoint) -> None:
+    expected = _totals(endpoint.sidecar.scrape())
+    for path, kwargs, status, _ in BAD_REQUESTS:
+        assert endpoint.post(path, **kwargs).status_code == status
+    response = endpoint.post("/trade/buy", params={"qty": "0.5"})
+    assert response.status_code == 202 and response.json()["sent"] is True
+    expected[f"{names.TRADES}:buy"] += 1
+    expected[f"{names.VOLUME}:buy"] += 0.5
+    # Nothing invalid reached the sidecar, and no seq was skipped by a refused request.
+    _wait_for_totals(endpoint.sidecar, expected)
+
+
+def test_healthz_reports_the_publisher(endpoint: Endpoint) -> None:
+    def health() -> dict[str, Any]:
+        body: dict[str, Any] = httpx.get(f"{endpoint.url}/healthz", timeout=5).json()
+        return body
+
+    wait_until(lambda: health()["sidecar_connected"], what="ZMQ handshake with the sidecar")
+    assert health()["status"] == "ok"
+    assert health()["dropped"] == 0
+
+
+def test_main_exits_zero_on_sigterm(tmp_path: Path) -> None:
+    """Without a sidecar at all: the endpoint still starts, serves, and stops cleanly."""
+    port = free_port()
+    proc = start_process(
+        [str(BIN / "trading-publisher-http"), "--http-port", str(port)],
+        tmp_path / "publisher-http.log",
+        {"TT_PUBLISHER_ZMQ_CONNECT": f"tcp://127.0.0.1:{free_port()}"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _healthy(proc, url), what="publisher-http /healthz")
+        response = httpx.post(f"{url}/trade/sell", params={"qty": "1"}, timeout=5)
+        # Queued by ZeroMQ for a sidecar that may come later, not refused.
+        assert response.status_code == 202 and response.json()["sent"] is True
+        assert httpx.get(f"{url}/healthz", timeout=5).json()["sidecar_connected"] is False
+    finally:
+        code = proc.stop()
+    assert code == 0, proc.log()
