@@ -7,15 +7,16 @@ so a leaked process or a hung socket fails the test loudly instead of hanging CI
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx2 as httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -150,3 +151,81 @@ class Sidecar:
 
 def new_sidecar(**extra_env: str) -> Sidecar:
     return Sidecar(zmq_port=free_port(), http_port=free_port(), extra_env=dict(extra_env))
+
+
+# --- Grafana dashboards: the queries in dashboards/*.json, as Prometheus would see them ---
+
+#: What the tests substitute for the Grafana variables a dashboard query may use. Grafana
+#: derives the interval ones from the time range and the scrape interval; as range
+#: selectors they must hold two scrapes for rate() to answer, and a minute also keeps
+#: everything a test published inside the window however slowly the suite runs. ``job``
+#: is the dashboards' "All" value (their ``allValue``), as a regex matcher.
+GRAFANA_TEST_VARIABLES: dict[str, str] = {
+    "__rate_interval": "1m",
+    "__interval": "1m",
+    "__interval_ms": "60000",
+    "__range": "1m",
+    "__range_s": "60",
+    "__range_ms": "60000",
+    "job": ".+",
+}
+
+_GRAFANA_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)(?::\w+)?\]\]|\$(\w+)")
+
+
+def dashboard_panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, including those nested in (collapsed) rows."""
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from dashboard_panels(panel)
+
+
+def dashboard_exprs(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(panel title/refId, expr)`` for every Prometheus query in the dashboard."""
+    return [
+        (f"{panel.get('title', panel.get('id'))}/{target.get('refId', '?')}", target["expr"])
+        for panel in dashboard_panels(dashboard)
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]
+
+
+def expand_grafana_variables(expr: str, values: Mapping[str, str] = GRAFANA_TEST_VARIABLES) -> str:
+    """Substitute ``$var``, ``${var}``, ``${var:fmt}`` and ``[[var]]``; unknown ones raise.
+
+    Raising keeps a new dashboard variable from reaching Prometheus as literal text, where
+    it would fail as a parse error that points at the wrong thing.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        name = next(group for group in match.groups() if group)
+        if name not in values:
+            raise KeyError(f"no test value for Grafana variable ${name} in {expr!r}")
+        return values[name]
+
+    return _GRAFANA_VARIABLE.sub(substitute, expr)
+
+
+_PROMQL_KEYWORDS = frozenset(
+    "by without on ignoring group_left group_right bool and or unless offset inf nan".split()
+)
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects (a lexical scan, not a full parser).
+
+    Strings, label matchers, ranges, grouping label lists and numbers are removed first;
+    of the identifiers left, those followed by ``(`` are functions or aggregations and the
+    rest, minus keywords, are metric names.
+    """
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)
+    text = re.sub(r"\{[^}]*\}", "{}", text)
+    text = re.sub(r"\[[^\]]*\]", "[]", text)
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"(?<![\w:])\d[\w.]*(?:[eE][+-]?\d+)?", " ", text)
+    names: set[str] = set()
+    for match in re.finditer(r"[A-Za-z_:][\w:]*", text):
+        if re.match(r"\s*\(", text[match.end() :]) or match.group().lower() in _PROMQL_KEYWORDS:
+            continue
+        names.add(match.group())
+    return names
