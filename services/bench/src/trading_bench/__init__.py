@@ -1,0 +1,1 @@
+"""The publish-cost benchmark: the project's client against the alternatives, in one run."""

@@ -1,0 +1,197 @@
+"""``trading-bench``: one mode per invocation, same CLI locally and in the cluster Job.
+
+Every option also reads ``TT_BENCH_<OPTION>`` (e.g. ``TT_BENCH_EVENTS``) as its default,
+so the Job can be configured by env alone. Output goes only to ``--results-dir`` and
+/tmp, so the command runs on a read-only root filesystem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from telemetry_contract.events import BENCH_MODES
+from telemetry_contract.transport import DEFAULT_SNDHWM
+
+from trading_bench import burst, hotpath, ingest, report, sustained, targets
+from trading_bench.common import RunContext
+from trading_bench.rows import Row
+from trading_bench.sidecar import LocalSidecar, MetricsReader
+
+PREFIX = "TT_BENCH_"
+#: Where ``make run`` puts the sidecar; a local run's results also go there if it is up.
+STACK_ZMQ = "tcp://127.0.0.1:5555"
+STACK_URL = "http://127.0.0.1:8001"
+
+_HEADLINE = {"hotpath": "client", "burst": "client", "ingest": "sidecar"}
+
+
+def _env_flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(PREFIX + name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    def default(name: str, fallback: str | None = None) -> str | None:
+        return env.get(PREFIX + name, fallback)
+
+    p = argparse.ArgumentParser(
+        prog="trading-bench",
+        description="What publishing a trade event costs the trading process, against the "
+        "alternatives. Each option also reads TT_BENCH_<OPTION> as its default.",
+    )
+    p.add_argument("mode", choices=BENCH_MODES, help="hotpath | burst | sustained | ingest")
+    p.add_argument(
+        "--address",
+        default=default("ADDRESS"),
+        help="the sidecar's ZMQ address; without it a local sidecar is started",
+    )
+    p.add_argument(
+        "--sidecar-url",
+        default=default("SIDECAR_URL"),
+        help="that sidecar's HTTP base URL, for its received/lost counts",
+    )
+    p.add_argument(
+        "--events",
+        type=int,
+        default=default("EVENTS"),
+        help="calls (hotpath), events (burst, ingest); default per mode",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=default("RATE"),
+        help="sustained: one target rate in events/s (default: 1k, 10k and 50k)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=default("DURATION"),
+        help=f"sustained: seconds per rate (default {sustained.DEFAULT_DURATION_S:g})",
+    )
+    p.add_argument(
+        "--run-id",
+        default=default("RUN_ID"),
+        help="label for this run's rows (default: the start time)",
+    )
+    p.add_argument(
+        "--results-dir",
+        default=default("RESULTS_DIR", "results"),
+        help="JSON report and PNG go to RESULTS_DIR/RUN_ID/",
+    )
+    p.add_argument(
+        "--termination-log",
+        default=default("TERMINATION_LOG"),
+        help="write the headline row here as one contract frame",
+    )
+    p.add_argument(
+        "--sndhwm",
+        type=int,
+        default=default("SNDHWM"),
+        help="the client's send high-water mark for burst/sustained (default: the client's own)",
+    )
+    p.add_argument(
+        "--no-report",
+        action="store_true",
+        default=_env_flag(env, "NO_REPORT"),
+        help="do not send the rows to the sidecar",
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        default=_env_flag(env, "NO_PROGRESS"),
+        help="no progress bars",
+    )
+    p.add_argument(
+        "--no-plot", action="store_true", default=_env_flag(env, "NO_PLOT"), help="no PNG"
+    )
+    return p
+
+
+def _run_mode(args: argparse.Namespace, ctx: RunContext) -> list[Row]:
+    if args.mode == "hotpath":
+        return hotpath.run(ctx, args.events or hotpath.DEFAULT_CALLS)
+    if args.mode == "burst":
+        return burst.run(ctx, args.events or burst.DEFAULT_EVENTS)
+    if args.mode == "sustained":
+        rates = (args.rate,) if args.rate else sustained.DEFAULT_RATES
+        return sustained.run(ctx, rates, args.duration or sustained.DEFAULT_DURATION_S)
+    return ingest.run(ctx, args.events or ingest.DEFAULT_EVENTS)
+
+
+def headline(mode: str, rows: Sequence[Row]) -> Row:
+    """The project's own variant: what the operator puts in the benchmark's status."""
+    wanted = _HEADLINE.get(mode)
+    if mode == "sustained":
+        clients = [r for r in rows if r.result.variant.startswith("client-")]
+        at_10k = [r for r in clients if r.result.target_rate == 10_000]
+        return (at_10k or clients)[0]
+    return next(r for r in rows if r.result.variant == wanted)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    env = os.environ
+    args = parser(env).parse_args(argv)
+    run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
+    local: LocalSidecar | None = None
+    reader: MetricsReader | None
+    try:
+        if args.address is None:
+            local = LocalSidecar().start()
+            address, reader = local.zmq_address, MetricsReader(local.url)
+        else:
+            address = args.address
+            reader = MetricsReader(args.sidecar_url) if args.sidecar_url else None
+        ctx = RunContext(
+            run_id,
+            address,
+            reader,
+            progress=not args.no_progress,
+            sndhwm=args.sndhwm or DEFAULT_SNDHWM,
+        )
+        rows = _run_mode(args, ctx)
+        checks = targets.CHECKS[args.mode](rows)
+        print(report.table(args.mode, rows, checks), flush=True)
+        parameters = {
+            "events": args.events,
+            "rate": args.rate,
+            "duration": args.duration,
+            "address": address,
+            "own_sidecar": local is not None,
+            "sndhwm": ctx.sndhwm,
+        }
+        out_dir = Path(args.results_dir) / run_id
+        json_path = out_dir / f"{args.mode}.json"
+        report.write_json(
+            json_path, report.report_dict(args.mode, run_id, parameters, rows, checks)
+        )
+        print(f"report: {json_path}")
+        if not args.no_plot:
+            png = out_dir / f"{args.mode}.png"
+            report.plot(png, args.mode, run_id, rows)
+            print(f"plot:   {png}")
+        if not args.no_report:
+            report.deliver(address, rows)
+            if local is not None and MetricsReader(STACK_URL).ready():
+                report.deliver(STACK_ZMQ, rows)
+                print(f"results also sent to the local stack's sidecar at {STACK_ZMQ}")
+        if args.termination_log:
+            report.write_termination_log(Path(args.termination_log), headline(args.mode, rows))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if local is not None:
+            local.stop()
+    return 0
+
+
+def console() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()

@@ -1,0 +1,48 @@
+"""What every mode gets from the command line, and the progress bar they share."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from trading_bench.sidecar import MetricsReader
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_id: str
+    #: The sidecar's ZMQ address events go to.
+    address: str
+    #: Reads the sidecar's counters; None when the mode cannot know them (no URL given).
+    reader: MetricsReader | None
+    progress: bool
+    sndhwm: int
+
+
+@contextmanager
+def progress_bar(ctx: RunContext, total: float, desc: str, unit: str = "ev") -> Iterator[tqdm]:
+    """A tqdm bar on stderr, updated in chunks by the caller (never per timed call)."""
+    bar = tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=True,
+        disable=not ctx.progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def trade_mix(count: int, seed: int = 7) -> list[tuple[str, float]]:
+    """Buys and sells with lot sizes that vary, as a trading loop's would."""
+    rng = random.Random(seed)
+    lots = [round(rng.uniform(0.01, 500.0), 2) for _ in range(997)]
+    return [("buy" if rng.random() < 0.5 else "sell", lots[i % len(lots)]) for i in range(count)]

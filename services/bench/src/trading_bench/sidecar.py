@@ -1,0 +1,181 @@
+"""The sidecar under test: a real ``trading-sidecar`` process, and its /metrics read back.
+
+Without ``--address`` the benchmark starts its own sidecar on free loopback ports, so a
+run on a laptop needs nothing else running and measures a sidecar nothing else feeds.
+With ``--address`` (the in-cluster Job) it uses that one, and ``--sidecar-url`` is how
+it learns what the sidecar counted. Counts are read as before/after deltas, since the
+sidecar's counters are process-wide.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from prometheus_client.parser import text_string_to_metric_families
+from telemetry_contract import metric_names as names
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What the sidecar had counted at one scrape."""
+
+    received: float
+    lost: float
+    trades: float
+    #: Cumulative e2e-latency buckets: (upper bound in seconds, count), +Inf last.
+    e2e_buckets: tuple[tuple[float, float], ...]
+
+    def minus(self, before: Counts) -> Counts:
+        return Counts(
+            self.received - before.received,
+            self.lost - before.lost,
+            self.trades - before.trades,
+            tuple(
+                (bound, count - old)
+                for (bound, count), (_, old) in zip(
+                    self.e2e_buckets, before.e2e_buckets, strict=True
+                )
+            ),
+        )
+
+
+def parse_counts(text: str) -> Counts:
+    received = lost = trades = 0.0
+    buckets: list[tuple[float, float]] = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == names.RECEIVED + "_total" or sample.name == names.RECEIVED:
+                received = sample.value
+            elif sample.name in (names.LOST, names.LOST + "_total"):
+                lost = sample.value
+            elif sample.name in (names.TRADES, names.TRADES + "_total"):
+                trades += sample.value
+            elif sample.name == names.E2E_LATENCY + "_bucket":
+                buckets.append((float(sample.labels["le"]), sample.value))
+    buckets.sort()
+    return Counts(received, lost, trades, tuple(buckets))
+
+
+class MetricsReader:
+    """Reads the sidecar's /metrics over plain HTTP (stdlib: no client library needed)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+
+    def counts(self) -> Counts:
+        with urllib.request.urlopen(f"{self.base_url}/metrics", timeout=5) as response:
+            return parse_counts(response.read().decode())
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def settle(self, expected_received: float, timeout_s: float, quiet_s: float = 1.0) -> Counts:
+        """Wait until ``received`` reaches ``expected_received`` or stops moving.
+
+        Stopping early on a quiet counter matters when events were really lost: waiting
+        for a number that never comes would only hide the loss behind a timeout.
+        """
+        deadline = time.monotonic() + timeout_s
+        last = self.counts()
+        moved_at = time.monotonic()
+        while last.received < expected_received and time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self.counts()
+            if now.received != last.received:
+                moved_at = time.monotonic()
+            elif time.monotonic() - moved_at > quiet_s:
+                return now
+            last = now
+        return last
+
+
+def _sidecar_command() -> list[str]:
+    script = Path(sys.executable).parent / "trading-sidecar"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("trading-sidecar")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "trading_sidecar.main"]
+
+
+class LocalSidecar:
+    """A ``trading-sidecar`` child process on free loopback ports, stopped with SIGTERM."""
+
+    def __init__(self) -> None:
+        self.zmq_address = f"tcp://127.0.0.1:{free_port()}"
+        self.http_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the child
+            prefix="trading-bench-sidecar-", suffix=".log", delete=False
+        )
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 30.0) -> LocalSidecar:
+        env = {
+            **os.environ,
+            "TT_SIDECAR_ZMQ_BIND": self.zmq_address,
+            "TT_SIDECAR_HTTP_HOST": "127.0.0.1",
+            "TT_SIDECAR_HTTP_PORT": str(self.http_port),
+            "TT_SIDECAR_LOG_LEVEL": "warning",
+        }
+        self._process = subprocess.Popen(
+            _sidecar_command(), stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
+        reader = MetricsReader(self.url)
+        deadline = time.monotonic() + timeout_s
+        while not reader.ready():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the benchmark's sidecar did not start:\n{self.log()}")
+            time.sleep(0.05)
+        return self
+
+    def log(self) -> str:
+        return Path(self._log.name).read_text(errors="replace")
+
+    def stop(self) -> int | None:
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        self._log.close()
+        Path(self._log.name).unlink(missing_ok=True)
+        return None if process is None else process.returncode
+
+    def __enter__(self) -> LocalSidecar:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

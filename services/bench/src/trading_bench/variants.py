@@ -1,0 +1,141 @@
+"""The ways a trading loop could emit one trade, each as a ``call(a, b)`` to be timed.
+
+Every variant is set up the way a careful user would (labels bound once, attributes
+built once), so the comparison is against each alternative at its best, not a strawman.
+All of them take two positional arguments so the timing loop is the same code for all.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import statsd  # type: ignore[import-untyped]
+import zmq
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from telemetry_contract.codec import TradeEncoder
+from telemetry_contract.events import SIDES
+from telemetry_contract.transport import push_socket
+from trading_publisher.client import Publisher
+
+Call = Callable[[Any, Any], object]
+
+
+@dataclass
+class Variant:
+    """A named way to emit, its argument pairs, and how to release what it holds."""
+
+    name: str
+    call: Call
+    #: (a, b) per event, built before timing so the loop does no preparation of its own.
+    args: list[tuple[Any, Any]]
+    close: Callable[[], None] = lambda: None
+    #: For variants that can drop (the client): read after the run.
+    counts: Callable[[], tuple[int, int]] | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def floor(
+    ctx: zmq.Context[zmq.Socket[bytes]], address: str, trades: list[tuple[str, float]]
+) -> Variant:
+    """Raw ``send`` of frames encoded before timing, on a socket set up like the client's."""
+    sock = push_socket(ctx, address)
+    encode = TradeEncoder("bench-floor")
+    now = time.time()
+    frames = [(encode(side, qty, now, seq), zmq.NOBLOCK) for seq, (side, qty) in enumerate(trades)]
+    return Variant("floor", sock.send, frames, close=lambda: sock.close(linger=2_000))
+
+
+def client(address: str, trades: list[tuple[str, float]]) -> Variant:
+    """The project's call: ``Publisher.trade(side, qty)``, timestamp taken inside."""
+    pub = Publisher(address, source="bench-client")
+    return Variant(
+        "client",
+        pub.trade,
+        list(trades),
+        close=lambda: pub.close(2_000),
+        counts=lambda: (pub.sent, pub.dropped),
+    )
+
+
+def seed(
+    ctx: zmq.Context[zmq.Socket[bytes]], address: str, trades: list[tuple[str, float]]
+) -> Variant:
+    """What the seed did: build a dict, ``json.dumps`` it, ``send_string`` it."""
+    sock = push_socket(ctx, address)
+    send_string = sock.send_string
+    dumps = json.dumps
+    clock = time.time
+
+    def emit(side: str, qty: float) -> None:
+        send_string(dumps({"type": "trade", "side": side, "qty": qty, "ts": clock()}))
+
+    return Variant("seed-json", emit, list(trades), close=lambda: sock.close(linger=2_000))
+
+
+def prometheus(trades: list[tuple[str, float]]) -> Variant:
+    """prometheus_client in the trading process: two counters and a gauge per trade."""
+    registry = CollectorRegistry()
+    count = Counter("bench_trades", "trades", ["side"], registry=registry)
+    volume = Counter("bench_volume", "volume", ["side"], registry=registry)
+    last = Gauge("bench_last_trade_ts", "last trade", registry=registry)
+    count_of: dict[str, Counter] = {side: count.labels(side) for side in SIDES}
+    volume_of: dict[str, Counter] = {side: volume.labels(side) for side in SIDES}
+    set_last = last.set
+    clock = time.time
+
+    def emit(side: str, qty: float) -> None:
+        count_of[side].inc()
+        volume_of[side].inc(qty)
+        set_last(clock())
+
+    return Variant("prometheus-client", emit, list(trades))
+
+
+def opentelemetry(trades: list[tuple[str, float]]) -> Variant:
+    """The OpenTelemetry SDK with two counters, read by an in-memory reader (no export)."""
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    meter = provider.get_meter("trading-bench")
+    count = meter.create_counter("trades")
+    volume = meter.create_counter("volume")
+    attributes: dict[str, dict[str, str]] = {side: {"side": side} for side in SIDES}
+    add_count = count.add
+    add_volume = volume.add
+
+    def emit(side: str, qty: float) -> None:
+        attrs = attributes[side]
+        add_count(1, attrs)
+        add_volume(qty, attrs)
+
+    return Variant("opentelemetry", emit, list(trades), close=provider.shutdown)
+
+
+def statsd_udp(trades: list[tuple[str, float]]) -> Variant:
+    """A statsd client: two UDP counters per trade, into a local socket nobody reads.
+
+    The sink is bound so sends never meet ICMP port-unreachable; once its buffer is
+    full the kernel drops datagrams, which costs the sender nothing extra (UDP).
+    """
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    client = statsd.StatsClient("127.0.0.1", sink.getsockname()[1], prefix="trading")
+    incr = client.incr
+    count_of: dict[str, str] = {side: f"trades.{side}" for side in SIDES}
+    volume_of: dict[str, str] = {side: f"volume.{side}" for side in SIDES}
+
+    def emit(side: str, qty: float) -> None:
+        incr(count_of[side])
+        incr(volume_of[side], qty)
+
+    def close() -> None:
+        client.close()
+        sink.close()
+
+    return Variant("statsd", emit, list(trades), close=close)
