@@ -1,0 +1,94 @@
+"""A LatencyBenchmark's spec as a typed value, with the CRD's defaults filled in.
+
+The API server applies the CRD's defaults and bounds before the operator sees an object,
+so this is not a second validator: it turns the mapping into a typed value, fills in the
+defaults that depend on the operator's settings (target Service, port, sidecar URL), and
+catches the one rule the schema cannot express (a timeout shorter than the run). The
+literal defaults here are mirrored in the CRD and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from telemetry_contract import BENCH_MODES
+from telemetry_contract.events import BenchMode
+
+from trading_operator.settings import OperatorSettings
+
+#: Defaults of the optional spec fields; the CRD's openAPIV3Schema carries the same values.
+DEFAULTS: Final[Mapping[str, int | float]] = {
+    "events": 10_000,
+    "rate": 1_000.0,
+    "duration": 10,
+    "timeoutSeconds": 600,
+}
+
+
+class SpecError(ValueError):
+    """A spec that passed the schema but cannot run; ``reason`` goes into status."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class BenchmarkSpec:
+    mode: BenchMode
+    events: int
+    rate: float
+    duration: int
+    timeout_seconds: int
+    service: str
+    port: int
+    sidecar_url: str
+
+    @property
+    def address(self) -> str:
+        """The ZMQ address the benchmark publishes to: the Service's cluster DNS name."""
+        return f"tcp://{self.service}:{self.port}"
+
+
+def _mode(raw: Mapping[str, Any]) -> BenchMode:
+    for mode in BENCH_MODES:
+        if raw.get("mode") == mode:
+            return mode
+    raise SpecError("InvalidSpec", f"spec.mode must be one of {', '.join(BENCH_MODES)}")
+
+
+def _number(raw: Mapping[str, Any], key: str, kind: type[int] | type[float]) -> Any:
+    value = raw.get(key, DEFAULTS[key])
+    # bool is an int subclass; a YAML ``true`` is never a count.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError("InvalidSpec", f"spec.{key} must be a number, got {value!r}")
+    if kind is int and value != int(value):
+        raise SpecError("InvalidSpec", f"spec.{key} must be a whole number, got {value!r}")
+    if value <= 0:
+        raise SpecError("InvalidSpec", f"spec.{key} must be > 0, got {value!r}")
+    return kind(value)
+
+
+def parse_spec(raw: Mapping[str, Any], settings: OperatorSettings) -> BenchmarkSpec:
+    """Typed spec, or :class:`SpecError` saying why this benchmark cannot run."""
+    mode = _mode(raw)
+    spec = BenchmarkSpec(
+        mode=mode,
+        events=_number(raw, "events", int),
+        rate=_number(raw, "rate", float),
+        duration=_number(raw, "duration", int),
+        timeout_seconds=_number(raw, "timeoutSeconds", int),
+        service=str(raw.get("service") or settings.default_service),
+        port=int(raw.get("port") or settings.zmq_port),
+        sidecar_url=str(raw.get("sidecarUrl") or settings.sidecar_url),
+    )
+    if mode == "sustained" and spec.timeout_seconds <= spec.duration:
+        raise SpecError(
+            "InvalidSpec",
+            f"spec.timeoutSeconds ({spec.timeout_seconds}) must be longer than "
+            f"spec.duration ({spec.duration}) for a sustained run",
+        )
+    return spec
