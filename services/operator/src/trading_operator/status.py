@@ -40,10 +40,10 @@ def is_terminal(status: Mapping[str, Any] | None) -> bool:
     return bool(status) and (status or {}).get("state") in TERMINAL
 
 
-def _clip(text: str) -> str:
+def _clip(text: str, limit: int = MAX_MESSAGE) -> str:
     """The end of ``text``: the last lines of a log say more than the first."""
     text = text.strip()
-    return text if len(text) <= MAX_MESSAGE else "…" + text[-(MAX_MESSAGE - 1) :]
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
 def _rfc3339(epoch: float) -> str:
@@ -197,8 +197,10 @@ def status_from(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> St
         timing["finishedAt"] = str(finished)
     if state == FAILED:
         detail = termination_message(pods) or pod_problem(pods)
-        text = f"{message}; benchmark output: {detail}" if detail else message
-        return failed_status(reason, text, **timing)
+        if detail:
+            head = f"{message}; benchmark output: "
+            message = head + _clip(detail, max(MAX_MESSAGE - len(head), 80))
+        return failed_status(reason, message, **timing)
     try:
         return result_status(read_result(pods))
     except ResultError as exc:
