@@ -33,7 +33,7 @@ from telemetry_contract.transport import (
 )
 
 _NOBLOCK = zmq.NOBLOCK
-_PEER_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+_PEER_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
 
 
 def default_source() -> str:
@@ -69,7 +69,7 @@ class Publisher:
         self._socket = push_socket(self._context, address, sndhwm=sndhwm, linger_ms=linger_ms)
         self._send = self._socket.send
         self._monitor: zmq.Socket[bytes] | None = self._socket.get_monitor_socket(_PEER_EVENTS)
-        self._peers = 0
+        self._peer_fds: set[int] = set()
         self._seq = 0
         #: Events handed to ZeroMQ (queued or already on the wire).
         self.sent = 0
@@ -99,18 +99,24 @@ class Publisher:
 
     @property
     def connected(self) -> bool:
-        """Whether a sidecar has completed a handshake with us and not gone away since."""
+        """Whether a TCP connection to the sidecar is up right now.
+
+        Tracked per socket descriptor (both events carry the fd), not as a running
+        count: a reconnect attempt that fails can report a disconnect for a connection
+        that was never the live one, and a count would then go wrong for good.
+        """
         monitor = self._monitor
         if monitor is None:
             return False
         while monitor.poll(0):
             frames = monitor.recv_multipart()
             event = int.from_bytes(frames[0][:2], "little")
-            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self._peers += 1
+            fd = int.from_bytes(frames[0][2:6], "little")
+            if event == zmq.EVENT_CONNECTED:
+                self._peer_fds.add(fd)
             elif event == zmq.EVENT_DISCONNECTED:
-                self._peers = max(0, self._peers - 1)
-        return self._peers > 0
+                self._peer_fds.discard(fd)
+        return bool(self._peer_fds)
 
     def stats(self) -> PublisherStats:
         return PublisherStats(sent=self.sent, dropped=self.dropped, connected=self.connected)
