@@ -229,3 +229,17 @@ def promql_metric_names(expr: str) -> set[str]:
             continue
         names.add(match.group())
     return names
+
+
+def wait_http_ok(proc: Proc, url: str, timeout: float = 30.0) -> None:
+    """Wait until ``url`` answers 200; fail at once, with the log, if ``proc`` exits first."""
+
+    def ok() -> bool:
+        if proc.process.poll() is not None:
+            raise AssertionError(f"{proc.name} exited {proc.process.returncode}:\n{proc.log()}")
+        return httpx.get(url, timeout=2).status_code == 200
+
+    try:
+        wait_for(ok, timeout=timeout, what=f"{proc.name}: {url}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- {proc.name} log ---\n{proc.log()}") from None

@@ -13,7 +13,17 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from support import BIN, Proc, Samples, Sidecar, free_port, new_sidecar, start_process, value
+from support import (
+    BIN,
+    Proc,
+    Samples,
+    Sidecar,
+    free_port,
+    new_sidecar,
+    start_process,
+    value,
+    wait_http_ok,
+)
 from support import wait_for as wait_until
 from telemetry_contract import metric_names as names
 
@@ -44,19 +54,13 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _healthy(proc, url), what="publisher-http /healthz")
+        wait_http_ok(proc, f"{url}/healthz")
         yield Endpoint(proc, url, sidecar)
     finally:
         code = proc.stop()
         sidecar_code = sidecar.stop()
     assert code == 0, f"trading-publisher-http exited {code} on SIGTERM:\n{proc.log()}"
     assert sidecar_code == 0
-
-
-def _healthy(proc: Proc, url: str) -> bool:
-    if proc.process.poll() is not None:
-        raise AssertionError(f"trading-publisher-http exited:\n{proc.log()}")
-    return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
 
 
 def _totals(samples: Samples) -> dict[str, float]:
@@ -162,7 +166,7 @@ def test_main_exits_zero_on_sigterm(tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _healthy(proc, url), what="publisher-http /healthz")
+        wait_http_ok(proc, f"{url}/healthz")
         response = httpx.post(f"{url}/trade/sell", params={"qty": "1"}, timeout=5)
         # Queued by ZeroMQ for a sidecar that may come later, not refused.
         assert response.status_code == 202 and response.json()["sent"] is True

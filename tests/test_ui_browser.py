@@ -1,0 +1,167 @@
+"""The trading UI in a real browser: real ``trading-ui`` process, real sidecar, Chromium.
+
+Debian's chromium is driven through Playwright's protocol client only (Playwright's own
+browser download is never used). One browser serves the module; every test gets its
+own UI process and page, and checks the UI exits 0 on SIGTERM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from support import BIN, Proc, Sidecar, free_port, start_process, value, wait_for, wait_http_ok
+from telemetry_contract import metric_names as names
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+#: Budget for one UI update to show: the live panel refreshes every second.
+UI_TIMEOUT_MS = 10_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps`")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 1400})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def start_ui(log_dir: Path, sidecar: Sidecar) -> tuple[Proc, str]:
+    port = free_port()
+    proc = start_process(
+        [str(BIN / "trading-ui")],
+        log_dir / f"ui-{port}.log",
+        {
+            "TT_PUBLISHER_ZMQ_CONNECT": sidecar.zmq_address,
+            "TT_PUBLISHER_SIDECAR_URL": sidecar.url,
+            "TT_PUBLISHER_UI_PORT": str(port),
+            "TT_PUBLISHER_SOURCE": "ui-test",
+        },
+        name="trading-ui",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(proc, f"{url}/_stcore/health")
+    except AssertionError:
+        proc.stop()
+        raise
+    return proc, url
+
+
+def stop_ui(proc: Proc) -> None:
+    code = proc.stop()
+    assert code == 0, f"trading-ui exited {code} on SIGTERM:\n{proc.log()}"
+
+
+def metric(page: Page, label: str) -> str:
+    return (
+        page.get_by_test_id("stMetric")
+        .filter(has_text=label)
+        .get_by_test_id("stMetricValue")
+        .inner_text()
+    )
+
+
+def log_rows(page: Page) -> list[list[str]]:
+    """The UI's event log as cells: [time, side, qty, status], newest first."""
+    rows = page.get_by_test_id("stTable").locator("tbody tr").all()
+    return [[cell.strip() for cell in row.locator("td").all_inner_texts()] for row in rows]
+
+
+def expect_no_exception(page: Page) -> None:
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def click(page: Page, name: str, rows_after: int) -> None:
+    """Click, then wait until the log shows the event (one rerun at a time, like a person)."""
+    page.get_by_role("button", name=name, exact=True).click()
+    wait_for(lambda: len(log_rows(page)) == rows_after, what=f"{rows_after} rows in the log")
+
+
+def test_buy_and_sell_reach_the_sidecar_and_the_log(
+    sidecar: Sidecar, page: Page, tmp_path: Path
+) -> None:
+    proc, url = start_ui(tmp_path, sidecar)
+    try:
+        page.goto(url)
+        expect(page.get_by_role("heading", name="Trading")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        qty = page.get_by_label("Quantity")
+        qty.fill("3")
+        qty.press("Enter")
+        expect(qty).to_have_value("3")
+        click(page, "Buy", rows_after=1)
+        click(page, "Sell", rows_after=2)
+
+        def counted() -> bool:
+            s = sidecar.scrape()
+            return (
+                value(s, names.TRADES, side="buy") == 1 and value(s, names.TRADES, side="sell") == 1
+            )
+
+        wait_for(counted, what="one buy and one sell in the sidecar")
+        s = sidecar.scrape()
+        assert value(s, names.VOLUME, side="buy") == 3
+        assert value(s, names.VOLUME, side="sell") == 3
+        assert value(s, names.LOST) == 0
+
+        (newest_ts, *newest), (oldest_ts, *oldest) = log_rows(page)
+        assert newest == ["sell", "3", "sent"]
+        assert oldest == ["buy", "3", "sent"]
+        assert newest_ts.endswith(" UTC") and oldest_ts.endswith(" UTC")
+
+        # The live panel shows the sidecar's totals and the client's own counts.
+        # (Polled as a whole: a refresh from between the two clicks shows buy but no sell.)
+        live = {"Buy trades": "1", "Buy volume": "3", "Sell trades": "1", "Sell volume": "3"}
+        wait_for(lambda: {k: metric(page, k) for k in live} == live, what=f"live panel {live}")
+        assert metric(page, "Sent") == "2" and metric(page, "Dropped") == "0"
+        expect(page.get_by_text("Last trade:")).not_to_contain_text("none yet")
+        expect(page.get_by_text("events may be dropped")).to_have_count(0)
+        expect_no_exception(page)
+        page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
+    finally:
+        stop_ui(proc)
+
+
+def test_warning_while_the_sidecar_is_away(page: Page, tmp_path: Path) -> None:
+    absent = Sidecar(zmq_port=free_port(), http_port=free_port())
+    proc, url = start_ui(tmp_path, absent)
+    try:
+        page.goto(url)
+        warning = page.get_by_text("events may be dropped")
+        expect(warning).to_be_visible(timeout=UI_TIMEOUT_MS)
+        expect_no_exception(page)
+        assert metric(page, "Buy trades") == "—"
+
+        absent.start(tmp_path)  # same ports the UI was told about
+        expect(warning).to_have_count(0, timeout=UI_TIMEOUT_MS)
+        wait_for(lambda: metric(page, "ZMQ link") == "connected", what="ZMQ handshake")
+        click(page, "Buy", rows_after=1)
+        wait_for(
+            lambda: value(absent.scrape(), names.TRADES, side="buy") == 1,
+            what="the click counted by the sidecar",
+        )
+        assert value(absent.scrape(), names.VOLUME, side="buy") == 1
+        wait_for(lambda: metric(page, "Buy trades") == "1", what="live buy count")
+
+        assert absent.stop() == 0
+        expect(warning).to_be_visible(timeout=UI_TIMEOUT_MS)
+        expect_no_exception(page)
+    finally:
+        if absent.proc is not None:
+            absent.stop()
+        stop_ui(proc)
