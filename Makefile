@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: help uv sync system-deps run test lint env-setup clean
+.PHONY: help uv sync system-deps run test lint infra-up infra-down env-setup clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,15 @@ lint: sync ## ruff + mypy (strict)
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
 	@$(RUN) mypy services tests scripts
+
+infra-up: ## optional, needs Docker: Prometheus + Grafana with the dashboards provisioned
+	@command -v docker >/dev/null 2>&1 || { echo "infra-up needs docker with the compose plugin"; exit 1; }
+	docker compose -f docker-compose.infra.yml up -d
+	@echo "Grafana http://127.0.0.1:3000  Prometheus http://127.0.0.1:9091"
+	@echo "The containers scrape the host's sidecar: start it with TT_SIDECAR_HTTP_HOST=0.0.0.0 make run"
+
+infra-down: ## stop the optional Docker Prometheus + Grafana
+	docker compose -f docker-compose.infra.yml down
 
 env-setup: ## copy .env.sample to .env (optional: everything works without it)
 	@if [ -f .env ]; then echo ".env exists, leaving it"; else cp .env.sample .env && echo "wrote .env"; fi

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from prometheus_local import start_prometheus, wait_ready, write_config  # noqa: E402
-from telemetry_contract.settings_source import load_settings  # noqa: E402
-from telemetry_contract.transport import DEFAULT_PROMETHEUS_PORT  # noqa: E402
-from trading_publisher import settings as publisher_settings  # noqa: E402
-from trading_sidecar import settings as sidecar_settings  # noqa: E402
+# Run as `python scripts/run_local.py`, so this folder is on sys.path already.
+from prometheus_local import start_prometheus, wait_ready, write_config
+from telemetry_contract.settings_source import load_settings
+from telemetry_contract.transport import DEFAULT_PROMETHEUS_PORT
+from trading_publisher import settings as publisher_settings
+from trading_sidecar import settings as sidecar_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -87,7 +86,9 @@ def main() -> int:
     sidecar = sidecar_settings.load()
     publisher = publisher_settings.load()
     prom_port = load_settings(_PromSettings, "TT_PROMETHEUS_").port
-    sidecar_url = f"http://{sidecar.http_host}:{sidecar.http_port}"
+    # A listen-on-everything host is not an address to connect to; loopback reaches it.
+    local_host = "127.0.0.1" if sidecar.http_host in ("0.0.0.0", "::", "") else sidecar.http_host
+    sidecar_url = f"http://{local_host}:{sidecar.http_port}"
     ui_url = f"http://{publisher.ui_host}:{publisher.ui_port}"
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     urls = [
@@ -109,7 +110,7 @@ def main() -> int:
         if shutil.which("prometheus"):
             config = write_config(
                 PROMETHEUS_TEMPLATE, workdir / "prometheus.yml",
-                target=f"{sidecar.http_host}:{sidecar.http_port}",
+                target=f"{local_host}:{sidecar.http_port}",
             )  # fmt: skip
             log_path = workdir / "prometheus.log"
             child = start_prometheus(config, prom_port, workdir / "data", log_path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,15 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 import zmq
+from prometheus_local import (
+    COMPOSE_CONFIG,
+    COMPOSE_TARGET,
+    TEMPLATE,
+    render,
+    start_prometheus,
+    wait_ready,
+    write_config,
+)
 from support import (
     ROOT,
     Proc,
@@ -36,17 +44,6 @@ from telemetry_contract import metric_names as names
 from telemetry_contract.codec import encode_trade
 from telemetry_contract.errors import Reason
 from trading_publisher.client import Publisher
-
-sys.path.insert(0, str(ROOT / "scripts"))
-from prometheus_local import (  # noqa: E402
-    COMPOSE_CONFIG,
-    COMPOSE_TARGET,
-    TEMPLATE,
-    render,
-    start_prometheus,
-    wait_ready,
-    write_config,
-)
 
 DASHBOARD = ROOT / "dashboards" / "trading-telemetry.json"
 JOB = "trading-sidecar"

@@ -1,0 +1,99 @@
+"""`make run` as a user runs it: the whole loop comes up, a trade flows, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from urllib.parse import quote
+
+import httpx2 as httpx
+import pytest
+from support import ROOT, free_port, wait_for
+from trading_publisher.client import Publisher
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.prometheus
+def test_make_run_starts_everything_and_ctrl_c_stops_everything() -> None:
+    zmq_port, http_port, ui_port, prom_port = (free_port() for _ in range(4))
+    env = {
+        **os.environ,
+        "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{zmq_port}",
+        "TT_SIDECAR_HTTP_PORT": str(http_port),
+        "TT_PUBLISHER_ZMQ_CONNECT": f"tcp://127.0.0.1:{zmq_port}",
+        "TT_PUBLISHER_SIDECAR_URL": f"http://127.0.0.1:{http_port}",
+        "TT_PUBLISHER_UI_PORT": str(ui_port),
+        "TT_PROMETHEUS_PORT": str(prom_port),
+    }
+    # Own session: Ctrl-C in a terminal signals the whole foreground process group.
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    assert make.stdout is not None
+    stdout = make.stdout
+    reader = threading.Thread(
+        target=lambda: lines.extend(line.decode(errors="replace") for line in stdout), daemon=True
+    )
+    reader.start()
+    try:
+        wait_for(
+            lambda: any("Ctrl-C stops everything" in line for line in lines) or make.poll(),
+            timeout=120,
+            interval=0.2,
+            what="make run to print its URLs",
+        )
+        output = "".join(lines)
+        assert make.poll() is None, output
+        for port in (http_port, ui_port, prom_port):
+            assert f":{port}" in output, (port, output)
+
+        assert httpx.get(f"http://127.0.0.1:{http_port}/healthz").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{ui_port}/_stcore/health").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{prom_port}/-/ready").status_code == 200
+
+        with Publisher(f"tcp://127.0.0.1:{zmq_port}", source="make-run") as pub:
+            assert pub.trade("buy", 3.0)
+        query = f"http://127.0.0.1:{prom_port}/api/v1/query?query=" + quote(
+            'sum(volume_total{side="buy"})'
+        )
+
+        def prometheus_sees_the_trade() -> bool:
+            result = httpx.get(query).json()["data"]["result"]
+            return bool(result) and float(result[0]["value"][1]) == 3.0
+
+        wait_for(prometheus_sees_the_trade, timeout=30, what="the trade in Prometheus")
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGINT)
+        try:
+            make.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(make.pid, signal.SIGKILL)
+            raise
+        reader.join(5)
+        stdout.close()
+    output = "".join(lines)
+    assert "stopping" in output, output
+    assert "Traceback" not in output, output
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(
+        _port_open(p) for p in (http_port, ui_port, prom_port)
+    ):
+        time.sleep(0.2)
+    still_open = [p for p in (http_port, ui_port, prom_port) if _port_open(p)]
+    assert not still_open, f"left running on {still_open}:\n{output}"
