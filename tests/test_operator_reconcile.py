@@ -1,0 +1,435 @@
+"""reconcile.start / reconcile.finish against an in-memory cluster: every branch, retries too.
+
+The Kubernetes API is the one thing faked (there is no API server here). The fake keeps
+objects as the API would (409 on a second create, 404 for what is missing, merge-patched
+status) and can be told to fail a call; every call it sees must be one the chart's Role
+grants (``trading_operator.rbac``).
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import pytest
+import urllib3
+from kubernetes.client import ApiException
+from telemetry_contract import BenchmarkResult, encode
+from trading_operator import reconcile
+from trading_operator.job import job_name, owner_of
+from trading_operator.rbac import CLUSTER_CALLS, RBAC_RULES
+from trading_operator.resource import API_VERSION, KIND
+from trading_operator.settings import OperatorSettings
+from trading_operator.status import FAILED, RUNNING, SUCCEEDED
+
+Obj = dict[str, Any]
+NS = "trading"
+SETTINGS = OperatorSettings(instance="demo", default_service="demo-zmq", zmq_port=5555)
+
+RESULT = BenchmarkResult(
+    run_id="lb", mode="burst", variant="client", events=1000, sent=1000, dropped=0,
+    received=1000, lost=0, elapsed_s=0.01, rate=100_000.0, target_rate=0.0, p50_us=1.5,
+    p90_us=2.0, p99_us=4.0, p999_us=9.0, max_us=20.0, started_at=1.76e9,
+    finished_at=1.76e9 + 0.5,
+)  # fmt: skip
+
+
+def api_error(status: int, reason: str = "", body: str = "") -> ApiException:
+    return ApiException(status=status, reason=reason or f"HTTP {status}", body=body or None)
+
+
+@dataclass
+class FakeCluster:
+    """An API server's behaviour for the calls the operator makes, kept in dicts."""
+
+    services: dict[str, Obj] = field(default_factory=dict)
+    jobs: dict[str, Obj] = field(default_factory=dict)
+    pods: list[Obj] = field(default_factory=list)
+    benchmarks: dict[str, Obj] = field(default_factory=dict)
+    events: list[tuple[str, str, str, str]] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    #: method name → exceptions to raise on its next calls, in order.
+    failures: dict[str, list[BaseException]] = field(default_factory=dict)
+
+    def _call(self, method: str) -> None:
+        self.calls.append(method)
+        pending = self.failures.get(method)
+        if pending:
+            raise pending.pop(0)
+
+    def read_service(self, namespace: str, name: str) -> Obj:
+        self._call("read_service")
+        if name not in self.services:
+            raise api_error(404, "Not Found")
+        return copy.deepcopy(self.services[name])
+
+    def create_job(self, namespace: str, job: Obj) -> Obj:
+        self._call("create_job")
+        name = job["metadata"]["name"]
+        if name in self.jobs:
+            raise api_error(409, "Conflict", f'jobs.batch "{name}" already exists')
+        stored = copy.deepcopy(job)
+        uid = str(uuid.uuid4())
+        stored["metadata"]["uid"] = uid
+        stored["spec"]["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+        self.jobs[name] = stored
+        return copy.deepcopy(stored)
+
+    def read_job(self, namespace: str, name: str) -> Obj:
+        self._call("read_job")
+        if name not in self.jobs:
+            raise api_error(404, "Not Found")
+        return copy.deepcopy(self.jobs[name])
+
+    def list_pods(self, namespace: str, selector: str) -> list[Obj]:
+        self._call("list_pods")
+        wanted = dict(part.split("=", 1) for part in selector.split(","))
+        return [
+            copy.deepcopy(p)
+            for p in self.pods
+            if wanted.items() <= p["metadata"].get("labels", {}).items()
+        ]
+
+    def read_benchmark(self, namespace: str, name: str) -> Obj:
+        self._call("read_benchmark")
+        if name not in self.benchmarks:
+            raise api_error(404, "Not Found")
+        return copy.deepcopy(self.benchmarks[name])
+
+    def patch_benchmark_status(self, namespace: str, name: str, status: Obj) -> None:
+        self._call("patch_benchmark_status")
+        if name not in self.benchmarks:
+            raise api_error(404, "Not Found")
+        self.benchmarks[name].setdefault("status", {}).update(copy.deepcopy(status))
+
+    def post_event(self, benchmark: Mapping[str, Any], kind: str, reason: str, text: str) -> None:
+        self._call("post_event")
+        self.events.append((benchmark["metadata"]["name"], kind, reason, text))
+
+    # --- what the Job controller and the kubelet would do --------------------------------
+
+    def finish_job(self, name: str, message: str | None, succeeded: bool = True) -> Obj:
+        job = self.jobs[name]
+        kind, reason = ("Complete", "") if succeeded else ("Failed", "DeadlineExceeded")
+        job["status"] = {
+            "startTime": "2025-11-24T16:00:00Z",
+            "conditions": [
+                {"type": kind, "status": "True", "reason": reason, "message": reason},
+            ],
+        }
+        terminated: Obj = {"exitCode": 0 if succeeded else 1}
+        if message is not None:
+            terminated["message"] = message
+        self.pods.append(
+            {
+                "metadata": {
+                    "name": f"{name}-x1",
+                    "labels": dict(job["spec"]["selector"]["matchLabels"]),
+                    "creationTimestamp": "2025-11-24T16:00:01Z",
+                },
+                "status": {
+                    "phase": "Succeeded" if succeeded else "Failed",
+                    "containerStatuses": [
+                        {"name": "benchmark", "state": {"terminated": terminated}}
+                    ],
+                },
+            }
+        )
+        return copy.deepcopy(job)
+
+
+def zmq_service(name: str = "demo-zmq", port: int = 5555) -> Obj:
+    return {"metadata": {"name": name}, "spec": {"ports": [{"name": "zmq", "port": port}]}}
+
+
+def benchmark(name: str = "lb", uid: str = "uid-lb", **spec: Any) -> Obj:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": NS, "uid": uid},
+        "spec": {"mode": "burst", **spec},
+    }
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeCluster]:
+    fake = FakeCluster(services={"demo-zmq": zmq_service()})
+    yield fake
+    # Least privilege: every call the reconciler made is one the Role grants.
+    used = {CLUSTER_CALLS[method] for method in fake.calls}
+    assert used <= RBAC_RULES
+
+
+def store(cluster: FakeCluster, cr: Obj) -> Obj:
+    cluster.benchmarks[cr["metadata"]["name"]] = copy.deepcopy(cr)
+    return cr
+
+
+def current(cluster: FakeCluster, name: str = "lb") -> Obj:
+    return copy.deepcopy(cluster.benchmarks[name])
+
+
+def no_sleep(_: float) -> None:
+    return None
+
+
+# --- start ------------------------------------------------------------------------------
+
+
+def test_start_creates_one_owned_job_and_records_running(cluster: FakeCluster) -> None:
+    cr = store(cluster, benchmark())
+    assert reconcile.start(cluster, cr, SETTINGS, retry=0) == RUNNING
+    (job,) = cluster.jobs.values()
+    assert job["metadata"]["name"] == "lb-bench"
+    assert owner_of(job) == ("lb", "uid-lb")
+    assert "tcp://demo-zmq:5555" in job["spec"]["template"]["spec"]["containers"][0]["args"]
+    status = current(cluster)["status"]
+    assert (status["state"], status["job"], status["runId"]) == (RUNNING, "lb-bench", "lb")
+    assert cluster.events == [
+        ("lb", "Normal", "JobCreated", "benchmark Job lb-bench created (burst)")
+    ]
+    # Running is recorded before the Job exists, so a fast Job cannot be overwritten by it.
+    assert cluster.calls.index("patch_benchmark_status") < cluster.calls.index("create_job")
+
+
+def test_a_retried_start_never_creates_a_second_job(cluster: FakeCluster) -> None:
+    store(cluster, benchmark())
+    reconcile.start(cluster, current(cluster), SETTINGS, retry=0)
+    cluster.calls.clear()
+    # kopf calls again (e.g. its progress annotation was lost) with the stored object.
+    assert reconcile.start(cluster, current(cluster), SETTINGS, retry=1) == RUNNING
+    assert len(cluster.jobs) == 1
+    assert cluster.calls == ["read_service", "create_job", "read_job"]  # 409, then owner check
+    assert len(cluster.events) == 1
+
+
+def test_job_of_a_deleted_namesake_is_waited_for_not_adopted(cluster: FakeCluster) -> None:
+    store(cluster, benchmark(uid="old"))
+    reconcile.start(cluster, current(cluster), SETTINGS, retry=0)
+    cluster.benchmarks.clear()
+    cr = store(cluster, benchmark(uid="new"))
+    with pytest.raises(kopf.TemporaryError, match="belongs to another owner"):
+        reconcile.start(cluster, cr, SETTINGS, retry=0)
+    assert owner_of(cluster.jobs["lb-bench"]) == ("lb", "old")
+
+
+def test_unknown_service_ends_failed_without_a_job(cluster: FakeCluster) -> None:
+    cr = store(cluster, benchmark(service="nope"))
+    assert reconcile.start(cluster, cr, SETTINGS, retry=0) == FAILED
+    status = current(cluster)["status"]
+    assert status["state"] == FAILED
+    assert status["reason"] == "ServiceNotFound"
+    assert "Service trading/nope does not exist" in status["message"]
+    assert cluster.jobs == {}
+    assert cluster.events == [
+        ("lb", "Warning", "BenchmarkFailed", f"ServiceNotFound: {status['message']}")
+    ]
+    # Terminal: kopf calling again (resume after a restart) does nothing at all.
+    cluster.calls.clear()
+    assert reconcile.start(cluster, current(cluster), SETTINGS, retry=0) == FAILED
+    assert cluster.calls == []
+
+
+def test_service_without_the_zmq_port_ends_failed(cluster: FakeCluster) -> None:
+    cluster.services["metrics"] = zmq_service("metrics", 8001)
+    cr = store(cluster, benchmark(service="metrics"))
+    assert reconcile.start(cluster, cr, SETTINGS, retry=0) == FAILED
+    status = current(cluster)["status"]
+    assert status["reason"] == "ServicePortNotFound"
+    assert status["message"] == "Service metrics does not expose port 5555 (ports: 8001)"
+    assert cluster.jobs == {}
+
+
+def test_spec_that_cannot_run_ends_failed(cluster: FakeCluster) -> None:
+    cr = store(cluster, benchmark(mode="sustained", duration=900, timeoutSeconds=600))
+    assert reconcile.start(cluster, cr, SETTINGS, retry=0) == FAILED
+    status = current(cluster)["status"]
+    assert status["reason"] == "InvalidSpec"
+    assert "timeoutSeconds (600)" in status["message"]
+    assert "read_service" not in cluster.calls
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        api_error(500, "Internal Server Error"),
+        api_error(403, "Forbidden"),
+        urllib3.exceptions.ProtocolError("Connection aborted"),
+        ConnectionRefusedError(111, "Connection refused"),
+    ],
+    ids=["500", "403", "aborted", "refused"],
+)
+def test_api_trouble_is_retried_with_backoff(cluster: FakeCluster, error: Exception) -> None:
+    cr = store(cluster, benchmark())
+    cluster.failures["read_service"] = [error]
+    with pytest.raises(kopf.TemporaryError) as caught:
+        reconcile.start(cluster, cr, SETTINGS, retry=2)
+    assert caught.value.delay == reconcile.retry_delay(2) == 20.0
+    assert "status" not in current(cluster)
+    # The next attempt goes through.
+    assert reconcile.start(cluster, cr, SETTINGS, retry=3) == RUNNING
+    assert len(cluster.jobs) == 1
+
+
+def test_retry_delays_grow_then_give_up() -> None:
+    delays = [reconcile.retry_delay(n) for n in range(reconcile.MAX_START_RETRIES + 1)]
+    assert delays[:3] == [5.0, 10.0, 20.0]
+    assert all(0 < d <= 300 for d in delays[:-1] if d is not None)
+    assert delays[-1] is None
+
+
+def test_api_trouble_that_persists_ends_failed(cluster: FakeCluster) -> None:
+    cr = store(cluster, benchmark())
+    cluster.failures["create_job"] = [api_error(503, "Service Unavailable")]
+    assert reconcile.start(cluster, cr, SETTINGS, retry=reconcile.MAX_START_RETRIES) == FAILED
+    status = current(cluster)["status"]
+    assert status["reason"] == "ApiError"
+    assert "creating Job lb-bench failed 9 times: HTTP 503 Service Unavailable" in status["message"]
+
+
+def test_job_the_api_refuses_ends_failed_with_the_apis_words(cluster: FakeCluster) -> None:
+    cr = store(cluster, benchmark())
+    refusal = 'Job.batch "lb-bench" is invalid: spec.template.spec.containers[0].image: Required'
+    cluster.failures["create_job"] = [api_error(422, "Unprocessable Entity", refusal)]
+    assert reconcile.start(cluster, cr, SETTINGS, retry=0) == FAILED
+    status = current(cluster)["status"]
+    assert status["reason"] == "JobRejected"
+    assert refusal in status["message"]
+
+
+def test_failure_to_read_the_existing_job_is_retried(cluster: FakeCluster) -> None:
+    store(cluster, benchmark())
+    reconcile.start(cluster, current(cluster), SETTINGS, retry=0)
+    cluster.failures["read_job"] = [api_error(500)]
+    with pytest.raises(kopf.TemporaryError, match="reading Job lb-bench"):
+        reconcile.start(cluster, current(cluster), SETTINGS, retry=0)
+
+
+def test_failure_that_cannot_be_recorded_is_retried(cluster: FakeCluster) -> None:
+    cr = store(cluster, benchmark(service="nope"))
+    cluster.failures["patch_benchmark_status"] = [api_error(500)]
+    with pytest.raises(kopf.TemporaryError, match="cannot record failure ServiceNotFound"):
+        reconcile.start(cluster, cr, SETTINGS, retry=0)
+    assert cluster.events == []  # no Event for a failure the status does not show yet
+    assert reconcile.start(cluster, cr, SETTINGS, retry=1) == FAILED
+
+
+def test_kopf_style_retry_loop_ends_with_exactly_one_job(cluster: FakeCluster) -> None:
+    """Failures at every step, retried the way kopf would, still make one Job."""
+    store(cluster, benchmark())
+    cluster.failures = {
+        "read_service": [api_error(500)],
+        "patch_benchmark_status": [api_error(500)],
+        "create_job": [api_error(504)],
+    }
+    retry = 0
+    while True:
+        try:
+            state = reconcile.start(cluster, current(cluster), SETTINGS, retry=retry)
+            break
+        except kopf.TemporaryError:
+            retry += 1
+    assert (state, retry) == (RUNNING, 3)
+    assert list(cluster.jobs) == ["lb-bench"]
+
+
+# --- finish -----------------------------------------------------------------------------
+
+
+def started(cluster: FakeCluster, **spec: Any) -> str:
+    store(cluster, benchmark(**spec))
+    reconcile.start(cluster, current(cluster), SETTINGS, retry=0)
+    cluster.events.clear()
+    return job_name("lb")
+
+
+def test_finished_job_reports_its_result_once(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    job = cluster.finish_job(name, encode(RESULT).decode())
+    assert reconcile.finish(cluster, job, sleep=no_sleep) == SUCCEEDED
+    status = current(cluster)["status"]
+    assert status["state"] == SUCCEEDED
+    assert status["job"] == name
+    assert (status["p50Us"], status["p99Us"], status["p999Us"]) == (1.5, 4.0, 9.0)
+    assert (status["achievedRate"], status["dropped"], status["lost"]) == (100_000.0, 0, 0)
+    ((_, kind, reason, text),) = cluster.events
+    assert (kind, reason) == ("Normal", "BenchmarkSucceeded")
+    assert "p99 4.0µs" in text
+    # The same event replayed (relist, restart) changes nothing and posts nothing.
+    assert reconcile.finish(cluster, job, sleep=no_sleep) is None
+    assert len(cluster.events) == 1
+
+
+def test_failed_job_reports_failed_with_the_reason(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    job = cluster.finish_job(name, "Traceback ...\nConnectionError: sidecar", succeeded=False)
+    assert reconcile.finish(cluster, job, sleep=no_sleep) == FAILED
+    status = current(cluster)["status"]
+    assert (status["state"], status["reason"]) == (FAILED, "DeadlineExceeded")
+    assert status["message"].endswith("ConnectionError: sidecar")
+    assert cluster.events[0][1:3] == ("Warning", "BenchmarkFailed")
+
+
+def test_running_or_foreign_jobs_are_left_alone(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    cluster.calls.clear()
+    assert reconcile.finish(cluster, cluster.jobs[name], sleep=no_sleep) is None
+    foreign = cluster.finish_job(name, encode(RESULT).decode())
+    foreign["metadata"]["ownerReferences"] = []
+    assert reconcile.finish(cluster, foreign, sleep=no_sleep) is None
+    assert cluster.calls == []
+
+
+def test_job_of_a_deleted_or_replaced_benchmark_is_ignored(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    job = cluster.finish_job(name, encode(RESULT).decode())
+    cluster.benchmarks["lb"]["metadata"]["uid"] = "a-newer-namesake"
+    assert reconcile.finish(cluster, job, sleep=no_sleep) is None
+    assert current(cluster)["status"]["state"] == RUNNING
+    del cluster.benchmarks["lb"]
+    assert reconcile.finish(cluster, job, sleep=no_sleep) is None
+    assert cluster.events == []
+
+
+def test_transient_errors_while_reporting_are_retried_in_place(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    job = cluster.finish_job(name, encode(RESULT).decode())
+    cluster.failures["list_pods"] = [api_error(500), urllib3.exceptions.ProtocolError("reset")]
+    slept: list[float] = []
+    assert reconcile.finish(cluster, job, sleep=slept.append) == SUCCEEDED
+    assert slept == [1.0, 2.0]
+
+
+def test_reporting_gives_up_loudly_after_its_attempts(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    job = cluster.finish_job(name, encode(RESULT).decode())
+    cluster.failures["read_benchmark"] = [api_error(500)] * reconcile.FINISH_ATTEMPTS
+    slept: list[float] = []
+    with pytest.raises(ApiException):
+        reconcile.finish(cluster, job, sleep=slept.append)
+    assert len(slept) == reconcile.FINISH_ATTEMPTS - 1
+    assert current(cluster)["status"]["state"] == RUNNING
+
+
+def test_benchmark_deleted_while_reporting(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    job = cluster.finish_job(name, encode(RESULT).decode())
+    cluster.failures["patch_benchmark_status"] = [api_error(404, "Not Found")]
+    assert reconcile.finish(cluster, job, sleep=no_sleep) is None
+    assert cluster.events == []
+
+
+def test_completed_job_without_result_is_failed(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    job = cluster.finish_job(name, None)
+    assert reconcile.finish(cluster, job, sleep=no_sleep) == FAILED
+    assert current(cluster)["status"]["reason"] == "NoResult"
+
+
+def test_every_cluster_method_has_a_permission() -> None:
+    methods = {name for name in vars(FakeCluster) if not name.startswith("_")} - {"finish_job"}
+    assert methods == set(CLUSTER_CALLS)
