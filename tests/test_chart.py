@@ -786,6 +786,17 @@ def test_chart_dashboards_are_a_link_to_the_repository_dashboards() -> None:
     assert link.resolve() == DASHBOARDS_DIR.resolve()
 
 
+def test_a_packaged_chart_carries_the_dashboards(tmp_path: Path) -> None:
+    """`helm package` follows the link too, so a chart pushed to a repository is complete."""
+    archive = Path(helm_python.package(CHART_DIR, destination=tmp_path))
+    with helm_python.Chart.load_archive(archive.read_bytes()) as packaged:
+        files = {f["name"]: f["data"] for f in packaged.files}
+        rendered = render(packaged)
+    for name, content in dashboard_files().items():
+        assert files[f"dashboards/{name}"].encode("utf-8") == content
+    assert len(dashboard_configmaps(rendered)) == len(dashboard_files())
+
+
 def test_dashboard_configmaps_are_byte_identical_to_dashboards_dir(default: Rendered) -> None:
     files = dashboard_files()
     assert "trading-telemetry.json" in files
