@@ -194,6 +194,15 @@ def test_publisher_image_carries_the_ui_and_the_benchmark() -> None:
     assert cmd(sidecar.final) == ["trading-sidecar"]
 
 
+def test_image_commands_are_the_scripts_make_run_starts() -> None:
+    """`make run` (scripts/run_local.py) and the containers start the same programs."""
+    started = set(
+        re.findall(r'BIN / "(trading-[\w-]+)"', (ROOT / "scripts" / "run_local.py").read_text())
+    )
+    commands = {cmd(parse_dockerfile(path).final)[0] for path in DOCKERFILES.values()}
+    assert commands == started
+
+
 @pytest.fixture(scope="module")
 def everything() -> Rendered:
     with helm_python.Chart.load(CHART_DIR) as chart:
