@@ -523,7 +523,7 @@ def test_servicemonitor_selects_the_metrics_service_and_an_existing_port(
     for endpoint in monitor["spec"]["endpoints"]:
         assert endpoint["port"] in port_names
         assert endpoint["path"] == "/metrics"
-        assert endpoint["interval"] == "5s"
+        assert endpoint["interval"] == "1s"  # the product scrapes every second
     # kube-prometheus-stack's default serviceMonitorSelector is release=<its release name>.
     assert monitor["metadata"]["labels"]["release"] == "monitoring"
 
