@@ -29,7 +29,7 @@ from telemetry_contract.transport import (
     DEFAULT_LINGER_MS,
     DEFAULT_SNDHWM,
     DEFAULT_ZMQ_ADDRESS,
-    push_socket,
+    monitored_push_socket,
 )
 
 _NOBLOCK = zmq.NOBLOCK
@@ -66,9 +66,11 @@ class Publisher:
         self._encode = TradeEncoder(self.source)
         self._own_context = context is None
         self._context = context if context is not None else zmq.Context()
-        self._socket = push_socket(self._context, address, sndhwm=sndhwm, linger_ms=linger_ms)
+        self._socket, monitor = monitored_push_socket(
+            self._context, address, _PEER_EVENTS, sndhwm=sndhwm, linger_ms=linger_ms
+        )
+        self._monitor: zmq.Socket[bytes] | None = monitor
         self._send = self._socket.send
-        self._monitor: zmq.Socket[bytes] | None = self._socket.get_monitor_socket(_PEER_EVENTS)
         self._peer_fds: set[int] = set()
         self._seq = 0
         #: Events handed to ZeroMQ (queued or already on the wire).
