@@ -17,8 +17,6 @@ import dataclasses
 import json
 import logging
 import math
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -30,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telemetry_contract.events import SIDES
+from telemetry_contract.graceful_exit import exit_zero_on_signals
 
 from trading_publisher import settings as settings_mod
 from trading_publisher.client import Publisher
@@ -167,11 +166,6 @@ def create_app(settings: PublisherSettings, publisher: Publisher | None = None) 
     )
 
 
-def _exit_cleanly(signum: int, frame: object) -> None:
-    # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exit 0.
-    sys.exit(0)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     defaults = settings_mod.load()
     parser = argparse.ArgumentParser(
@@ -187,8 +181,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         defaults, zmq_connect=args.zmq_connect, http_host=args.http_host, http_port=args.http_port
     )
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    signal.signal(signal.SIGINT, _exit_cleanly)
+    exit_zero_on_signals()
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,

@@ -21,6 +21,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from telemetry_contract.graceful_exit import exit_zero_on_signals
+
 from trading_publisher import settings as settings_mod
 
 UI_SCRIPT = Path(__file__).with_name("ui.py")
@@ -51,10 +53,6 @@ def streamlit_args(
     ]
 
 
-def _exit_cleanly(signum: int, frame: object) -> None:
-    sys.exit(0)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     extra = list(sys.argv[1:] if argv is None else argv)
     if any(arg in ("-h", "--help") for arg in extra):
@@ -68,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = settings_mod.load()
     # Until Streamlit installs its own handler (once the server is up), a SIGTERM
     # during start-up should still be a clean stop, not a kill by signal.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
+    exit_zero_on_signals(signal.SIGTERM)
 
     from streamlit.web import cli  # heavy import: after argument handling
 

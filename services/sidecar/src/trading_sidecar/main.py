@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import sys
 from collections.abc import Sequence
 
 import uvicorn
+from telemetry_contract.graceful_exit import exit_zero_on_signals
 
 from trading_sidecar import settings as settings_mod
 from trading_sidecar.app import create_app
-
-
-def _exit_cleanly(signum: int, frame: object) -> None:
-    sys.exit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -48,8 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    signal.signal(signal.SIGINT, _exit_cleanly)
+    exit_zero_on_signals()
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,
