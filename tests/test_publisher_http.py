@@ -180,7 +180,7 @@ def test_main_exits_zero_on_sigterm(tmp_path: Path) -> None:
 def test_non_ui_modules_do_not_import_streamlit() -> None:
     """Trading hosts import the client (and may run the endpoint) without Streamlit."""
     code = (
-        "import sys, trading_publisher.client, trading_publisher.http, "
+        "import sys, trading_publisher.client, trading_publisher.trade_api, "
         "trading_publisher.sidecar_status, trading_publisher.ui_launcher; "
         "sys.exit('streamlit' in sys.modules)"
     )
