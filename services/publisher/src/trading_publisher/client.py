@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import socket as _socket
-import time
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -64,6 +63,7 @@ class Publisher:
         self.address = address
         self.source = source or default_source()
         self._encode = TradeEncoder(self.source)
+        self._encode_now = self._encode.now
         self._own_context = context is None
         self._context = context if context is not None else zmq.Context()
         self._socket, monitor = monitored_push_socket(
@@ -82,10 +82,14 @@ class Publisher:
         """Emit one trade; ``False`` means it was dropped (see :attr:`dropped`).
 
         Raises ``ValueError`` only for a bad ``side``/``qty``/``ts``: that is a bug in
-        the caller, not a transport condition.
+        the caller, not a transport condition. Without ``ts`` the encoder stamps the
+        event itself (its quick route); see docs/benchmark.md for what this costs.
         """
         seq = self._seq
-        frame = self._encode(side, qty, time.time() if ts is None else ts, seq)
+        if ts is None:
+            frame = self._encode_now(side, qty, seq)
+        else:
+            frame = self._encode(side, qty, ts, seq)
         self._seq = seq + 1
         try:
             self._send(frame, _NOBLOCK)

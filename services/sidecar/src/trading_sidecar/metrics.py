@@ -51,17 +51,29 @@ class TradeMetrics:
 
     def record_trade(self, event: TradeEvent, received_at: float) -> None:
         """Count one valid trade that arrived at ``received_at`` (epoch seconds)."""
-        side = event.side
+        self.record(event.side, event.qty, event.ts, event.src, event.seq, received_at)
+
+    def record(
+        self,
+        side: str,
+        qty: float,
+        ts: float,
+        src: str | None,
+        seq: int | None,
+        received_at: float,
+    ) -> None:
+        """:meth:`record_trade` on the fields alone: the receiver's fast path has no
+        TradeEvent to hand over, and building one would cost more than counting it."""
         self.trades[side] += 1
-        self.volume[side] += event.qty
-        self.last_trade_ts = event.ts
-        latency = received_at - event.ts
+        self.volume[side] += qty
+        self.last_trade_ts = ts
+        latency = received_at - ts
         if latency < 0.0:  # clocks of two hosts disagree; count it as "instant"
             latency = 0.0
         self.latency_counts[bisect_left(self.latency_bounds, latency)] += 1
         self.latency_sum += latency
-        if event.seq is not None and event.src is not None:
-            self._track_seq(event.src, event.seq)
+        if seq is not None and src is not None:
+            self._track_seq(src, seq)
 
     def _track_seq(self, src: str, seq: int) -> None:
         last = self._last_seq.get(src)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 import zmq
-from telemetry_contract.codec import decode
+from telemetry_contract.codec import decode, decode_canonical_trade
 from telemetry_contract.errors import InvalidMessage, Reason
 from telemetry_contract.events import BenchmarkResult, TradeEvent
 from telemetry_contract.transport import DEFAULT_RCVHWM, pull_socket
@@ -115,23 +115,33 @@ def drain(
 
     A module function rather than a method so the benchmark's ``ingest`` mode times
     exactly this code, the sidecar's real per-frame work, on a socket of its own.
+    Frames are received as ``zmq.Frame`` because its ``more`` flag is read from the
+    message itself, where ``getsockopt(RCVMORE)`` costs a socket-option call per frame
+    (measured: 0.6 µs against 0.4 µs). Frames in the encoder's own layout take the
+    codec's canonical fast path; every other frame goes through the full decoder.
     """
     recv = sock.recv
-    getsockopt = sock.getsockopt
-    record_trade = metrics.record_trade
+    canonical = decode_canonical_trade
+    record = metrics.record
     clock = time.time
     handled = 0
     while limit is None or handled < limit:
         try:
-            frame = recv(zmq.NOBLOCK)
+            message = recv(zmq.NOBLOCK, copy=False)
         except zmq.Again:
             break
         handled += 1
         metrics.received += 1
-        if getsockopt(zmq.RCVMORE):
-            while getsockopt(zmq.RCVMORE):
+        if message.more:
+            while sock.getsockopt(zmq.RCVMORE):
                 recv(zmq.NOBLOCK)
             reject(InvalidMessage(Reason.MULTIPART, "expected a single-part frame"))
+            continue
+        frame = message.bytes
+        fields = canonical(frame)
+        if fields is not None:
+            side, qty, ts, src, seq = fields
+            record(side, qty, ts, src, seq, clock())
             continue
         try:
             event = decode(frame)
@@ -139,7 +149,7 @@ def drain(
             reject(exc)
             continue
         if type(event) is TradeEvent:
-            record_trade(event, clock())
+            metrics.record_trade(event, clock())
         else:
             assert isinstance(event, BenchmarkResult)
             metrics.record_benchmark(event)
