@@ -287,19 +287,22 @@ def chart_role() -> frozenset[Permission]:
 
 
 def permission(seen: Seen) -> Permission | None:
-    """The RBAC permission a request needs; None for discovery (allowed to every user)."""
+    """The RBAC permission a request needs; None for discovery (allowed to every user).
+
+    Also cluster-scoped requests (e.g. listing namespaces) map to a permission, which the
+    namespaced Role cannot grant, so kopf trying one fails the test.
+    """
     parts = seen.path.strip("/").split("/")
-    if "namespaces" not in parts[:4] or parts[-1] == "namespaces":
-        if len(parts) <= 3:
-            return None  # /api, /apis, /api/v1, /apis/G/V
-        group = "" if parts[0] == "api" else parts[1]
-        return Permission(group, parts[-1], "watch" if seen.query.get("watch") else "list")
-    at = parts.index("namespaces")
-    group = "" if parts[0] == "api" else parts[1]
-    rest = parts[at + 2 :]
+    core = parts[0] == "api"
+    rest = parts[2 if core else 3 :]
+    if not rest:
+        return None  # /api, /api/v1, /apis, /apis/GROUP/VERSION
+    group = "" if core else parts[1]
+    if rest[0] == "namespaces" and len(rest) > 2:
+        rest = rest[2:]  # namespaces/NS/RESOURCE[/NAME[/SUB]]
     resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
     named = len(rest) > 1
-    listing = "watch" if seen.query.get("watch") else "list"
+    listing = "watch" if seen.query.get("watch") == "true" else "list"
     verbs = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
     verb = ("get" if named else listing) if seen.method == "GET" else verbs[seen.method]
     return Permission(group, resource, verb)
