@@ -212,9 +212,24 @@ def test_job_of_a_deleted_namesake_is_waited_for_not_adopted(cluster: FakeCluste
     reconcile.start(cluster, current(cluster), SETTINGS, retry=0)
     cluster.benchmarks.clear()
     cr = store(cluster, benchmark(uid="new"))
-    with pytest.raises(kopf.TemporaryError, match="belongs to another owner"):
+    with pytest.raises(kopf.TemporaryError, match="belongs to a deleted namesake"):
         reconcile.start(cluster, cr, SETTINGS, retry=0)
     assert owner_of(cluster.jobs["lb-bench"]) == ("lb", "old")
+    assert "status" not in current(cluster) or current(cluster)["status"]["state"] == RUNNING
+    # If the garbage collector never removes it, the wait ends as Failed.
+    retry = reconcile.MAX_START_RETRIES
+    assert reconcile.start(cluster, current(cluster), SETTINGS, retry=retry) == FAILED
+    assert current(cluster)["status"]["reason"] == "JobNameTaken"
+
+
+def test_a_job_someone_else_made_under_that_name_ends_failed(cluster: FakeCluster) -> None:
+    cluster.jobs["lb-bench"] = {"metadata": {"name": "lb-bench", "labels": {}}}
+    cr = store(cluster, benchmark())
+    assert reconcile.start(cluster, cr, SETTINGS, retry=0) == FAILED
+    status = current(cluster)["status"]
+    assert status["reason"] == "JobNameTaken"
+    assert "is not this LatencyBenchmark's" in status["message"]
+    assert cluster.jobs["lb-bench"] == {"metadata": {"name": "lb-bench", "labels": {}}}
 
 
 def test_unknown_service_ends_failed_without_a_job(cluster: FakeCluster) -> None:

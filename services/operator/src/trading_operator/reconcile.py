@@ -152,12 +152,24 @@ def start(
         except TRANSIENT as again:
             _trouble(cluster, benchmark, again, retry, f"reading Job {job_name}")
             return FAILED
-        if owner_of(existing) != (name, uid):
-            raise kopf.TemporaryError(
-                f"Job {job_name} exists but belongs to another owner; waiting for it to go",
-                delay=15,
-            ) from None
-        return RUNNING
+        holder = owner_of(existing)
+        if holder == (name, uid):
+            return RUNNING
+        if holder is None:
+            _fail(
+                cluster, benchmark, "JobNameTaken",
+                f"Job {job_name} exists and is not this LatencyBenchmark's; delete it or "
+                "rename the LatencyBenchmark",
+            )  # fmt: skip
+            return FAILED
+        # A deleted namesake's Job: the garbage collector removes it shortly.
+        delay = retry_delay(retry)
+        if delay is None:
+            _fail(cluster, benchmark, "JobNameTaken", f"Job {job_name} of a deleted namesake stays")
+            return FAILED
+        raise kopf.TemporaryError(
+            f"Job {job_name} belongs to a deleted namesake; waiting for it to go", delay=delay
+        ) from None
     cluster.post_event(
         benchmark, "Normal", "JobCreated", f"benchmark Job {job_name} created ({spec.mode})"
     )
