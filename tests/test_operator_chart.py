@@ -16,8 +16,7 @@ import pytest
 import yaml
 from support import ROOT
 from trading_operator.job import job_labels, render_job
-from trading_operator.rbac import RBAC_RULES, Permission, permissions_of, role_rules
-from trading_operator.resource import GROUP, PLURAL
+from trading_operator.rbac import RBAC_RULES, permissions_of, role_rules
 from trading_operator.settings import PREFIX, OperatorSettings, load
 from trading_operator.spec import parse_spec
 
@@ -25,16 +24,6 @@ CHART_DIR = ROOT / "charts" / "trading-telemetry"
 CRD_PATH = CHART_DIR / "crds" / "latencybenchmarks.yaml"
 RELEASE = "demo"
 NAMESPACE = "trading"
-
-#: Granted by the Role fixed in the cross-helper interfaces, used by no code path: the
-#: operator lists pods (never gets one) and reads LatencyBenchmarks through the main
-#: resource (never through /status). Kept here, named, so any other surplus fails.
-FIXED_BUT_UNUSED = frozenset(
-    {
-        Permission(GROUP, f"{PLURAL}/status", "get"),
-        Permission("", "pods", "get"),
-    }
-)
 
 Obj = dict[str, Any]
 
@@ -125,7 +114,7 @@ def test_role_grants_what_the_operator_uses_and_nothing_else(enabled: list[Obj])
     missing = RBAC_RULES - granted
     assert not missing, f"the operator would be forbidden: {sorted(missing)}"
     surplus = granted - RBAC_RULES
-    assert surplus == FIXED_BUT_UNUSED, f"granted but never used: {sorted(surplus)}"
+    assert not surplus, f"granted but never used: {sorted(surplus)}"
     # No wildcard and no cluster scope anywhere.
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"]
