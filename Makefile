@@ -39,8 +39,8 @@ test: sync system-deps ## the whole test suite, real processes and sockets
 	@$(RUN) pytest
 
 lint: sync ## ruff + mypy (strict)
-	@$(RUN) ruff check .
-	@$(RUN) ruff format --check .
+	@$(RUN) ruff check services tests scripts
+	@$(RUN) ruff format --check services tests scripts
 	@$(RUN) mypy services tests scripts
 
 infra-up: ## optional, needs Docker: Prometheus + Grafana with the dashboards provisioned

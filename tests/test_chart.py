@@ -716,6 +716,7 @@ def test_helm_test_pod_fetches_metrics_through_the_metrics_service(default: Rend
 
 # --- the operator, exactly as interfaces.md fixes it ---
 
+
 def test_operator_deployment_and_rbac_follow_the_interface(everything: Rendered) -> None:
     name = fullname(everything)
     operator_name = f"{name}-operator"
