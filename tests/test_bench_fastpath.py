@@ -135,3 +135,28 @@ def test_pacer_deadlines_come_from_the_start_not_the_previous_send() -> None:
 def test_target_verdicts() -> None:
     assert Target("a", 1.0, 1.5, "<=").met and not Target("a", 2.0, 1.5, "<=").met
     assert Target("b", 3.0, 3.0, ">=").met and not Target("b", 2.9, 3.0, ">=").met
+
+
+def test_batch_counting_equals_one_by_one_counting() -> None:
+    """TradeMetrics.record_canonical (the sidecar's batch path) vs record_trade."""
+    from telemetry_contract.codec import CANONICAL_TRADE_MATCH
+    from trading_sidecar.metrics import TradeMetrics
+
+    rng = random.Random(5)
+    batch, one_by_one = TradeMetrics(), TradeMetrics()
+    pending = []
+    now = 1_700_000_100.0
+    for i in range(500):
+        seq = i + (3 if i > 250 else 0)  # a gap of 3 in the middle
+        frame = encode_trade(rng.choice(["buy", "sell"]), rng.uniform(0, 100),
+                             now - rng.uniform(0, 0.01), "batch-src", seq)  # fmt: skip
+        matched = CANONICAL_TRADE_MATCH(frame)
+        assert matched is not None
+        pending.append(matched.groups())
+        event = decode(frame)
+        assert isinstance(event, TradeEvent)
+        one_by_one.record_trade(event, now)
+    batch.record_canonical(pending, now)
+    for name in ("trades", "volume", "last_trade_ts", "lost", "latency_counts", "latency_sum"):
+        assert getattr(batch, name) == pytest.approx(getattr(one_by_one, name)), name
+    assert batch.lost == 3

@@ -241,6 +241,14 @@ _CANONICAL_TRADE: Final = re.compile(
 ).fullmatch
 _SIDE_OF: Final[dict[bytes, Side]] = {b"buy": "buy", b"sell": "sell"}
 
+#: ``fullmatch`` of that layout, for a consumer that converts in bulk (the sidecar).
+#: Groups, all bytes: side (b"buy"/b"sell"), qty, ts, then src and seq (both None, or
+#: ASCII src and a decimal seq). A match means: valid, and ``float()``/``int()``/
+#: ``decode("ascii")`` of the groups give exactly what :func:`decode` would.
+CANONICAL_TRADE_MATCH: Final = _CANONICAL_TRADE
+#: The side names by their bytes, as matched above.
+SIDE_OF_BYTES: Final = _SIDE_OF
+
 #: (side, qty, ts, src, seq), what a TradeEvent holds, without building one.
 TradeFields = tuple[Side, float, float, str | None, int | None]
 

@@ -9,12 +9,14 @@ frame is either counted as a trade or counted under a reject reason.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import zmq
-from telemetry_contract.codec import decode, decode_canonical_trade
+from telemetry_contract.codec import CANONICAL_TRADE_MATCH, decode
 from telemetry_contract.errors import InvalidMessage, Reason
 from telemetry_contract.events import BenchmarkResult, TradeEvent
 from telemetry_contract.transport import DEFAULT_RCVHWM, pull_socket
@@ -105,6 +107,10 @@ class Receiver:
         self._rejects.rejected(exc)
 
 
+#: Canonical frames counted together at most; bounds how long a frame waits to be counted.
+COUNT_BATCH = 256
+
+
 def drain(
     sock: zmq.Socket[bytes],
     metrics: TradeMetrics,
@@ -117,31 +123,44 @@ def drain(
     exactly this code, the sidecar's real per-frame work, on a socket of its own.
     Frames are received as ``zmq.Frame`` because its ``more`` flag is read from the
     message itself, where ``getsockopt(RCVMORE)`` costs a socket-option call per frame
-    (measured: 0.6 µs against 0.4 µs). Frames in the encoder's own layout take the
-    codec's canonical fast path; every other frame goes through the full decoder.
+    (measured: 0.6 µs against 0.4 µs). Frames in the encoder's own layout are matched
+    by one regex and counted in batches of up to COUNT_BATCH
+    (:meth:`TradeMetrics.record_canonical`); any other frame first flushes the batch,
+    so the order of updates is the order of arrival, then goes through the full decoder.
     """
     recv = sock.recv
-    canonical = decode_canonical_trade
-    record = metrics.record
+    match = CANONICAL_TRADE_MATCH
     clock = time.time
-    handled = 0
-    while limit is None or handled < limit:
+    pending: list[tuple[bytes | Any, ...]] = []
+    add = pending.append
+    budget = sys.maxsize if limit is None else limit
+    handled = budget  # unless the queue runs dry first
+    room = COUNT_BATCH
+    for index in range(budget):
         try:
             message = recv(zmq.NOBLOCK, copy=False)
         except zmq.Again:
+            handled = index
             break
-        handled += 1
+        if not message.more:
+            frame = message.bytes
+            matched = match(frame)
+            if matched is not None:
+                add(matched.groups())
+                room -= 1
+                if not room:
+                    _flush(metrics, pending, clock())
+                    room = COUNT_BATCH
+                continue
+        # Anything else is counted in arrival order: the batch so far first.
+        if pending:
+            _flush(metrics, pending, clock())
+            room = COUNT_BATCH
         metrics.received += 1
         if message.more:
             while sock.getsockopt(zmq.RCVMORE):
                 recv(zmq.NOBLOCK)
             reject(InvalidMessage(Reason.MULTIPART, "expected a single-part frame"))
-            continue
-        frame = message.bytes
-        fields = canonical(frame)
-        if fields is not None:
-            side, qty, ts, src, seq = fields
-            record(side, qty, ts, src, seq, clock())
             continue
         try:
             event = decode(frame)
@@ -153,4 +172,13 @@ def drain(
         else:
             assert isinstance(event, BenchmarkResult)
             metrics.record_benchmark(event)
+    if pending:
+        _flush(metrics, pending, clock())
     return handled
+
+
+def _flush(metrics: TradeMetrics, pending: list[tuple[bytes | Any, ...]], now: float) -> None:
+    """Count the batch: ``received`` first, so a scrape never sees more trades than frames."""
+    metrics.received += len(pending)
+    metrics.record_canonical(pending, now)
+    pending.clear()
