@@ -187,3 +187,12 @@ def test_local_run_starts_its_own_sidecar(tmp_path: Path) -> None:
     row = report["rows"][0]
     assert row["received"] == row["sent"] == 5000 and row["lost"] == 0
     assert not (tmp_path / "own" / "burst.png").exists()
+
+
+def test_a_run_id_the_sidecar_would_refuse_is_refused_up_front() -> None:
+    result = subprocess.run(
+        [BENCH, "burst", "--run-id", "two words", "--no-progress"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--run-id must match" in result.stderr

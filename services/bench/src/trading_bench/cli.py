@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from telemetry_contract.events import BENCH_MODES
+from telemetry_contract.events import BENCH_MODES, LABEL_VALUE_PATTERN
 from telemetry_contract.transport import DEFAULT_SNDHWM
 
 from trading_bench import burst, hotpath, ingest, report, sustained, targets
@@ -134,8 +135,12 @@ def headline(mode: str, rows: Sequence[Row]) -> Row:
 
 def main(argv: Sequence[str] | None = None) -> int:
     env = os.environ
-    args = parser(env).parse_args(argv)
+    cli = parser(env)
+    args = cli.parse_args(argv)
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
+    if not re.fullmatch(LABEL_VALUE_PATTERN, run_id):
+        # Checked now: the rows carry it as a label, and the sidecar would refuse them.
+        cli.error(f"--run-id must match {LABEL_VALUE_PATTERN}, got {run_id!r}")
     local: LocalSidecar | None = None
     reader: MetricsReader | None
     try:

@@ -60,6 +60,7 @@ def run(ctx: RunContext, calls: int = DEFAULT_CALLS) -> list[Row]:
     samples = {v.name: new_samples(calls) for v in built}
     elapsed = dict.fromkeys(samples, 0.0)
     started_at = time.time()
+    before: dict[str, tuple[int, int]] = {}
     try:
         scratch = new_samples(warmup)
         for v in built:

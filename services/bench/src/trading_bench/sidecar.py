@@ -128,7 +128,7 @@ class LocalSidecar:
         self.zmq_address = f"tcp://127.0.0.1:{free_port()}"
         self.http_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
-        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the child
+        self._log = tempfile.NamedTemporaryFile(  # lives as long as the child, closed in stop()
             prefix="trading-bench-sidecar-", suffix=".log", delete=False
         )
         self._process: subprocess.Popen[bytes] | None = None
