@@ -138,25 +138,36 @@ def test_target_verdicts() -> None:
 
 
 def test_batch_counting_equals_one_by_one_counting() -> None:
-    """TradeMetrics.record_canonical (the sidecar's batch path) vs record_trade."""
+    """TradeMetrics.record_canonical (the sidecar's batch path) vs record_trade, with
+    interleaved publishers, gaps, a restart and a source without src/seq."""
     from telemetry_contract.codec import CANONICAL_TRADE_MATCH
     from trading_sidecar.metrics import TradeMetrics
 
     rng = random.Random(5)
     batch, one_by_one = TradeMetrics(), TradeMetrics()
-    pending = []
     now = 1_700_000_100.0
-    for i in range(500):
-        seq = i + (3 if i > 250 else 0)  # a gap of 3 in the middle
-        frame = encode_trade(rng.choice(["buy", "sell"]), rng.uniform(0, 100),
-                             now - rng.uniform(0, 0.01), "batch-src", seq)  # fmt: skip
-        matched = CANONICAL_TRADE_MATCH(frame)
-        assert matched is not None
-        pending.append(matched.groups())
-        event = decode(frame)
-        assert isinstance(event, TradeEvent)
-        one_by_one.record_trade(event, now)
-    batch.record_canonical(pending, now)
-    for name in ("trades", "volume", "last_trade_ts", "lost", "latency_counts", "latency_sum"):
+    seqs = {"a": 0, "b": 100, "c": 0}
+    for round_ in range(4):
+        pending = []
+        for _ in range(300):
+            src = rng.choice(["a", "a", "a", "b", "c", None])
+            seq = None
+            if src is not None:
+                seqs[src] += rng.choice([1, 1, 1, 2, 5])  # gaps of 1 and 4
+                if rng.random() < 0.01:
+                    seqs[src] = 0  # a restart: starts a new stream, not a loss
+                seq = seqs[src]
+            frame = encode_trade(rng.choice(["buy", "sell"]), rng.uniform(0, 100),
+                                 now - rng.uniform(-0.001, 0.01), src, seq)  # fmt: skip
+            matched = CANONICAL_TRADE_MATCH(frame)
+            assert matched is not None
+            pending.append(matched.groups())
+            event = decode(frame)
+            assert isinstance(event, TradeEvent)
+            one_by_one.record_trade(event, now + round_)
+        batch.record_canonical(pending, now + round_)
+    for name in ("trades", "volume", "last_trade_ts", "lost", "latency_counts", "latency_sum",
+                 "_last_seq"):  # fmt: skip
         assert getattr(batch, name) == pytest.approx(getattr(one_by_one, name)), name
-    assert batch.lost == 3
+    assert list(batch._last_seq) == list(one_by_one._last_seq)
+    assert batch.lost > 0
