@@ -35,7 +35,7 @@ system-deps: ## Debian prometheus + chromium for the tests (installed with apt w
 run: sync ## start sidecar, UI and (when installed) Prometheus; Ctrl-C stops all
 	@$(RUN) python scripts/run_local.py
 
-test: sync system-deps ## the whole test suite, real processes and sockets
+test: sync system-deps lint ## lint, then the whole test suite: real processes and sockets
 	@$(RUN) pytest
 
 lint: sync ## ruff + mypy (strict)
