@@ -8,6 +8,7 @@ first send to the last, i.e. the rate of the intervals actually produced.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -86,40 +87,23 @@ def _one_rate(ctx: RunContext, rate: float, duration_s: float) -> list[Row]:
             )
     # The row's rate is the achieved interval rate, not events over wall time.
     label = f"{rate:g}"
-    rows = [
-        make_row(
-            run_id=ctx.run_id,
-            mode="sustained",
-            variant=f"client-{label}",
-            events=events,
-            sent=sent,
-            dropped=dropped,
-            received=received,
-            lost=lost,
-            elapsed_s=elapsed * events / (events - 1),
-            target_rate=rate,
-            latency=summarize(samples),
-            started_at=started_at,
-            extra=extra,
-        )
-    ]
+    # Both rows describe the same events; only the variant and what was timed differ.
+    row = functools.partial(
+        make_row,
+        run_id=ctx.run_id,
+        mode="sustained",
+        events=events,
+        sent=sent,
+        dropped=dropped,
+        received=received,
+        lost=lost,
+        elapsed_s=elapsed * events / (events - 1),
+        target_rate=rate,
+        started_at=started_at,
+    )
+    rows = [row(variant=f"client-{label}", latency=summarize(samples), extra=extra)]
     if e2e_latency is not None:
-        rows.append(
-            make_row(
-                run_id=ctx.run_id,
-                mode="sustained",
-                variant=f"e2e-{label}",
-                events=events,
-                sent=sent,
-                dropped=dropped,
-                received=received,
-                lost=lost,
-                elapsed_s=elapsed * events / (events - 1),
-                target_rate=rate,
-                latency=e2e_latency,
-                started_at=started_at,
-            )
-        )
+        rows.append(row(variant=f"e2e-{label}", latency=e2e_latency))
     return rows
 
 
