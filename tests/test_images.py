@@ -32,6 +32,8 @@ DOCKERFILES = {
     "trading-telemetry-publisher": ROOT / "services" / "publisher" / "Dockerfile",
     "trading-telemetry-sidecar": ROOT / "services" / "sidecar" / "Dockerfile",
 }
+#: Every Dockerfile whose builder stage runs uv sync (the operator's included).
+BUILT_DOCKERFILES = [*DOCKERFILES.values(), ROOT / "services" / "operator" / "Dockerfile"]
 APP_UID = "10001"
 
 
@@ -112,10 +114,19 @@ def workspace_members() -> dict[str, Member]:
     return members
 
 
+def uv_sync_commands(dockerfile: Dockerfile) -> list[list[str]]:
+    """Every ``uv sync`` of the builder stage, in order, from ``uv`` on."""
+    commands = []
+    for run in dockerfile.stage("builder").all("RUN"):
+        if " uv sync " in f" {run} ":
+            words = shlex.split(run)
+            commands.append(words[words.index("uv") :])
+    return commands
+
+
 def uv_sync_command(dockerfile: Dockerfile) -> list[str]:
-    (run,) = [r for r in dockerfile.stage("builder").all("RUN") if " uv sync " in f" {r} "]
-    words = shlex.split(run)
-    return words[words.index("uv") :]
+    """The last ``uv sync``: the one that installs the workspace packages themselves."""
+    return uv_sync_commands(dockerfile)[-1]
 
 
 def installed_packages(dockerfile: Dockerfile) -> set[str]:
@@ -157,13 +168,45 @@ def test_multi_stage_from_one_slim_python_and_a_pinned_uv(dockerfile: Dockerfile
     assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", dockerfile.args["UV_IMAGE"])
 
 
-def test_builder_installs_exactly_what_the_lock_pins(dockerfile: Dockerfile) -> None:
-    command = uv_sync_command(dockerfile)
-    for flag in ("--frozen", "--no-dev", "--no-editable"):
-        assert flag in command, f"{flag} missing from {command}"
+def packages_of(command: list[str]) -> list[str]:
+    return [command[i + 1] for i, word in enumerate(command) if word == "--package"]
+
+
+@pytest.mark.parametrize("path", BUILT_DOCKERFILES, ids=lambda p: p.parent.name)
+def test_builder_installs_exactly_what_the_lock_pins(path: Path) -> None:
+    """--locked, not --frozen: a uv.lock that no longer matches the pyprojects fails the build."""
+    dockerfile = parse_dockerfile(path)
+    deps, full = uv_sync_commands(dockerfile)
+    for command in (deps, full):
+        for flag in ("--locked", "--no-dev", "--no-editable"):
+            assert flag in command, f"{flag} missing from {command}"
+        assert "--frozen" not in command, "--frozen installs from a stale lock without a word"
+    assert "--no-install-workspace" in deps and "--no-install-workspace" not in full
+    assert packages_of(deps) == packages_of(full) != []
     assert installed_packages(dockerfile) <= set(workspace_members())
-    copies = dockerfile.stage("builder").all("COPY")
-    assert ". ." in copies, "the build context (the workspace root) is copied whole"
+
+
+@pytest.mark.parametrize("path", BUILT_DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dependency_layer_needs_only_the_lock_and_every_members_pyproject(path: Path) -> None:
+    """The layer cache: source edits must not invalidate the (slow) dependency install.
+
+    Before the first ``uv sync`` only metadata is copied, and all of it: the lock covers the
+    whole workspace, so a member missing here would fail --locked.
+    """
+    builder = parse_dockerfile(path).stage("builder")
+    before_deps: list[str] = []
+    for keyword, args in builder.instructions:
+        if keyword == "RUN" and " uv sync " in f" {args} ":
+            break
+        if keyword == "COPY" and not args.startswith("--from="):
+            before_deps.extend(args.split()[:-1])
+    members = {
+        f"{m.path.relative_to(ROOT).as_posix()}/pyproject.toml"
+        for m in workspace_members().values()
+    }
+    assert set(before_deps) == {"pyproject.toml", "uv.lock"} | members
+    copies = builder.all("COPY")
+    assert ". ." in copies, "the build context (the workspace root) is copied whole afterwards"
 
 
 def test_final_stage_runs_as_non_root_without_compilers_or_source(dockerfile: Dockerfile) -> None:
@@ -277,13 +320,35 @@ def uv_binary() -> str:
     return found
 
 
+def copy_into(workdir: Path, args: str) -> None:
+    """One ``COPY src... dest`` from the ``.dockerignore``d context, as Docker resolves it."""
+    *sources, dest = args.split()
+    context = set(build_context_files())
+    for source in sources:
+        if source == ".":
+            picked = sorted(context)
+        else:
+            assert source in context, f"COPY {source}: not in the build context"
+            picked = [source]
+        for rel in picked:
+            if source == ".":
+                target = workdir / rel
+            elif dest.endswith("/") or dest == "./":
+                target = workdir / dest / Path(rel).name
+            else:
+                target = workdir / dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, target)
+
+
 def build_venv(dockerfile: Dockerfile, work: Path) -> Path:
-    """Run the builder's uv sync on a copy of the build context; then delete the context."""
-    context = work / "context"
-    for rel in build_context_files():
-        target = context / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, target)
+    """Replay the builder stage's COPYs and uv syncs, in order; then delete the source tree.
+
+    After the dependency layer, no workspace package may be in the venv yet (else a source
+    edit would invalidate that layer after all); after the last sync they all must be.
+    """
+    workdir = work / "src"
+    workdir.mkdir()
     venv = work / "venv"
     env = {
         **os.environ,
@@ -291,10 +356,27 @@ def build_venv(dockerfile: Dockerfile, work: Path) -> Path:
         "UV_PYTHON_DOWNLOADS": "never",
         "VIRTUAL_ENV": "",
     }
-    command = [uv_binary(), *uv_sync_command(dockerfile)[1:], "--quiet"]
-    run = subprocess.run(command, cwd=context, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, f"{shlex.join(command)} failed:\n{run.stderr}"
-    shutil.rmtree(context)
+    modules = {name: name.replace("-", "_") for name in installed_packages(dockerfile)}
+    syncs = 0
+    for keyword, args in dockerfile.stage("builder").instructions:
+        if keyword == "COPY" and not args.startswith("--from="):
+            copy_into(workdir, args)
+        elif keyword == "RUN" and " uv sync " in f" {args} ":
+            words = shlex.split(args)
+            command = [uv_binary(), *words[words.index("uv") + 1 :], "--quiet"]
+            run = subprocess.run(
+                command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300
+            )
+            assert run.returncode == 0, f"{shlex.join(command)} failed:\n{run.stderr}"
+            syncs += 1
+            site = next(venv.glob("lib/python3*/site-packages"))
+            present = {name for name, module in modules.items() if (site / module).is_dir()}
+            if "--no-install-workspace" in words:
+                assert present == set(), f"workspace packages in the dependency layer: {present}"
+            else:
+                assert present == set(modules), (present, modules)
+    assert syncs == 2, "a dependency layer and the workspace layer"
+    shutil.rmtree(workdir)
     return venv
 
 
