@@ -1,6 +1,10 @@
 # LatencyBenchmark operator (kopf) outside the cluster, against the current kubeconfig
 # context: the operator runs here, the benchmark Jobs it creates run in the cluster.
 # Walk-through: docs/operator.md.
+# PUBLISHER_IMAGE comes from mk/kubernetes.mk (included first): the Jobs run the very image
+# `make images kind-load` put into the cluster, not a :latest that was never built.
+# operator-crd forces server-side apply conflicts because a CRD that Helm installed is owned
+# by Helm's field manager; this file is the same CRD, so taking the fields over is right.
 
 NAMESPACE ?= trading
 RELEASE ?= trading-telemetry
@@ -30,6 +34,7 @@ operator-dev: sync ## run the LatencyBenchmark operator locally (kopf run) again
 	@kubectl get crd latencybenchmarks.telemetry.trading-telemetry.io >/dev/null 2>&1 || { \
 	  echo "make $@: the LatencyBenchmark CRD is not installed; run 'make operator-crd' (or install the chart)" >&2; \
 	  exit 1; }
+	TT_OPERATOR_BENCH_IMAGE=$(PUBLISHER_IMAGE) \
 	TT_OPERATOR_INSTANCE=$(RELEASE) \
 	TT_OPERATOR_DEFAULT_SERVICE=$(OPERATOR_FULLNAME)-zmq \
 	TT_OPERATOR_SIDECAR_URL=http://$(OPERATOR_FULLNAME)-metrics:8001 \
@@ -38,7 +43,7 @@ operator-dev: sync ## run the LatencyBenchmark operator locally (kopf run) again
 
 operator-crd: ## install or update the LatencyBenchmark CRD in the current kubeconfig context
 	$(call need-kube-context)
-	kubectl apply --server-side -f $(OPERATOR_CRD)
+	kubectl apply --server-side --force-conflicts -f $(OPERATOR_CRD)
 	kubectl wait --for=condition=Established --timeout=60s crd/latencybenchmarks.telemetry.trading-telemetry.io
 
 operator-sample: ## apply examples/latencybenchmark.yaml (OPERATOR_SAMPLE=...) and watch it
