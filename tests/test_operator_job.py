@@ -235,6 +235,33 @@ def test_job_and_pod_carry_the_labels_the_network_policy_admits() -> None:
     assert job["metadata"]["namespace"] == "trading"
 
 
+def test_pull_policy_and_pull_secrets_come_from_the_operators_env() -> None:
+    settings = load(
+        {
+            "TT_OPERATOR_BENCH_IMAGE": "registry.example/publisher:1.2.3",
+            "TT_OPERATOR_IMAGE_PULL_POLICY": "Always",
+            "TT_OPERATOR_IMAGE_PULL_SECRETS": " regcred, mirror-cred,,regcred ",
+        },
+        dotenv=None,
+    )
+    job = owned_job(
+        render_job(parse_spec({"mode": "burst"}, settings), "lb", "trading", settings), owner()
+    )
+    kubernetes_validate.validate(job, KUBE_VERSION, strict=True)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["imagePullPolicy"] == "Always"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror-cred"}]
+
+
+def test_without_pull_secrets_the_pod_names_none_and_pulls_if_not_present() -> None:
+    settings = load({}, dotenv=None)
+    pod = render_job(parse_spec({"mode": "burst"}, settings), "lb", "trading", settings)["spec"][
+        "template"
+    ]["spec"]
+    assert "imagePullSecrets" not in pod
+    assert pod["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+
+
 def test_owner_reference_makes_the_benchmark_the_jobs_controller() -> None:
     job = owned_job(
         render_job(parse_spec({"mode": "burst"}, SETTINGS), "lb", "trading", SETTINGS), owner()

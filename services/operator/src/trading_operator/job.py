@@ -110,6 +110,9 @@ def render_job(
     so the failure reason in status says what went wrong.
     """
     labels = job_labels(settings)
+    pod_spec: dict[str, Any] = {}
+    if settings.pull_secret_names:
+        pod_spec["imagePullSecrets"] = [{"name": name} for name in settings.pull_secret_names]
     container = {
         "name": CONTAINER,
         "image": settings.bench_image,
@@ -143,6 +146,7 @@ def render_job(
             "template": {
                 "metadata": {"labels": dict(labels)},
                 "spec": {
+                    **pod_spec,
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,

@@ -23,6 +23,9 @@ class OperatorSettings:
     #: The publisher image, which also ships ``trading-bench``.
     bench_image: str = "trading-telemetry-publisher:latest"
     image_pull_policy: str = "IfNotPresent"
+    #: Comma-separated Secret names for pulling ``bench_image`` from a private registry
+    #: (the chart passes its ``imagePullSecrets``); empty for a public or preloaded image.
+    image_pull_secrets: str = ""
     #: Helm release name; put on Job pods so the sidecar's NetworkPolicy admits them.
     instance: str = "trading-telemetry"
     #: ZMQ Service a LatencyBenchmark targets when its spec names none.
@@ -30,6 +33,12 @@ class OperatorSettings:
     zmq_port: int = 5555
     #: The sidecar's HTTP base URL; the benchmark reads received/lost counts there.
     sidecar_url: str = "http://trading-telemetry-metrics:8001"
+
+    @property
+    def pull_secret_names(self) -> list[str]:
+        """``image_pull_secrets`` as names, blanks and repeats dropped, order kept."""
+        names = (name.strip() for name in self.image_pull_secrets.split(","))
+        return list(dict.fromkeys(name for name in names if name))
 
 
 def load(
