@@ -12,9 +12,14 @@ MONITORING_NAMESPACE ?= monitoring
 MONITORING_RELEASE ?= monitoring
 KPS_VALUES := deploy/kind/kube-prometheus-stack-values.yaml
 INGRESS_VALUES := deploy/kind/ingress-nginx-values.yaml
-# Chart versions; empty installs the newest release of each chart.
-KPS_CHART_VERSION ?=
-INGRESS_NGINX_CHART_VERSION ?=
+# Chart versions, pinned so `make kind-up` installs the same thing next month. Chosen on
+# 2026-11-24: kube-prometheus-stack 87.15.1 is the newest release found in
+# prometheus-community/helm-charts release notes (kube-prometheus-stack-87.15.1); ingress-nginx
+# 4.14.3 (controller v1.14.3) is the newest chart whose supported-versions table in the
+# ingress-nginx README lists Kubernetes 1.34, the node image pinned in kind-config.yaml.
+# Override on the command line (KPS_CHART_VERSION=...); keep the node image in step.
+KPS_CHART_VERSION ?= 87.15.1
+INGRESS_NGINX_CHART_VERSION ?= 4.14.3
 GRAFANA_HOST ?= grafana.localhost
 UI_PORT ?= 8501
 # Images are tagged with the chart's appVersion: the chart's default tag, so no --set needed.
@@ -23,6 +28,17 @@ PUBLISHER_IMAGE := trading-telemetry-publisher:$(IMAGE_TAG)
 SIDECAR_IMAGE := trading-telemetry-sidecar:$(IMAGE_TAG)
 OPERATOR_IMAGE := trading-telemetry-operator:$(IMAGE_TAG)
 OPERATOR_DOCKERFILE := services/operator/Dockerfile
+# No provenance/SBOM attestations: with them, Docker Engine 29+ (containerd image store) makes
+# a multi-manifest image that `kind load docker-image` cannot import ("ctr: content digest
+# ... not found", kubernetes-sigs/kind#3795).
+DOCKER_BUILD := docker build --provenance=false --sbom=false
+# Helm waits this long for `make deploy` (rollout of both Deployments).
+DEPLOY_TIMEOUT ?= 5m
+# The benchmark Job's deadline (benchmark.activeDeadlineSeconds, default from values.yaml);
+# `make bench-job` sets it and gives Helm that plus BENCH_TIMEOUT_MARGIN seconds, so Helm
+# reports the Job's own failure instead of timing out first.
+BENCH_DEADLINE ?= $(shell sed -n 's/^  activeDeadlineSeconds: *\([0-9][0-9]*\)$$/\1/p' $(CHART)/values.yaml)
+BENCH_TIMEOUT_MARGIN ?= 120
 
 KUBECTL := kubectl --context $(KUBE_CONTEXT)
 HELM := helm --kube-context $(KUBE_CONTEXT)
@@ -63,11 +79,11 @@ endef
 images: ## build the publisher and sidecar images (and the operator's, when it has a Dockerfile)
 	$(call need-tools,docker)
 	$(call need-docker-engine)
-	docker build -f services/publisher/Dockerfile -t $(PUBLISHER_IMAGE) .
-	docker build -f services/sidecar/Dockerfile -t $(SIDECAR_IMAGE) .
+	$(DOCKER_BUILD) -f services/publisher/Dockerfile -t $(PUBLISHER_IMAGE) .
+	$(DOCKER_BUILD) -f services/sidecar/Dockerfile -t $(SIDECAR_IMAGE) .
 	@if [ -f $(OPERATOR_DOCKERFILE) ]; then \
-	  echo "docker build -f $(OPERATOR_DOCKERFILE) -t $(OPERATOR_IMAGE) ."; \
-	  docker build -f $(OPERATOR_DOCKERFILE) -t $(OPERATOR_IMAGE) .; \
+	  echo "$(DOCKER_BUILD) -f $(OPERATOR_DOCKERFILE) -t $(OPERATOR_IMAGE) ."; \
+	  $(DOCKER_BUILD) -f $(OPERATOR_DOCKERFILE) -t $(OPERATOR_IMAGE) .; \
 	fi
 
 kind-load: ## copy the built images into the kind cluster's node
@@ -113,7 +129,7 @@ deploy: ## helm upgrade --install the chart into the kind cluster
 	  --namespace $(NAMESPACE) --create-namespace \
 	  --set networkPolicy.monitoringNamespace=$(MONITORING_NAMESPACE) \
 	  --set-string serviceMonitor.additionalLabels.release=$(MONITORING_RELEASE) \
-	  --wait --timeout 5m
+	  --wait --timeout $(DEPLOY_TIMEOUT)
 
 ui: ## port-forward the Streamlit UI to http://localhost:8501 (UI_PORT=...)
 	$(call need-tools,kind kubectl)
@@ -126,9 +142,11 @@ grafana: ## print the Grafana URL (through the ingress) and its login
 	$(call need-cluster)
 	@secret="$(MONITORING_RELEASE)-grafana"; \
 	user=$$($(KUBECTL) --namespace $(MONITORING_NAMESPACE) get secret $$secret \
-	    -o jsonpath='{.data.admin-user}' | base64 -d) && \
+	    -o jsonpath='{.data.admin-user}') && [ -n "$$user" ] && \
 	password=$$($(KUBECTL) --namespace $(MONITORING_NAMESPACE) get secret $$secret \
-	    -o jsonpath='{.data.admin-password}' | base64 -d) || { \
+	    -o jsonpath='{.data.admin-password}') && [ -n "$$password" ] && \
+	user=$$(printf '%s' "$$user" | base64 -d) && \
+	password=$$(printf '%s' "$$password" | base64 -d) || { \
 	  echo "make grafana: cannot read secret $$secret in namespace $(MONITORING_NAMESPACE);" \
 	    "is kube-prometheus-stack installed ('make kind-up')?" >&2; exit 1; }; \
 	echo "Grafana:   http://$(GRAFANA_HOST)/"; \
@@ -138,13 +156,23 @@ grafana: ## print the Grafana URL (through the ingress) and its login
 bench-job: ## run the in-cluster benchmark Job against the ZMQ Service and print its result
 	$(call need-tools,kind helm kubectl)
 	$(call need-cluster)
-	@status=0; \
-	echo "helm upgrade $(RELEASE) --reuse-values --set benchmark.enabled=true (waits for the Job)"; \
+	@case "$(BENCH_DEADLINE)" in ''|*[!0-9]*) \
+	  echo "make bench-job: BENCH_DEADLINE must be whole seconds, got '$(BENCH_DEADLINE)'" >&2; \
+	  exit 1 ;; esac; \
+	status=0; timeout=$$(( $(BENCH_DEADLINE) + $(BENCH_TIMEOUT_MARGIN) ))s; \
+	echo "helm upgrade $(RELEASE) --reuse-values --set benchmark.enabled=true" \
+	  "(waits up to $$timeout for the Job)"; \
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --reuse-values \
-	  --set benchmark.enabled=true --wait --timeout 15m || status=$$?; \
+	  --set benchmark.enabled=true \
+	  --set benchmark.activeDeadlineSeconds=$(BENCH_DEADLINE) \
+	  --wait --timeout $$timeout || status=$$?; \
 	$(KUBECTL) --namespace $(NAMESPACE) logs job/$(FULLNAME)-bench --tail=50 || true; \
 	echo "result row (the Job's termination message):"; \
 	$(KUBECTL) --namespace $(NAMESPACE) get pods -l job-name=$(FULLNAME)-bench \
 	  -o jsonpath='{.items[0].status.containerStatuses[0].state.terminated.message}' || true; \
 	echo; \
+	if [ $$status -ne 0 ]; then \
+	  echo "make bench-job: the benchmark hook failed, so Helm marked release $(RELEASE) FAILED" \
+	    "(the Deployments keep running); 'make deploy' installs a good revision again" >&2; \
+	fi; \
 	exit $$status

@@ -124,7 +124,12 @@ def toolbox(tmp_path: Path, stubs: bool) -> tuple[Path, Path]:
                 f'echo "{tool} $*" >> "{log}"\n'
                 f'case "{tool} $*" in\n'
                 '  "kind get clusters") echo "$STUB_KIND_CLUSTERS" ;;\n'
-                '  "kubectl "*" get secret "*) printf c2VjcmV0 ;;\n'  # base64 of "secret"
+                '  "kubectl "*" get secret "*)\n'
+                '    case "$STUB_SECRET" in\n'
+                '      missing) echo "Error from server (NotFound): not found" >&2; exit 1 ;;\n'
+                "      empty) exit 0 ;;\n"  # the secret exists without the admin keys
+                "    esac\n"
+                "    printf c2VjcmV0 ;;\n"  # base64 of "secret"
                 "esac\n"
                 "exit 0\n"
             )
@@ -132,15 +137,35 @@ def toolbox(tmp_path: Path, stubs: bool) -> tuple[Path, Path]:
     return bin_dir, log
 
 
-def run_make(target: str, bin_dir: Path, clusters: str = "") -> subprocess.CompletedProcess[str]:
+def run_make(
+    target: str,
+    bin_dir: Path,
+    clusters: str = "",
+    stub_env: dict[str, str] | None = None,
+    variables: tuple[str, ...] = (),
+    fragment_only: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run a target through the root Makefile, or (fragment_only) mk/kubernetes.mk alone.
+
+    Alone, make's default /bin/sh runs the recipes without the root Makefile's pipefail.
+    """
     env = {
         "PATH": str(bin_dir),
         "HOME": os.environ.get("HOME", "/tmp"),
         "STUB_KIND_CLUSTERS": clusters,
         "UV": "uv",  # the root Makefile would otherwise look uv up on this bare PATH
+        **(stub_env or {}),
     }
     return subprocess.run(
-        [str(bin_dir / "make"), "--no-print-directory", "-C", str(ROOT), target],
+        [
+            str(bin_dir / "make"),
+            "--no-print-directory",
+            "-C",
+            str(ROOT),
+            *(["-f", str(MAKEFRAG.relative_to(ROOT))] if fragment_only else []),
+            target,
+            *variables,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -222,6 +247,12 @@ def test_images_are_built_with_the_names_and_tag_the_chart_deploys(
         for c in calls(log)
         if c[:2] == ["docker", "build"]
     }
+    builds = [c for c in calls(log) if c[:2] == ["docker", "build"]]
+    assert len(builds) == 3, "publisher, sidecar and operator"
+    for build in builds:
+        # Docker 29+ with the containerd image store: attestations break `kind load`
+        # (kubernetes-sigs/kind#3795).
+        assert "--provenance=false" in build and "--sbom=false" in build, build
     chart_images = {
         c["image"] for _, obj in release_render.objects if obj["kind"] in ("Deployment", "Job")
         for c in obj["spec"]["template"]["spec"]["containers"]
@@ -257,3 +288,86 @@ def test_deploy_ui_grafana_and_bench_job_use_the_charts_object_names(
     assert logs[logs.index("logs") + 1].replace("job/", "Job/") in names
     secret = next(c for c in recorded if "secret" in c)
     assert secret[secret.index("secret") + 1] == f"{make_default('MONITORING_RELEASE')}-grafana"
+
+
+# --- pins, timeouts and error paths of the targets ---
+
+SEMVER = r"\d+\.\d+\.\d+"
+
+
+def test_chart_versions_and_the_node_image_are_pinned(tmp_path: Path) -> None:
+    """An unpinned `make kind-up` installs whatever is newest that day."""
+    versions = {
+        "ingress-nginx/ingress-nginx": make_default("INGRESS_NGINX_CHART_VERSION"),
+        "prometheus-community/kube-prometheus-stack": make_default("KPS_CHART_VERSION"),
+    }
+    for chart, version in versions.items():
+        assert re.fullmatch(SEMVER, version), (chart, version)
+    bin_dir, log = toolbox(tmp_path, stubs=True)
+    result = run_make("kind-up", bin_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    installs = [c for c in calls(log) if "--install" in c]
+    assert len(installs) == 2
+    for call in installs:
+        (chart,) = [word for word in call if word in versions]
+        assert call[call.index("--version") + 1] == versions[chart], call
+    (node,) = load(KIND_CONFIG)["nodes"]
+    assert re.fullmatch(rf"kindest/node:v{SEMVER}@sha256:[0-9a-f]{{64}}", node["image"])
+
+
+@pytest.mark.parametrize("secret", ["missing", "empty"])
+@pytest.mark.parametrize("fragment_only", [False, True], ids=["Makefile", "fragment"])
+def test_grafana_fails_clearly_when_the_secret_cannot_be_read(
+    tmp_path: Path, secret: str, fragment_only: bool
+) -> None:
+    """kubectl's own status must count, whatever shell options the including Makefile sets."""
+    bin_dir, log = toolbox(tmp_path, stubs=True)
+    result = run_make(
+        "grafana",
+        bin_dir,
+        clusters=make_default("KIND_CLUSTER"),
+        stub_env={"STUB_SECRET": secret},
+        fragment_only=fragment_only,
+    )
+    assert result.returncode != 0
+    secret = f"{make_default('MONITORING_RELEASE')}-grafana"
+    assert f"make grafana: cannot read secret {secret}" in result.stderr, result.stderr
+    assert "login:" not in result.stdout
+    assert "get secret" in log.read_text(), "the failure must come from kubectl itself"
+
+
+def helm_upgrade(log: Path) -> list[str]:
+    (call,) = [c for c in calls(log) if c[0] == "helm" and "upgrade" in c]
+    return call
+
+
+def seconds(duration: str) -> int:
+    match = re.fullmatch(r"(\d+)(s|m)", duration)
+    assert match, duration
+    return int(match.group(1)) * (60 if match.group(2) == "m" else 1)
+
+
+@pytest.mark.parametrize("deadline", [None, "60"], ids=["values-default", "override"])
+def test_bench_job_gives_helm_more_time_than_the_jobs_deadline(
+    tmp_path: Path, deadline: str | None
+) -> None:
+    """Helm timing out first would hide the Job's own result (and its failure reason)."""
+    bin_dir, log = toolbox(tmp_path, stubs=True)
+    variables = () if deadline is None else (f"BENCH_DEADLINE={deadline}",)
+    result = run_make(
+        "bench-job", bin_dir, clusters=make_default("KIND_CLUSTER"), variables=variables
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    call = helm_upgrade(log)
+    expected = deadline or str(chart_values()["benchmark"]["activeDeadlineSeconds"])
+    assert f"benchmark.activeDeadlineSeconds={expected}" in call, call
+    assert seconds(call[call.index("--timeout") + 1]) > int(expected)
+
+
+def test_deploy_waits_with_a_timeout_in_the_kind_context(tmp_path: Path) -> None:
+    bin_dir, log = toolbox(tmp_path, stubs=True)
+    result = run_make("deploy", bin_dir, clusters=make_default("KIND_CLUSTER"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    call = helm_upgrade(log)
+    assert call[call.index("--kube-context") + 1] == f"kind-{make_default('KIND_CLUSTER')}"
+    assert "--wait" in call and seconds(call[call.index("--timeout") + 1]) > 0
