@@ -9,22 +9,29 @@ that sent it, so the Role is derived from what goes over the wire, not from inte
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import kopf
 import kubernetes
 import pytest
+import urllib3
+import yaml
 from kopf._core.engines import posting
 from kubernetes.client import ApiException
-from trading_operator.cluster import KubeCluster
+from kubernetes.config import kube_config
+from trading_operator.cluster import REQUEST_TIMEOUT, KubeCluster, load_client_config
 from trading_operator.job import owned_job, render_job
 from trading_operator.rbac import CLUSTER_CALLS, Permission
+from trading_operator.reconcile import TRANSIENT
 from trading_operator.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from trading_operator.settings import OperatorSettings
 from trading_operator.spec import parse_spec
@@ -112,8 +119,11 @@ def server() -> Iterator[tuple[FakeApiServer, str]]:
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting (the timeout test)
 
         do_GET = do_POST = do_PATCH = _serve  # noqa: N815 - http.server's naming
 
@@ -261,3 +271,102 @@ def test_events_are_queued_for_kopf_to_post_on_the_benchmark() -> None:
         permission(Seen("POST", f"/api/v1/namespaces/{NS}/events", {}, "", None))
         == (CLUSTER_CALLS["post_event"])
     )
+
+
+# --- timeouts and configuration -----------------------------------------------------------
+
+
+def test_every_call_has_a_finite_default_timeout() -> None:
+    default = inspect.signature(KubeCluster).parameters["request_timeout"].default
+    assert default == REQUEST_TIMEOUT == (5.0, 30.0)
+
+
+def test_every_call_gives_up_on_a_server_that_does_not_answer(
+    server: tuple[FakeApiServer, str],
+) -> None:
+    """A silent API server ends each call with a transient error instead of a stuck handler."""
+    fake, url = server
+
+    def silent(seen: Seen) -> tuple[int, Obj]:
+        time.sleep(0.6)
+        return 200, {}
+
+    for method, path in [
+        ("GET", f"/api/v1/namespaces/{NS}/services/demo-zmq"),
+        ("POST", f"/apis/batch/v1/namespaces/{NS}/jobs"),
+        ("GET", f"/apis/batch/v1/namespaces/{NS}/jobs/lb-bench"),
+        ("GET", f"/api/v1/namespaces/{NS}/pods"),
+        ("GET", CR_PATH),
+        ("PATCH", f"{CR_PATH}/status"),
+    ]:
+        fake.routes[(method, path)] = silent
+    settings = OperatorSettings()
+    owner = kopf.Body(
+        cast(kopf.RawBody, {"apiVersion": API_VERSION, "kind": KIND, "metadata": CR_META})
+    )
+    job = owned_job(render_job(parse_spec({"mode": "burst"}, settings), "lb", NS, settings), owner)
+    calls: dict[str, Callable[[KubeCluster], object]] = {
+        "read_service": lambda k: k.read_service(NS, "demo-zmq"),
+        "create_job": lambda k: k.create_job(NS, job),
+        "read_job": lambda k: k.read_job(NS, "lb-bench"),
+        "list_pods": lambda k: k.list_pods(NS, "job-name=lb-bench"),
+        "read_benchmark": lambda k: k.read_benchmark(NS, "lb"),
+        "patch_benchmark_status": lambda k: k.patch_benchmark_status(NS, "lb", {"state": "x"}),
+    }
+    assert set(calls) == set(CLUSTER_CALLS) - {"post_event"}  # Events go through kopf
+    config = kubernetes.client.Configuration(host=url)
+    with kubernetes.client.ApiClient(config) as api:
+        kube = KubeCluster(api, request_timeout=(2.0, 0.1))
+        for name, call in calls.items():
+            with pytest.raises(urllib3.exceptions.HTTPError) as caught:
+                call(kube)
+            assert isinstance(caught.value, TRANSIENT), name
+            # Reads end after urllib3's own retries; a POST is not retried on a read timeout.
+            error = caught.value
+            cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
+            assert isinstance(cause, urllib3.exceptions.ReadTimeoutError), name
+    assert {(seen.method, seen.path) for seen in fake.seen} == set(fake.routes)
+
+
+@pytest.fixture
+def default_configuration() -> Iterator[None]:
+    """load_*_config() replaces the client's process-wide default; put it back afterwards."""
+    saved = kubernetes.client.Configuration.get_default_copy()
+    try:
+        yield
+    finally:
+        kubernetes.client.Configuration.set_default(saved)
+
+
+def test_outside_a_cluster_the_local_kubeconfig_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_configuration: None
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "dev", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "dev",
+            }
+        ),
+        encoding="utf-8",
+    )
+    # The client reads $KUBECONFIG once, at import; this is where it keeps it.
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    load_client_config()
+    assert kubernetes.client.Configuration.get_default_copy().host == "https://127.0.0.1:6443"
+
+
+def test_without_a_cluster_or_a_kubeconfig_start_up_fails_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_configuration: None
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "missing"))
+    with pytest.raises(kubernetes.config.ConfigException):
+        load_client_config()

@@ -106,6 +106,18 @@ def test_startup_configures_kopf_for_a_namespaced_least_privilege_install() -> N
     assert settings.peering.standalone is True
 
 
+def test_startup_bounds_every_watch_and_connection() -> None:
+    """kopf's defaults wait forever on a watch; a silently dropped one would go unnoticed."""
+    settings = kopf.OperatorSettings()
+    assert settings.watching.client_timeout is None  # what the handler has to change
+    call(handlers.configure, settings=settings)
+    watching = settings.watching
+    assert watching.server_timeout is not None and watching.client_timeout is not None
+    assert 0 < watching.server_timeout < watching.client_timeout <= 600
+    assert watching.connect_timeout is not None and 0 < watching.connect_timeout <= 30
+    assert settings.networking.connect_timeout == watching.connect_timeout
+
+
 def test_progress_annotations_are_kubernetes_valid_keys() -> None:
     settings = kopf.OperatorSettings()
     call(handlers.configure, settings=settings)

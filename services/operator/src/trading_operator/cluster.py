@@ -10,7 +10,7 @@ exactly the permission listed for it in ``trading_operator.rbac.CLUSTER_CALLS``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 import kopf
 import kubernetes
@@ -18,6 +18,11 @@ import kubernetes
 from trading_operator.resource import GROUP, PLURAL, VERSION
 
 Obj = dict[str, Any]
+
+#: (connect, read) seconds for every call: the official client waits forever by default,
+#: and a handler stuck on a dead connection would hold its LatencyBenchmark indefinitely.
+#: A timeout surfaces as urllib3's HTTPError, which the reconciler retries as transient.
+REQUEST_TIMEOUT: Final[tuple[float, float]] = (5.0, 30.0)
 
 
 class Cluster(Protocol):
@@ -53,7 +58,12 @@ class KubeCluster:
     the handler's path, retries them, and fills in the reporting component.
     """
 
-    def __init__(self, api: kubernetes.client.ApiClient | None = None) -> None:
+    def __init__(
+        self,
+        api: kubernetes.client.ApiClient | None = None,
+        request_timeout: tuple[float, float] = REQUEST_TIMEOUT,
+    ) -> None:
+        self._timeout = request_timeout
         self._api = api or kubernetes.client.ApiClient()
         self._core = kubernetes.client.CoreV1Api(self._api)
         self._batch = kubernetes.client.BatchV1Api(self._api)
@@ -63,31 +73,42 @@ class KubeCluster:
         return self._api.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
 
     def read_service(self, namespace: str, name: str) -> Obj:
-        return cast(Obj, self._plain(self._core.read_namespaced_service(name, namespace)))
+        service = self._core.read_namespaced_service(
+            name, namespace, _request_timeout=self._timeout
+        )
+        return cast(Obj, self._plain(service))
 
     def create_job(self, namespace: str, job: Obj) -> Obj:
         model = kubernetes.client.V1Job.from_dict(job)
         if model is None:  # from_dict only returns None for a None input
             raise ValueError("empty Job manifest")
-        created = self._batch.create_namespaced_job(namespace, model)
+        created = self._batch.create_namespaced_job(
+            namespace, model, _request_timeout=self._timeout
+        )
         return cast(Obj, self._plain(created))
 
     def read_job(self, namespace: str, name: str) -> Obj:
-        return cast(Obj, self._plain(self._batch.read_namespaced_job(name, namespace)))
+        job = self._batch.read_namespaced_job(name, namespace, _request_timeout=self._timeout)
+        return cast(Obj, self._plain(job))
 
     def list_pods(self, namespace: str, selector: str) -> list[Obj]:
-        pods = self._core.list_namespaced_pod(namespace, label_selector=selector)
+        pods = self._core.list_namespaced_pod(
+            namespace, label_selector=selector, _request_timeout=self._timeout
+        )
         return cast(list[Obj], self._plain(pods.items))
 
     def read_benchmark(self, namespace: str, name: str) -> Obj:
-        found = self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        found = self._custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self._timeout
+        )
         return cast(Obj, found)
 
     def patch_benchmark_status(self, namespace: str, name: str, status: Obj) -> None:
         # A dict body is sent as a JSON merge patch: only the given status fields change.
         self._custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status}
-        )
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status},
+            _request_timeout=self._timeout,
+        )  # fmt: skip
 
     def post_event(self, benchmark: Mapping[str, Any], kind: str, reason: str, text: str) -> None:
         body = kopf.Body(cast(kopf.RawBody, dict(benchmark)))

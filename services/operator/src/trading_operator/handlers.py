@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from typing import Any, Final
 
 import kopf
 
@@ -32,6 +32,14 @@ from trading_operator.settings import OperatorSettings, load
 #: Only the Jobs this operator makes: labelled as benchmark Jobs of this application.
 JOB_LABELS = {NAME_LABEL: APP_NAME, COMPONENT_LABEL: BENCH_COMPONENT}
 
+#: Seconds the API server keeps one watch open before ending it cleanly; kopf then re-lists.
+WATCH_SERVER_TIMEOUT: Final = 240
+#: Seconds kopf waits on a watch connection in total: a little past the server's own end,
+#: so a connection that died silently (a NAT or load balancer dropping it) is noticed.
+WATCH_CLIENT_TIMEOUT: Final = WATCH_SERVER_TIMEOUT + 30
+#: Seconds to open a connection to the API server, for watches and kopf's own requests.
+CONNECT_TIMEOUT: Final = 10
+
 
 @functools.cache
 def operator_settings() -> OperatorSettings:
@@ -51,7 +59,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     Progress lives in annotations under the project's own prefix (kopf's default status
     field is not in the CRD schema and would be pruned); only warnings become Kubernetes
     Events (success is posted explicitly, once); cluster-wide scanning of CRDs and
-    namespaces is off because the Role is namespaced and cannot list them.
+    namespaces is off because the Role is namespaced and cannot list them. Watches get
+    timeouts (kopf's defaults are none), so a half-open connection cannot stop the
+    operator from seeing new LatencyBenchmarks and finished Jobs.
     """
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -61,6 +71,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.scanning.disabled = True
     settings.peering.standalone = True
+    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
+    settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
+    settings.watching.connect_timeout = CONNECT_TIMEOUT
+    settings.networking.connect_timeout = CONNECT_TIMEOUT
 
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
