@@ -265,6 +265,11 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"publisher": {"image": {"pullPolicy": "Sometimes"}}}, "/publisher/image/pullPolicy"),
     ({"sidecar": {"logLevel": "verbose"}}, "/sidecar/logLevel"),
     ({"operator": {"enabeld": True}}, "enabeld"),
+    # A misspelt resources key would otherwise be dropped and the container run unlimited.
+    ({"publisher": {"resources": {"limit": {"cpu": "1"}}}}, "'limit' not allowed"),
+    ({"sidecar": {"resources": {"limits": {"mem": "1Gi"}}}}, "'mem' not allowed"),
+    ({"benchmark": {"resources": {"requests": {"cpu": "lots"}}}}, "/benchmark/resources/requests"),
+    ({"dashboards": {"grafanaUrl": "grafana.localhost"}}, "/dashboards/grafanaUrl"),
     ({"replicas": 2}, "replicas"),
 ]
 
@@ -286,6 +291,13 @@ def test_schema_accepts_the_defaults_and_every_documented_switch(chart: helm_pyt
     chart.validate_schema(EVERYTHING_ON)
     chart.validate_schema(EVERYTHING_OFF)
     chart.validate_schema({"benchmark": {"rate": None, "duration": None, "runId": "nightly-7"}})
+    chart.validate_schema(
+        {
+            "operator": {"resources": {"limits": {"ephemeral-storage": "1Gi", "cpu": 2}}},
+            "dashboards": {"grafanaUrl": "https://example.org/grafana/"},
+        }
+    )
+    chart.validate_schema({"dashboards": {"grafanaUrl": ""}})
 
 
 def test_schema_closed_sets_come_from_the_contract() -> None:
@@ -364,6 +376,21 @@ def test_notes_tell_how_to_reach_the_ui_and_grafana(everything: Rendered) -> Non
     assert "make grafana" in notes and "make ui" in notes
     assert f"helm test {RELEASE}" in notes
     assert f"logs job/{name}-bench" in notes
+
+
+def test_notes_print_grafana_and_dashboard_urls_outside_the_repository(
+    chart: helm_python.Chart,
+) -> None:
+    """Whoever installs the packaged chart has no `make grafana`: the URLs come from values."""
+    url = "https://grafana.example.org/"
+    notes = render(chart, {"dashboards": {"grafanaUrl": url}}).notes
+    assert f"     {url}\n" in notes
+    uids = [json.loads(path.read_text())["uid"] for path in sorted(DASHBOARDS_DIR.glob("*.json"))]
+    assert uids
+    for uid in uids:
+        assert f"{url}d/{uid} " in notes, uid
+    without = render(chart, {"dashboards": {"grafanaUrl": ""}}).notes
+    assert "d/" not in without and "make grafana" in without
 
 
 # --- schemas: Kubernetes OpenAPI for core objects, the CRD for the ServiceMonitor ---
@@ -543,6 +570,35 @@ def test_servicemonitor_interval_and_selection_label_are_values(chart: helm_pyth
     assert monitor["spec"]["endpoints"][0]["interval"] == "30s"
     assert monitor["spec"]["endpoints"][0]["scrapeTimeout"] == "10s"
     assert monitor["metadata"]["labels"]["prometheus"] == "team-a"
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout"), [("500ms", "1s"), ("1m", "61s"), ("2h", "121m"), ("1s", "1001ms")]
+)
+def test_a_scrape_timeout_longer_than_the_interval_is_refused(
+    chart: helm_python.Chart, interval: str, timeout: str
+) -> None:
+    """prometheus-operator would skip such a ServiceMonitor without a word: fail at install."""
+    values = {"serviceMonitor": {"interval": interval, "scrapeTimeout": timeout}}
+    with pytest.raises(helm_python.HelmRenderError) as rejected:
+        render(chart, values)
+    message = str(rejected.value)
+    assert "serviceMonitor.scrapeTimeout" in message and "must not exceed" in message
+    assert f"({timeout})" in message and f"({interval})" in message
+    # Switched off, nothing is rendered, so nothing is refused.
+    render(chart, {"serviceMonitor": {**values["serviceMonitor"], "enabled": False}})
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout"), [("1s", "1s"), ("1s", "999ms"), ("1m", "60s"), ("2h", "120m")]
+)
+def test_a_scrape_timeout_up_to_the_interval_is_rendered(
+    chart: helm_python.Chart, interval: str, timeout: str
+) -> None:
+    values = {"serviceMonitor": {"interval": interval, "scrapeTimeout": timeout}}
+    (monitor,) = render(chart, values).kinds("ServiceMonitor")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["interval"], endpoint["scrapeTimeout"]) == (interval, timeout)
 
 
 def labels_of(component: str, release: str = RELEASE) -> dict[str, str]:

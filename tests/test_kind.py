@@ -82,6 +82,10 @@ def test_grafana_is_reachable_through_the_ingress_the_make_target_prints() -> No
     assert ingress["hosts"] == [make_default("GRAFANA_HOST")]
     assert ingress["path"] == "/"
     assert grafana["grafana.ini"]["server"]["root_url"] == f"http://{make_default('GRAFANA_HOST')}/"
+    # The install notes print the same URL for those without the repository's `make grafana`.
+    assert (
+        chart_values()["dashboards"]["grafanaUrl"] == grafana["grafana.ini"]["server"]["root_url"]
+    )
 
 
 def test_grafana_sidecar_watches_the_label_the_chart_puts_on_dashboards() -> None:

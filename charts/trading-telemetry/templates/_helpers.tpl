@@ -100,3 +100,16 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/*
+A Prometheus duration of the form the schema admits (<integer><ms|s|m|h>) in milliseconds,
+as a string: lets a template compare two durations, e.g. scrapeTimeout against interval.
+*/}}
+{{- define "trading-telemetry.durationMs" -}}
+{{- $scale := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 -}}
+{{- $unit := regexFind "[a-z]+$" . -}}
+{{- if not (hasKey $scale $unit) -}}
+{{- fail (printf "%q is not a duration of the form <integer><ms|s|m|h>" .) -}}
+{{- end -}}
+{{- mul (regexFind "^[0-9]+" . | int64) (get $scale $unit) -}}
+{{- end -}}
