@@ -8,8 +8,10 @@ defaults filled in first (as the API server does before the operator sees an obj
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -20,9 +22,16 @@ from support import ROOT
 from telemetry_contract import BenchmarkResult
 from telemetry_contract.events import BENCH_MODES
 from trading_operator import resource
-from trading_operator.job import owned_job, render_job
+from trading_operator.job import RESOURCES, owned_job, render_job
 from trading_operator.settings import OperatorSettings
-from trading_operator.spec import DEFAULTS, parse_spec
+from trading_operator.spec import (
+    BYTES_PER_EVENT,
+    DEFAULTS,
+    MAX_EVENTS,
+    MAX_SUSTAINED_EVENTS,
+    SpecError,
+    parse_spec,
+)
 from trading_operator.status import failed_status, result_status, running_status
 
 CRD_PATH = ROOT / "charts" / "trading-telemetry" / "crds" / "latencybenchmarks.yaml"
@@ -189,6 +198,7 @@ def test_sample_validates_and_becomes_a_valid_job(path: Path) -> None:
         (sample(mode="warp"), ["spec", "mode"], "is not one of"),
         (sample(mode="burst", events=0), ["spec", "events"], "less than the minimum"),
         (sample(mode="burst", events=10**8), ["spec", "events"], "greater than the maximum"),
+        (sample(mode="burst", events=5_000_001), ["spec", "events"], "greater than the maximum"),
         (sample(mode="burst", events="1000"), ["spec", "events"], "is not of type 'integer'"),
         (sample(mode="burst", events=1.5), ["spec", "events"], "is not of type 'integer'"),
         (sample(mode="sustained", rate=-5), ["spec", "rate"], "less than the minimum"),
@@ -215,6 +225,109 @@ def test_bad_specs_are_refused_by_the_schema(cr: Obj, path: list[str], fragment:
 
 def test_the_whole_crd_schema_accepts_what_the_defaults_make() -> None:
     assert errors(with_defaults(SCHEMA, sample(mode="ingest"))) == []
+
+
+# --- CEL rules (x-kubernetes-validations) --------------------------------------------------
+#
+# No API server here to run CEL, and no CEL library in the project: the rules use a small
+# subset of CEL (field access, comparisons, arithmetic, ||, !, ``in`` a list, double()),
+# which reads as Python once the operators are spelled out. Anything outside that subset
+# fails the translation, so a new rule cannot be silently skipped.
+
+SPEC_RULES = SCHEMA["properties"]["spec"]["x-kubernetes-validations"]
+#: The rules that look at one object; ``oldSelf`` rules only run on updates.
+CREATE_RULES = [rule for rule in SPEC_RULES if "oldSelf" not in rule["rule"]]
+CEL_WORDS = {"self", "double", "in"} | set(SCHEMA["properties"]["spec"]["properties"])
+
+
+def cel_as_python(rule: str) -> str:
+    code = re.sub(r"'[^']*'", "", rule)  # string literals may hold any word
+    unknown = set(re.findall(r"[A-Za-z_]\w*", code)) - CEL_WORDS
+    assert not unknown, f"rule {rule!r} leaves the subset this test can evaluate: {unknown}"
+    python = rule.replace("||", " or ").replace("&&", " and ")
+    return re.sub(r"!(?!=)", " not ", python).replace("double(", "float(")
+
+
+def cel_allows(rule: str, spec: Obj) -> bool:
+    """``rule`` on ``spec`` as the API server stores it (defaults filled in)."""
+    scope = {"self": SimpleNamespace(**spec), "float": float, "__builtins__": {}}
+    result = eval(cel_as_python(rule), scope)  # noqa: S307 - our own CRD's rule text
+    assert isinstance(result, bool), rule
+    return result
+
+
+def stored_spec(**spec: Any) -> Obj:
+    stored: Obj = with_defaults(SCHEMA, sample(**spec))["spec"]
+    return stored
+
+
+CROSS_FIELD_CASES = [
+    {"mode": mode, "events": events}
+    for mode in ("hotpath", "burst", "ingest")
+    for events in (1, 2_000_000, 2_000_001, 5_000_000)
+] + [
+    {"mode": "sustained", "rate": rate, "duration": duration, "timeoutSeconds": timeout}
+    for rate, duration, timeout in [
+        (1000, 10, 600),
+        (1_000_000, 20, 600),
+        (1_000_000, 21, 600),
+        (5555.5, 3600, 3601),
+        (5555.6, 3600, 3601),
+        (2000, 60, 60),
+        (2000, 60, 61),
+        (1_000_000, 3600, 86400),
+    ]
+]
+
+
+def test_cross_field_rules_are_in_the_crd() -> None:
+    rules = {rule["rule"] for rule in CREATE_RULES}
+    assert "self.mode != 'sustained' || self.timeoutSeconds > self.duration" in rules
+    for rule in CREATE_RULES:
+        assert rule["message"].strip(), rule["rule"]
+    # The events maximum is the largest mode's; the smaller ones are rules.
+    assert SCHEMA["properties"]["spec"]["properties"]["events"]["maximum"] == max(
+        MAX_EVENTS.values()
+    )
+
+
+@pytest.mark.parametrize("spec", CROSS_FIELD_CASES, ids=lambda s: "-".join(map(str, s.values())))
+def test_crd_rules_and_the_operators_check_agree(spec: Obj) -> None:
+    """Both refuse the same specs: the API server where it runs CEL, the operator always."""
+    stored = stored_spec(**spec)
+    assert errors(sample(**stored)) == []
+    refused_by = [rule["message"] for rule in CREATE_RULES if not cel_allows(rule["rule"], stored)]
+    try:
+        parse_spec(stored, OperatorSettings())
+    except SpecError as exc:
+        assert refused_by, f"the CRD admits what the operator refuses: {exc.message}"
+    else:
+        assert refused_by == [], f"the CRD refuses what the operator runs: {refused_by}"
+
+
+def test_the_cases_cover_both_outcomes_for_every_rule() -> None:
+    for rule in CREATE_RULES:
+        outcomes = {cel_allows(rule["rule"], stored_spec(**spec)) for spec in CROSS_FIELD_CASES}
+        assert outcomes == {True, False}, rule["rule"]
+
+
+def test_the_largest_run_of_every_mode_fits_the_jobs_memory_limit() -> None:
+    """Peak memory (measured bytes per event, plus the process itself) within 80 % of the limit."""
+    limit = RESOURCES["limits"]["memory"]
+    units = {"Mi": 2**20, "Gi": 2**30}
+    limit_bytes = int(limit[:-2]) * units[limit[-2:]]
+    base = 64 * 2**20  # RSS of the benchmark with no events: ~40-55 MB measured
+    largest = {**MAX_EVENTS, "sustained": MAX_SUSTAINED_EVENTS}
+    assert set(largest) == set(BENCH_MODES) == set(BYTES_PER_EVENT)
+    for mode, events in largest.items():
+        assert base + events * BYTES_PER_EVENT[mode] <= 0.8 * limit_bytes, mode
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: Path(p).name)
+def test_samples_pass_the_crd_rules(path: Path) -> None:
+    (cr,) = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    stored = with_defaults(SCHEMA, cr)["spec"]
+    assert all(cel_allows(rule["rule"], stored) for rule in CREATE_RULES)
 
 
 # --- status ---------------------------------------------------------------------------

@@ -122,6 +122,14 @@ def test_explicit_spec_wins_over_defaults() -> None:
             {"mode": "sustained", "duration": 60, "timeoutSeconds": 60},
             "spec.timeoutSeconds (60) must be longer than spec.duration (60)",
         ),
+        (
+            {"mode": "hotpath", "events": 2_000_001},
+            "spec.events (2,000,001) must be at most 2,000,000 for a hotpath run",
+        ),
+        (
+            {"mode": "sustained", "rate": 1_000_000, "duration": 21, "timeoutSeconds": 600},
+            "spec.rate × spec.duration (21,000,000 events) must be at most 20,000,000",
+        ),
     ],
 )
 def test_spec_that_cannot_run_says_why(raw: dict[str, Any], fragment: str) -> None:

@@ -1,10 +1,12 @@
 """A LatencyBenchmark's spec as a typed value, with the CRD's defaults filled in.
 
-The API server applies the CRD's defaults and bounds before the operator sees an object,
-so this is not a second validator: it turns the mapping into a typed value, fills in the
-defaults that depend on the operator's settings (target Service, port, sidecar URL), and
-catches the one rule the schema cannot express (a timeout shorter than the run). The
-literal defaults here are mirrored in the CRD and a test keeps the two equal.
+The API server applies the CRD's defaults, bounds and CEL rules before the operator sees
+an object, so this mainly turns the mapping into a typed value and fills in the defaults
+that depend on the operator's settings (target Service, port, sidecar URL). The CRD's
+cross-field rules (a sustained run's timeout must outlast it; no run may need more memory
+than the benchmark Job has) are checked here again, because an API server older than
+Kubernetes 1.25 ignores CEL rules and a run that cannot fit would only end as OOMKilled.
+The literal defaults and limits here are mirrored in the CRD, and tests keep them equal.
 """
 
 from __future__ import annotations
@@ -25,6 +27,29 @@ DEFAULTS: Final[Mapping[str, int | float]] = {
     "duration": 10,
     "timeoutSeconds": 600,
 }
+
+
+#: The most events a run of each mode may ask for. The benchmark keeps every event's data
+#: in memory until the run ends; measured peak bytes per event (max RSS, 100k vs 400k
+#: events): hotpath ~370 (six variants' samples and pre-built calls), ingest ~270
+#: (pre-encoded frames), burst ~80. The limits keep the largest run under ~800 MB, inside
+#: the Job's 1Gi memory limit (trading_operator.job.RESOURCES). The CRD's ``events``
+#: maximum is the largest of these and a CEL rule holds the smaller ones.
+MAX_EVENTS: Final[Mapping[str, int]] = {
+    "hotpath": 2_000_000,
+    "ingest": 2_000_000,
+    "burst": 5_000_000,
+}
+#: Measured peak bytes per event, by mode, behind :data:`MAX_EVENTS` (sustained: one
+#: 8-byte latency sample per event, rate × duration of them).
+BYTES_PER_EVENT: Final[Mapping[str, int]] = {
+    "hotpath": 380,
+    "ingest": 280,
+    "burst": 90,
+    "sustained": 8,
+}
+#: A sustained run allocates rate × duration samples up front; 2e7 of them is 160 MB.
+MAX_SUSTAINED_EVENTS: Final = 20_000_000
 
 
 class SpecError(ValueError):
@@ -85,10 +110,24 @@ def parse_spec(raw: Mapping[str, Any], settings: OperatorSettings) -> BenchmarkS
         port=int(raw.get("port") or settings.zmq_port),
         sidecar_url=str(raw.get("sidecarUrl") or settings.sidecar_url),
     )
-    if mode == "sustained" and spec.timeout_seconds <= spec.duration:
+    if mode == "sustained":
+        if spec.timeout_seconds <= spec.duration:
+            raise SpecError(
+                "InvalidSpec",
+                f"spec.timeoutSeconds ({spec.timeout_seconds}) must be longer than "
+                f"spec.duration ({spec.duration}) for a sustained run",
+            )
+        if spec.rate * spec.duration > MAX_SUSTAINED_EVENTS:
+            raise SpecError(
+                "InvalidSpec",
+                f"spec.rate × spec.duration ({spec.rate * spec.duration:,.0f} events) must be "
+                f"at most {MAX_SUSTAINED_EVENTS:,} for a sustained run, to fit the "
+                "benchmark Job's memory",
+            )
+    elif spec.events > MAX_EVENTS[mode]:
         raise SpecError(
             "InvalidSpec",
-            f"spec.timeoutSeconds ({spec.timeout_seconds}) must be longer than "
-            f"spec.duration ({spec.duration}) for a sustained run",
+            f"spec.events ({spec.events:,}) must be at most {MAX_EVENTS[mode]:,} for a "
+            f"{mode} run, to fit the benchmark Job's memory",
         )
     return spec
