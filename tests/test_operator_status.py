@@ -84,12 +84,17 @@ def pod(
     created: str = "2025-11-24T16:00:01Z",
     waiting: Obj | None = None,
     container: str = "benchmark",
+    exit_code: int | None = None,
+    reason: str | None = None,
 ) -> Obj:
     state: Obj = {}
     if waiting is not None:
         state["waiting"] = waiting
     else:
-        terminated: Obj = {"exitCode": 0 if phase == "Succeeded" else 1}
+        code = exit_code if exit_code is not None else (0 if phase == "Succeeded" else 1)
+        terminated: Obj = {"exitCode": code}
+        if reason is not None:
+            terminated["reason"] = reason
         if message is not None:
             terminated["message"] = message
         state["terminated"] = terminated
@@ -224,7 +229,8 @@ def test_failed_job_reports_the_condition_and_the_last_output() -> None:
     assert status["state"] == FAILED
     assert status["reason"] == "BackoffLimitExceeded"
     assert status["message"] == (
-        "Job has reached the limit; benchmark output: ConnectionRefused: sidecar"
+        "Job has reached the limit; container: exit code 1; "
+        "benchmark output: ConnectionRefused: sidecar"
     )
 
 
@@ -234,12 +240,33 @@ def test_timed_out_job_whose_image_never_pulled_says_so() -> None:
     status = status_from(job(failed, start=None), [pod(waiting=waiting, phase="Pending")])
     assert status is not None
     assert status["reason"] == "DeadlineExceeded"
-    assert status["message"].endswith("benchmark output: ErrImagePull: pull access denied")
+    assert status["message"] == (
+        "Job was active too long; container: ErrImagePull: pull access denied"
+    )
     assert "startedAt" not in status
     assert pod_problem([pod(waiting={"reason": "ContainerCreating"}, phase="Pending")]) == (
         "ContainerCreating"
     )
     assert pod_problem([pod("done")]) is None
+
+
+def test_a_killed_benchmark_says_how_it_was_killed() -> None:
+    """OOMKilled leaves no output of its own; the kubelet's reason and exit code are the story."""
+    failed = condition("Failed", reason="BackoffLimitExceeded", message="Job has reached the limit")
+    killed = pod(phase="Failed", exit_code=137, reason="OOMKilled")
+    status = status_from(job(failed), [killed])
+    assert status is not None
+    assert (status["state"], status["reason"]) == (FAILED, "BackoffLimitExceeded")
+    assert status["message"] == "Job has reached the limit; container: OOMKilled, exit code 137"
+    # With last log lines too, both are kept: the kubelet's verdict first.
+    crashed = pod("Traceback ...\nMemoryError", phase="Failed", exit_code=1, reason="Error")
+    status = status_from(job(failed), [crashed])
+    assert status is not None
+    assert status["message"] == (
+        "Job has reached the limit; container: Error, exit code 1; "
+        "benchmark output: Traceback ...\nMemoryError"
+    )
+    assert pod_problem([pod("done", reason="Completed")]) is None
 
 
 def test_failure_messages_keep_the_end_of_a_long_log() -> None:
@@ -248,7 +275,7 @@ def test_failure_messages_keep_the_end_of_a_long_log() -> None:
     status = status_from(job(failed), [pod(log, phase="Failed")])
     assert status is not None
     assert len(status["message"]) <= MAX_MESSAGE
-    assert status["message"].startswith("failed; benchmark output: …")
+    assert status["message"].startswith("failed; container: exit code 1; benchmark output: …")
     assert status["message"].endswith("RuntimeError: the real cause")
 
 

@@ -120,12 +120,24 @@ def termination_message(pods: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 def pod_problem(pods: Sequence[Mapping[str, Any]]) -> str | None:
-    """Why the benchmark container never ran (e.g. ErrImagePull), if that is the story."""
+    """What the kubelet says went wrong with the benchmark container, if anything.
+
+    A container that never started is ``waiting`` with a reason (e.g. ErrImagePull); one
+    that ended badly is ``terminated`` with a reason and exit code (e.g. OOMKilled, 137),
+    which its own output cannot tell: a killed process writes no last words.
+    """
     for pod in _newest_first(pods):
-        waiting = _container_state(pod).get("waiting") or {}
+        state = _container_state(pod)
+        waiting = state.get("waiting") or {}
         if waiting.get("reason"):
             detail = waiting.get("message") or ""
             return f"{waiting['reason']}: {detail}".rstrip(": ")
+        terminated = state.get("terminated") or {}
+        code = terminated.get("exitCode")
+        reason = terminated.get("reason") or ""
+        if code not in (None, 0) or reason not in ("", "Completed"):
+            exit_code = f"exit code {code}" if code is not None else ""
+            return ", ".join(part for part in (reason, exit_code) if part)
     return None
 
 
@@ -196,10 +208,13 @@ def status_from(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> St
     if finished:
         timing["finishedAt"] = str(finished)
     if state == FAILED:
-        detail = termination_message(pods) or pod_problem(pods)
-        if detail:
+        problem = pod_problem(pods)
+        if problem:
+            message = f"{message}; container: {_clip(problem, MAX_MESSAGE // 4)}"
+        output = termination_message(pods)
+        if output:
             head = f"{message}; benchmark output: "
-            message = head + _clip(detail, max(MAX_MESSAGE - len(head), 80))
+            message = head + _clip(output, max(MAX_MESSAGE - len(head), 80))
         return failed_status(reason, message, **timing)
     try:
         return result_status(read_result(pods))
