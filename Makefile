@@ -13,8 +13,17 @@ RUN := $(UV) run --frozen
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
+# Debian's python3 ships without pip and refuses system-wide pip installs (PEP 668);
+# a --user install next to it is the supported way, and `python3 -m uv` finds it.
 uv: ## install uv with pip when it is missing
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@if command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1; then exit 0; fi; \
+	if ! python3 -m pip --version >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null; \
+	  else echo "uv is missing and so is pip: install one (sudo apt-get install python3-pip)"; exit 1; fi; \
+	fi; \
+	python3 -m pip install --quiet uv 2>/dev/null \
+	  || python3 -m pip install --quiet --user --break-system-packages uv
 
 sync: uv ## create .venv from the committed uv.lock
 	@$(UV) sync --frozen --all-packages --quiet

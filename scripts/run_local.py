@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -108,17 +109,9 @@ def main() -> int:
         _wait(lambda: _http_ok(f"{ui_url}/_stcore/health"), child, "Streamlit UI", 60)
 
         if shutil.which("prometheus"):
-            config = write_config(
-                PROMETHEUS_TEMPLATE, workdir / "prometheus.yml",
-                target=f"{local_host}:{sidecar.http_port}",
-            )  # fmt: skip
-            log_path = workdir / "prometheus.log"
-            child = start_prometheus(config, prom_port, workdir / "data", log_path)
-            children.append(("prometheus", child))
-            prom_url = f"http://127.0.0.1:{prom_port}"
-            wait_ready(prom_url)
-            urls.append(("Prometheus", f"{prom_url}/graph?g0.expr=sum+by+(side)+(trades_total)"))
-            urls.append(("Prometheus log", str(log_path)))
+            urls.extend(
+                _start_prometheus(children, workdir, prom_port, local_host, sidecar.http_port)
+            )
         else:
             urls.append(("Prometheus", "not installed (apt-get install prometheus) — skipped"))
 
@@ -143,7 +136,71 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _stop(children)
+        for name, child in children:
+            if name == "prometheus" and child.returncode not in (0, None):
+                _print_log_tail(workdir / "prometheus.log")
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _print_log_tail(log_path: Path, lines: int = 15) -> None:
+    if log_path.exists():
+        tail = log_path.read_text(errors="replace").splitlines()[-lines:]
+        print("prometheus log (last lines):\n  " + "\n  ".join(tail), file=sys.stderr)
+
+
+def _start_prometheus(
+    children: list[tuple[str, subprocess.Popen[bytes]]],
+    workdir: Path,
+    port: int,
+    sidecar_host: str,
+    sidecar_port: int,
+) -> list[tuple[str, str]]:
+    """Start the optional Prometheus; trouble with it never stops the rest of the loop.
+
+    Debian's prometheus package runs its own service on :9090 on a systemd host, so a
+    taken port is the common case, not an error: use a free one and say so.
+    """
+    notes: list[tuple[str, str]] = []
+    if not _port_free(port):
+        moved = _free_port()
+        notes.append(("Note", f"port {port} is taken (another Prometheus?); using {moved}"))
+        port = moved
+    config = write_config(
+        PROMETHEUS_TEMPLATE, workdir / "prometheus.yml", target=f"{sidecar_host}:{sidecar_port}"
+    )
+    log_path = workdir / "prometheus.log"
+    child = start_prometheus(config, port, workdir / "data", log_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process=child)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"Prometheus did not start ({exc}); running without it", file=sys.stderr)
+        _print_log_tail(log_path)
+        child.kill()
+        child.wait()
+        return [("Prometheus", "failed to start — see the log lines above")]
+    children.append(("prometheus", child))
+    return [
+        *notes,
+        ("Prometheus", f"{url}/graph?g0.expr=sum+by+(side)+(trades_total)"),
+        ("Prometheus log", str(log_path)),
+    ]
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import httpx2 as httpx
@@ -22,9 +24,28 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+class _AlwaysReady(BaseHTTPRequestHandler):
+    """Stands in for another Prometheus (Debian's own service) already on the port."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"someone else's server")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @pytest.mark.prometheus
-def test_make_run_starts_everything_and_ctrl_c_stops_everything() -> None:
+@pytest.mark.parametrize("prometheus_port_taken", [False, True], ids=["free", "port-taken"])
+def test_make_run_starts_everything_and_ctrl_c_stops_everything(
+    prometheus_port_taken: bool,
+) -> None:
     zmq_port, http_port, ui_port, prom_port = (free_port() for _ in range(4))
+    squatter = None
+    if prometheus_port_taken:
+        squatter = ThreadingHTTPServer(("127.0.0.1", prom_port), _AlwaysReady)
+        threading.Thread(target=squatter.serve_forever, daemon=True).start()
     env = {
         **os.environ,
         "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{zmq_port}",
@@ -59,6 +80,10 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything() -> None:
         )
         output = "".join(lines)
         assert make.poll() is None, output
+        if prometheus_port_taken:
+            moved = re.search(rf"port {prom_port} is taken .*; using (\d+)", output)
+            assert moved, output
+            prom_port = int(moved.group(1))
         for port in (http_port, ui_port, prom_port):
             assert f":{port}" in output, (port, output)
 
@@ -87,6 +112,9 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything() -> None:
             raise
         reader.join(5)
         stdout.close()
+        if squatter is not None:
+            squatter.shutdown()
+            squatter.server_close()
     output = "".join(lines)
     assert "stopping" in output, output
     assert "Traceback" not in output, output

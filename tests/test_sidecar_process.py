@@ -11,6 +11,7 @@ import zmq
 from support import Sidecar, new_sidecar, value, wait_for
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import MAX_FRAME_BYTES
+from telemetry_contract.transport import ZMQ_MAX_MSG_BYTES
 from trading_publisher.client import Publisher
 
 
@@ -97,6 +98,24 @@ def test_malformed_frames_are_counted_and_never_stop_the_loop(sidecar: Sidecar) 
     log = sidecar.proc.log()
     # Throttled: 1,300 rejects must not mean 1,300 log lines.
     assert log.count("dropped invalid frame") <= 2 * len(expected)
+
+
+def test_frame_over_the_zmq_cap_costs_only_its_own_connection(sidecar: Sidecar) -> None:
+    """Above ZMQ_MAX_MSG_BYTES libzmq drops the sender's connection, not the sidecar."""
+    ctx = zmq.Context()
+    giant = ctx.socket(zmq.PUSH)
+    giant.connect(sidecar.zmq_address)
+    try:
+        giant.send(b"x" * (2 * ZMQ_MAX_MSG_BYTES))
+        with Publisher(sidecar.zmq_address, source="after-giant") as pub:
+            assert pub.trade("sell", 7.0)
+        wait_for(lambda: value(sidecar.scrape(), names.VOLUME, side="sell") == 7.0)
+        assert httpx.get(f"{sidecar.url}/healthz").status_code == 200
+        # Never received, so never counted as a frame (see docs/contract.md).
+        assert value(sidecar.scrape(), names.INVALID, reason="oversize") == 0
+    finally:
+        giant.close(linger=0)
+        ctx.term()
 
 
 def test_seq_gap_shows_as_lost_events(sidecar: Sidecar) -> None:
