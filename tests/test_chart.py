@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -423,6 +424,14 @@ def test_the_openapi_check_rejects_a_misspelt_field(default: Rendered) -> None:
 
 @pytest.fixture(scope="module")
 def servicemonitor_validator() -> jsonschema.Draft7Validator:
+    if not SERVICEMONITOR_CRD.is_file():
+        message = (
+            f"{SERVICEMONITOR_CRD} is missing: the prometheus-operator CRDs come from the "
+            "shared/ folder checked out beside this repository"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI always has shared/: its absence is a broken checkout
+        pytest.skip(message)
     crd = yaml.safe_load(SERVICEMONITOR_CRD.read_text())
     assert crd["spec"]["names"]["kind"] == "ServiceMonitor"
     version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
