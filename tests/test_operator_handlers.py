@@ -160,8 +160,20 @@ def test_handlers_drive_a_benchmark_from_create_to_succeeded(fake: FakeCluster) 
     call(handlers.job_event, event={"type": "MODIFIED", "object": job}, body=body(job))
     assert fake.benchmarks["lb"]["status"]["state"] == "Running"
     done = fake.finish_job(job["metadata"]["name"], encode(RESULT).decode())
-    call(handlers.job_event, event={"type": "DELETED", "object": done}, body=body(done))
-    assert fake.benchmarks["lb"]["status"]["state"] == "Running"
     call(handlers.job_event, event={"type": "MODIFIED", "object": done}, body=body(done))
     status = fake.benchmarks["lb"]["status"]
     assert (status["state"], status["p99Us"], status["job"]) == ("Succeeded", 4.0, "lb-bench")
+    # Deleting the finished Job later (by hand, or a TTL) changes nothing.
+    call(handlers.job_event, event={"type": "DELETED", "object": done}, body=body(done))
+    assert fake.benchmarks["lb"]["status"] == status
+    assert len(fake.events) == 2  # JobCreated, BenchmarkSucceeded
+
+
+def test_a_running_job_deleted_by_hand_fails_its_benchmark(fake: FakeCluster) -> None:
+    cr = benchmark()
+    fake.benchmarks["lb"] = cr
+    call(handlers.create_benchmark, body=body(cr), retry=0)
+    job = fake.jobs.pop("lb-bench")
+    call(handlers.job_event, event={"type": "DELETED", "object": job}, body=body(job))
+    status = fake.benchmarks["lb"]["status"]
+    assert (status["state"], status["reason"]) == ("Failed", "JobDeleted")

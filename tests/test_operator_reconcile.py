@@ -445,6 +445,70 @@ def test_completed_job_without_result_is_failed(cluster: FakeCluster) -> None:
     assert current(cluster)["status"]["reason"] == "NoResult"
 
 
+# --- a Job deleted by hand ---------------------------------------------------------------
+
+
+def test_job_deleted_while_running_ends_the_benchmark_failed(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    gone = cluster.jobs.pop(name)
+    assert reconcile.job_deleted(cluster, gone, sleep=no_sleep) == FAILED
+    status = current(cluster)["status"]
+    assert (status["state"], status["reason"], status["job"]) == (FAILED, "JobDeleted", name)
+    assert status["message"] == f"benchmark Job {name} was deleted before it finished"
+    assert cluster.events == [
+        ("lb", "Warning", "BenchmarkFailed", f"JobDeleted: {status['message']}")
+    ]
+    # Replayed (e.g. after a restart): the status is final, nothing more is written.
+    cluster.calls.clear()
+    assert reconcile.job_deleted(cluster, gone, sleep=no_sleep) is None
+    assert cluster.calls == ["read_benchmark"]
+
+
+def test_deleting_a_finished_job_reports_its_result_not_a_failure(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    done = cluster.finish_job(name, encode(RESULT).decode())
+    # The Job's last change was missed; its deletion still carries the final state.
+    assert reconcile.job_deleted(cluster, done, sleep=no_sleep) == SUCCEEDED
+    assert current(cluster)["status"]["state"] == SUCCEEDED
+    assert reconcile.job_deleted(cluster, done, sleep=no_sleep) is None
+    assert len(cluster.events) == 1
+
+
+def test_job_deleted_with_its_benchmark_changes_nothing(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    job = cluster.jobs[name]
+    # Foreground deletion: the benchmark still exists, marked for deletion.
+    cluster.benchmarks["lb"]["metadata"]["deletionTimestamp"] = "2025-11-24T16:00:30Z"
+    assert reconcile.job_deleted(cluster, job, sleep=no_sleep) is None
+    assert current(cluster)["status"]["state"] == RUNNING
+    # Background deletion: the benchmark is already gone.
+    del cluster.benchmarks["lb"]
+    assert reconcile.job_deleted(cluster, job, sleep=no_sleep) is None
+    # A newer namesake is not the deleted Job's benchmark.
+    store(cluster, benchmark(uid="newer"))
+    assert reconcile.job_deleted(cluster, job, sleep=no_sleep) is None
+    assert "status" not in current(cluster)
+    assert cluster.events == []
+    # A Job no LatencyBenchmark controls is not the operator's business.
+    foreign = {**job, "metadata": {**job["metadata"], "ownerReferences": []}}
+    cluster.calls.clear()
+    assert reconcile.job_deleted(cluster, foreign, sleep=no_sleep) is None
+    assert cluster.calls == []
+
+
+def test_job_deleted_is_retried_in_place_then_gives_up_loudly(cluster: FakeCluster) -> None:
+    name = started(cluster)
+    gone = cluster.jobs.pop(name)
+    cluster.failures["patch_benchmark_status"] = [api_error(503)]
+    slept: list[float] = []
+    assert reconcile.job_deleted(cluster, gone, sleep=slept.append) == FAILED
+    assert slept == [1.0]
+    cluster.benchmarks["lb"].pop("status")
+    cluster.failures["read_benchmark"] = [api_error(500)] * reconcile.FINISH_ATTEMPTS
+    with pytest.raises(ApiException):
+        reconcile.job_deleted(cluster, gone, sleep=no_sleep)
+
+
 def test_every_cluster_method_has_a_permission() -> None:
     methods = {name for name in vars(FakeCluster) if not name.startswith("_")} - {"finish_job"}
     assert methods == set(CLUSTER_CALLS)

@@ -89,7 +89,8 @@ def owned_by_benchmark(body: kopf.Body, **_: Any) -> bool:
 
 @kopf.on.event("batch", "v1", "jobs", labels=JOB_LABELS, when=owned_by_benchmark)
 def job_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-    """Any change of a benchmark Job; only a finished one changes its LatencyBenchmark."""
+    """Any change of a benchmark Job; a finished or deleted one ends its LatencyBenchmark."""
     if event["type"] == "DELETED":
+        reconcile.job_deleted(cluster(), dict(body))
         return
     reconcile.finish(cluster(), dict(body))

@@ -1,10 +1,11 @@
 """What the handlers do, written against the :class:`~trading_operator.cluster.Cluster` port.
 
-Two flows. :func:`start` turns a new LatencyBenchmark into a Job: it is safe to run again
+Three flows. :func:`start` turns a new LatencyBenchmark into a Job: it is safe to run again
 at any point (kopf retries it), because the Job name is deterministic and an existing Job
 owned by the same LatencyBenchmark counts as created. :func:`finish` turns a finished Job
 into the LatencyBenchmark's final status and one Kubernetes Event; it does nothing for a
-status that is already final, so replays of Job events are harmless.
+status that is already final, so replays of Job events are harmless. :func:`job_deleted`
+ends a LatencyBenchmark whose Job was deleted before it finished.
 """
 
 from __future__ import annotations
@@ -176,6 +177,24 @@ def start(
     return RUNNING
 
 
+def _attempts(call: Callable[[], str | None], sleep: Callable[[float], None]) -> str | None:
+    """``call`` with up to FINISH_ATTEMPTS tries on transient errors; None on a 404.
+
+    A 404 means the LatencyBenchmark went away meanwhile, so there is nothing to report to.
+    """
+    for attempt in range(FINISH_ATTEMPTS):
+        try:
+            return call()
+        except TRANSIENT as exc:
+            if _status_code(exc) == 404:
+                return None
+            if attempt == FINISH_ATTEMPTS - 1:
+                raise
+            log.warning("reporting on a benchmark Job failed (%s); retrying", _describe(exc))
+            sleep(float(2**attempt))
+    return None  # unreachable: the loop returns or raises
+
+
 def finish(
     cluster: Cluster, job: Mapping[str, Any], *, sleep: Callable[[float], None] = time.sleep
 ) -> str | None:
@@ -187,17 +206,40 @@ def finish(
     owner = owner_of(job)
     if owner is None or job_outcome(job)[0] == RUNNING:
         return None
-    for attempt in range(FINISH_ATTEMPTS):
-        try:
-            return _report(cluster, job, owner)
-        except TRANSIENT as exc:
-            if _status_code(exc) == 404:  # the LatencyBenchmark went away meanwhile
-                return None
-            if attempt == FINISH_ATTEMPTS - 1:
-                raise
-            log.warning("reporting Job result failed (%s); retrying", _describe(exc))
-            sleep(float(2**attempt))
-    return None  # unreachable: the loop returns or raises
+    return _attempts(lambda: _report(cluster, job, owner), sleep)
+
+
+def job_deleted(
+    cluster: Cluster, job: Mapping[str, Any], *, sleep: Callable[[float], None] = time.sleep
+) -> str | None:
+    """A benchmark Job is gone; returns the state written into its LatencyBenchmark, if any.
+
+    A finished Job is reported as usual (in case its last change was missed). An unfinished
+    one was deleted by hand: no result will ever come, so unless its LatencyBenchmark is
+    itself going away (the garbage collector deletes the Job then), the benchmark ends as
+    Failed/JobDeleted instead of showing Running forever.
+    """
+    owner = owner_of(job)
+    if owner is None:
+        return None
+    if job_outcome(job)[0] != RUNNING:
+        return finish(cluster, job, sleep=sleep)
+    return _attempts(lambda: _report_deleted(cluster, job, owner), sleep)
+
+
+def _report_deleted(cluster: Cluster, job: Mapping[str, Any], owner: tuple[str, str]) -> str | None:
+    namespace, job_name, _ = _meta(job)
+    name, uid = owner
+    benchmark = cluster.read_benchmark(namespace, name)
+    deleting = (benchmark.get("metadata") or {}).get("deletionTimestamp")
+    if _meta(benchmark)[2] != uid or deleting or is_terminal(benchmark.get("status")):
+        return None
+    message = f"benchmark Job {job_name} was deleted before it finished"
+    cluster.patch_benchmark_status(
+        namespace, name, failed_status("JobDeleted", message, job=job_name)
+    )
+    cluster.post_event(benchmark, "Warning", "BenchmarkFailed", f"JobDeleted: {message}")
+    return FAILED
 
 
 def _report(cluster: Cluster, job: Mapping[str, Any], owner: tuple[str, str]) -> str | None:
