@@ -16,7 +16,7 @@ import pytest
 from kopf._core.intents.causes import Activity
 from telemetry_contract import encode
 from test_operator_reconcile import RESULT, FakeCluster, benchmark, zmq_service
-from trading_operator import handlers
+from trading_operator import handlers, reconcile
 from trading_operator.rbac import KOPF_NEEDS, Permission
 from trading_operator.resource import GROUP, PLURAL, VERSION
 from trading_operator.settings import OperatorSettings
@@ -56,6 +56,8 @@ def test_one_create_handler_for_latencybenchmarks() -> None:
     assert not handler.selector.check(JOBS)
     assert REGISTRY._changing.has_handlers(BENCHMARKS)
     assert not handler.requires_finalizer
+    # Bounded: kopf calls it with retry 0 to MAX_RETRIES at most, then stops.
+    assert handler.retries == reconcile.MAX_RETRIES + 1
 
 
 def test_one_event_handler_for_benchmark_jobs() -> None:

@@ -19,7 +19,7 @@ import pytest
 import urllib3
 from kubernetes.client import ApiException
 from telemetry_contract import BenchmarkResult, encode
-from trading_operator import reconcile
+from trading_operator import handlers, reconcile
 from trading_operator.job import job_name, owner_of
 from trading_operator.rbac import CLUSTER_CALLS, RBAC_RULES
 from trading_operator.resource import API_VERSION, KIND
@@ -304,6 +304,76 @@ def test_api_trouble_that_persists_ends_failed(cluster: FakeCluster) -> None:
     status = current(cluster)["status"]
     assert status["reason"] == "ApiError"
     assert "creating Job lb-bench failed 9 times: HTTP 503 Service Unavailable" in status["message"]
+
+
+def test_service_unreadable_for_every_retry_ends_failed(cluster: FakeCluster) -> None:
+    cr = store(cluster, benchmark())
+    cluster.failures["read_service"] = [api_error(500, "Internal Server Error")]
+    assert reconcile.start(cluster, cr, SETTINGS, retry=reconcile.MAX_START_RETRIES) == FAILED
+    status = current(cluster)["status"]
+    assert status["reason"] == "ApiError"
+    assert status["message"] == (
+        "reading Service demo-zmq failed 9 times: HTTP 500 Internal Server Error"
+    )
+    assert cluster.jobs == {}
+    assert cluster.events[-1][1:3] == ("Warning", "BenchmarkFailed")
+
+
+def test_existing_job_unreadable_for_every_retry_ends_failed(cluster: FakeCluster) -> None:
+    store(cluster, benchmark())
+    reconcile.start(cluster, current(cluster), SETTINGS, retry=0)
+    cluster.benchmarks["lb"].pop("status")  # as if the Running patch was lost
+    cluster.failures["read_job"] = [urllib3.exceptions.ProtocolError("Connection aborted")]
+    retry = reconcile.MAX_START_RETRIES
+    assert reconcile.start(cluster, current(cluster), SETTINGS, retry=retry) == FAILED
+    status = current(cluster)["status"]
+    assert status["reason"] == "ApiError"
+    assert status["message"].startswith("reading Job lb-bench failed 9 times: ProtocolError")
+    assert len(cluster.jobs) == 1
+
+
+def kopf_retries(cluster: FakeCluster, cr: Obj) -> tuple[list[type[Exception]], int]:
+    """Call start the way kopf does, up to the create handler's ``retries`` calls."""
+    (handler,) = [
+        h for h in kopf.get_default_registry()._changing.get_all_handlers()
+        if h.fn is handlers.create_benchmark
+    ]  # fmt: skip
+    calls = handler.retries
+    assert calls is not None, "the create handler must bound its retries"
+    outcomes: list[type[Exception]] = []
+    for retry in range(calls):
+        try:
+            reconcile.start(cluster, current(cluster), SETTINGS, retry=retry)
+            break
+        except kopf.TemporaryError as exc:
+            outcomes.append(type(exc))
+        except kopf.PermanentError as exc:
+            outcomes.append(type(exc))
+            break
+    return outcomes, calls
+
+
+def test_retries_end_even_when_the_failure_cannot_be_recorded(cluster: FakeCluster) -> None:
+    cr = store(cluster, benchmark())
+    # The API answers nothing usefully, for ever.
+    cluster.failures["read_service"] = [api_error(503)] * 100
+    cluster.failures["patch_benchmark_status"] = [api_error(503)] * 100
+    outcomes, calls = kopf_retries(cluster, cr)
+    # Retried up to MAX_START_RETRIES, then a few tries to record Failed, then it stops
+    # on its own, before kopf's limit would stop it.
+    assert outcomes[:-1] == [kopf.TemporaryError] * reconcile.MAX_RETRIES
+    assert outcomes[-1] is kopf.PermanentError
+    assert len(outcomes) == reconcile.MAX_RETRIES + 1 == calls
+    assert "status" not in current(cluster)
+    assert cluster.jobs == {}
+
+
+def test_a_failure_recorded_late_still_ends_the_benchmark_failed(cluster: FakeCluster) -> None:
+    cr = store(cluster, benchmark(service="nope"))
+    cluster.failures["patch_benchmark_status"] = [api_error(503)] * reconcile.MAX_RETRIES
+    outcomes, _ = kopf_retries(cluster, cr)
+    assert outcomes == [kopf.TemporaryError] * reconcile.MAX_RETRIES
+    assert current(cluster)["status"]["reason"] == "ServiceNotFound"
 
 
 def test_job_the_api_refuses_ends_failed_with_the_apis_words(cluster: FakeCluster) -> None:

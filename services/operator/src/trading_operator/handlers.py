@@ -77,9 +77,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.connect_timeout = CONNECT_TIMEOUT
 
 
-@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL, retries=reconcile.MAX_RETRIES + 1)
 def create_benchmark(body: kopf.Body, retry: int, **_: Any) -> None:
-    """New LatencyBenchmark: check the target, create its Job, record state Running."""
+    """New LatencyBenchmark: check the target, create its Job, record state Running.
+
+    ``retries`` counts calls (retry 0 to MAX_RETRIES): reconcile gives up by itself by
+    then, so kopf's limit is only the backstop against a loop nobody foresaw.
+    """
     reconcile.start(cluster(), dict(body), operator_settings(), retry=retry)
 
 

@@ -48,6 +48,10 @@ TRANSIENT: Final = (ApiException, urllib3.exceptions.HTTPError, OSError)
 
 #: kopf retries of :func:`start` before an unreachable API becomes state Failed.
 MAX_START_RETRIES: Final = 8
+#: The last retry of :func:`start`: a few more after MAX_START_RETRIES to record a failure;
+#: if even that cannot be written, the handler stops with kopf.PermanentError (kopf logs
+#: it) rather than retrying forever. The create handler's ``retries=`` backs this up.
+MAX_RETRIES: Final = MAX_START_RETRIES + 4
 #: In-handler attempts of :func:`finish`: kopf does not retry event handlers, and a Job
 #: sends no further events once finished, so a lost attempt would leave status Running.
 FINISH_ATTEMPTS: Final = 5
@@ -75,12 +79,16 @@ def _meta(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     return str(meta.get("namespace") or ""), str(meta.get("name") or ""), str(meta.get("uid") or "")
 
 
-def _fail(cluster: Cluster, benchmark: Mapping[str, Any], reason: str, message: str) -> None:
+def _fail(
+    cluster: Cluster, benchmark: Mapping[str, Any], reason: str, message: str, retry: int
+) -> None:
     namespace, name, _ = _meta(benchmark)
     try:
         cluster.patch_benchmark_status(namespace, name, failed_status(reason, message))
     except TRANSIENT as exc:
         text = f"cannot record failure {reason}: {_describe(exc)}"
+        if retry >= MAX_RETRIES:
+            raise kopf.PermanentError(f"{text}; giving up after {retry + 1} tries") from exc
         raise kopf.TemporaryError(text, delay=10) from exc
     cluster.post_event(benchmark, "Warning", "BenchmarkFailed", f"{reason}: {message}")
 
@@ -91,7 +99,8 @@ def _trouble(
     """Retry later through kopf, or, after enough tries, end the benchmark as Failed."""
     delay = retry_delay(retry)
     if delay is None:
-        _fail(cluster, benchmark, "ApiError", f"{doing} failed {retry + 1} times: {_describe(exc)}")
+        text = f"{doing} failed {retry + 1} times: {_describe(exc)}"
+        _fail(cluster, benchmark, "ApiError", text, retry)
         return
     raise kopf.TemporaryError(f"{doing}: {_describe(exc)}", delay=delay)
 
@@ -112,7 +121,7 @@ def start(
     try:
         spec = parse_spec(benchmark.get("spec") or {}, settings)
     except SpecError as exc:
-        _fail(cluster, benchmark, exc.reason, exc.message)
+        _fail(cluster, benchmark, exc.reason, exc.message, retry)
         return FAILED
     try:
         service = cluster.read_service(namespace, spec.service)
@@ -121,13 +130,14 @@ def start(
             _fail(
                 cluster, benchmark, "ServiceNotFound",
                 f"Service {namespace}/{spec.service} does not exist; create it or set spec.service",
+                retry,
             )  # fmt: skip
             return FAILED
         _trouble(cluster, benchmark, exc, retry, f"reading Service {spec.service}")
         return FAILED
     problem = target_problem(service, spec.port)
     if problem:
-        _fail(cluster, benchmark, "ServicePortNotFound", problem)
+        _fail(cluster, benchmark, "ServicePortNotFound", problem, retry)
         return FAILED
 
     owner = kopf.Body(cast(kopf.RawBody, dict(benchmark)))
@@ -141,7 +151,8 @@ def start(
         code = _status_code(exc)
         if code in (400, 422):
             body = exc.body if isinstance(exc, ApiException) else None
-            _fail(cluster, benchmark, "JobRejected", f"the API refused the Job: {body or exc}")
+            text = f"the API refused the Job: {body or exc}"
+            _fail(cluster, benchmark, "JobRejected", text, retry)
             return FAILED
         if code != 409:
             _trouble(cluster, benchmark, exc, retry, f"creating Job {job_name}")
@@ -160,13 +171,14 @@ def start(
             _fail(
                 cluster, benchmark, "JobNameTaken",
                 f"Job {job_name} exists and is not this LatencyBenchmark's; delete it or "
-                "rename the LatencyBenchmark",
+                "rename the LatencyBenchmark", retry,
             )  # fmt: skip
             return FAILED
         # A deleted namesake's Job: the garbage collector removes it shortly.
         delay = retry_delay(retry)
         if delay is None:
-            _fail(cluster, benchmark, "JobNameTaken", f"Job {job_name} of a deleted namesake stays")
+            text = f"Job {job_name} of a deleted namesake stays"
+            _fail(cluster, benchmark, "JobNameTaken", text, retry)
             return FAILED
         raise kopf.TemporaryError(
             f"Job {job_name} belongs to a deleted namesake; waiting for it to go", delay=delay
