@@ -33,6 +33,20 @@ from telemetry_contract.events import (
 #: Frames above this are refused; the sidecar also hands it to ZMQ as MAXMSGSIZE.
 MAX_FRAME_BYTES: Final = 64 * 1024
 
+#: Trades whose ``src`` starts with this are benchmark traffic: the sidecar counts them
+#: apart (``telemetry_benchmark_*`` series) so a benchmark Job pointed at a production
+#: sidecar never shows up as trades on the trading dashboard. One place, so the
+#: benchmark that writes it and the sidecar that reads it cannot disagree.
+BENCH_SOURCE_PREFIX: Final = "bench-"
+#: The same prefix as the bytes the sidecar's fast path compares against.
+BENCH_SOURCE_PREFIX_BYTES: Final = BENCH_SOURCE_PREFIX.encode("ascii")
+
+
+def is_bench_source(src: str | None) -> bool:
+    """Whether a trade with this ``src`` is benchmark traffic (no ``src``: never)."""
+    return src is not None and src.startswith(BENCH_SOURCE_PREFIX)
+
+
 _FLOAT_MAX: Final = sys.float_info.max
 _PREFIX: Final[dict[str, str]] = {
     side: f'{{"type":"trade","side":"{side}","qty":' for side in SIDES

@@ -23,18 +23,26 @@ BENCH_EVENTS = "telemetry_benchmark_events"
 BENCH_ELAPSED = "telemetry_benchmark_elapsed_seconds"
 BENCH_FINISHED = "telemetry_benchmark_finished_timestamp_seconds"
 
+# Benchmark traffic: trades whose src starts with codec.BENCH_SOURCE_PREFIX are counted
+# here instead of in TRADES/VOLUME/LAST_TRADE_TS/LOST/E2E_LATENCY (they still count in
+# RECEIVED, which is every frame pulled).
+BENCH_TRADES = "telemetry_benchmark_trades_received_total"
+BENCH_LOST = "telemetry_benchmark_events_lost_total"
+BENCH_E2E_LATENCY = "telemetry_benchmark_e2e_latency_seconds"
+
 #: Every metric family name the sidecar exports (histograms by their base name).
 ALL: Final = (
     TRADES, VOLUME, LAST_TRADE_TS, RECEIVED, INVALID, LOST, E2E_LATENCY,
     BENCH_RESULTS, BENCH_LATENCY, BENCH_RATE, BENCH_TARGET_RATE, BENCH_EVENTS,
-    BENCH_ELAPSED, BENCH_FINISHED,
+    BENCH_ELAPSED, BENCH_FINISHED, BENCH_TRADES, BENCH_LOST, BENCH_E2E_LATENCY,
 )  # fmt: skip
 
 #: Benchmark rows the sidecar keeps; the oldest is forgotten first. run_id comes from
 #: input, so this bound is what keeps the number of series finite.
 MAX_BENCH_ROWS: Final = 64
 
-#: Upper bounds (seconds) of the end-to-end latency histogram: loopback sits in the
+#: Upper bounds (seconds) of the end-to-end latency histograms (trading and benchmark
+#: traffic alike): loopback sits in the
 #: tens of microseconds, a cross-node hop in the milliseconds. The bounds are dense up
 #: to 250 µs because the benchmark reads its e2e percentiles from this histogram, and
 #: 250 µs (its p99 target at 10k events/s) must be a bound so that share is exact.

@@ -7,6 +7,13 @@ and the GIL makes each single update atomic. Every label value comes from the
 contract's closed sets, so no input can create a new series, and every series exists
 from the first scrape. Families carry no ``created`` timestamp, so there is no
 ``_created`` series.
+
+Trades from a ``src`` starting with ``BENCH_SOURCE_PREFIX`` are benchmark traffic: they
+are counted in their own series (trades, seq-gap losses, e2e latency) and never in the
+trading ones, so a benchmark run against a production sidecar leaves the trading
+dashboard alone and reads back exactly its own events. The fast path pays for the check
+once per run of frames from one publisher (a prefix test) plus one flag test per frame
+that carries a ``src``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 from telemetry_contract import metric_names as names
+from telemetry_contract.codec import BENCH_SOURCE_PREFIX, BENCH_SOURCE_PREFIX_BYTES
 from telemetry_contract.errors import Reason
 from telemetry_contract.events import SIDES, BenchmarkResult, TradeEvent
 
@@ -45,6 +53,11 @@ class TradeMetrics:
         # One slot per bound plus the +Inf overflow; non-cumulative, summed at scrape.
         self.latency_counts = [0] * (len(self.latency_bounds) + 1)
         self.latency_sum = 0.0
+        #: Benchmark traffic (src starting with BENCH_SOURCE_PREFIX), counted apart.
+        self.bench_trades = 0
+        self.bench_lost = 0
+        self.bench_latency_counts = [0] * (len(self.latency_bounds) + 1)
+        self.bench_latency_sum = 0.0
         self._last_seq: dict[str, int] = {}
         self.bench_results = 0
         #: Latest row per (run_id, mode, variant), oldest first, at most MAX_BENCH_ROWS.
@@ -65,6 +78,9 @@ class TradeMetrics:
     ) -> None:
         """:meth:`record_trade` on the fields alone: the receiver's fast path has no
         TradeEvent to hand over, and building one would cost more than counting it."""
+        if src is not None and src.startswith(BENCH_SOURCE_PREFIX):
+            self._record_bench(ts, src, seq, received_at)
+            return
         self.trades[side] += 1
         self.volume[side] += qty
         self.last_trade_ts = ts
@@ -74,7 +90,17 @@ class TradeMetrics:
         self.latency_counts[bisect_left(self.latency_bounds, latency)] += 1
         self.latency_sum += latency
         if seq is not None and src is not None:
-            self._track_seq(src, seq)
+            self.lost += self._track_seq(src, seq)
+
+    def _record_bench(self, ts: float, src: str, seq: int | None, received_at: float) -> None:
+        self.bench_trades += 1
+        latency = received_at - ts
+        if latency < 0.0:
+            latency = 0.0
+        self.bench_latency_counts[bisect_left(self.latency_bounds, latency)] += 1
+        self.bench_latency_sum += latency
+        if seq is not None:
+            self.bench_lost += self._track_seq(src, seq)
 
     def record_canonical(
         self, batch: Sequence[tuple[bytes | Any, ...]], received_at: float
@@ -88,7 +114,8 @@ class TradeMetrics:
         so its name is decoded and looked up once per run of frames, not per frame. The
         result is exactly :meth:`record` applied frame by frame (a test holds it to
         that). All of the batch was counted at ``received_at``, which is what its e2e
-        latency measures (publish to counted).
+        latency measures (publish to counted). Whether a stream is benchmark traffic is
+        decided when the stream changes, with the rest of its state.
         """
         counts = self.latency_counts
         bounds = self.latency_bounds
@@ -100,7 +127,37 @@ class TradeMetrics:
         following: bytes | None = None  # src of the stream held in name/last
         name = ""
         last: int | None = None
+        bench = False  # whether the stream held in name/last is benchmark traffic
+        bench_prefix = BENCH_SOURCE_PREFIX_BYTES
+        bench_counts = self.bench_latency_counts
+        bench_trades = bench_lost = 0
+        bench_latency_sum = 0.0
         for side, qty_text, ts_text, src, seq in batch:
+            if src is not None:  # _track_seq, with the current stream kept in locals
+                if src != following:
+                    if following is not None and last is not None:
+                        last_seq[name] = last
+                    following = src
+                    name = src.decode("ascii")
+                    bench = src.startswith(bench_prefix)
+                    last = last_seq.get(name)
+                    if last is None and len(last_seq) >= MAX_TRACKED_SOURCES:
+                        del last_seq[next(iter(last_seq))]
+                number = int(seq)
+                if last is not None and number > last + 1:
+                    if bench:
+                        bench_lost += number - last - 1
+                    else:
+                        lost += number - last - 1
+                last = number
+                if bench:  # counted apart, never in the trading series
+                    bench_trades += 1
+                    latency = received_at - float(ts_text)
+                    if latency < 0.0:
+                        latency = 0.0
+                    bench_counts[bisect_left(bounds, latency)] += 1
+                    bench_latency_sum += latency
+                    continue
             qty = float(qty_text)
             ts = float(ts_text)
             if side == b"buy":
@@ -114,19 +171,6 @@ class TradeMetrics:
                 latency = 0.0
             counts[bisect_left(bounds, latency)] += 1
             latency_sum += latency
-            if src is not None:  # _track_seq, with the current stream kept in locals
-                if src != following:
-                    if following is not None and last is not None:
-                        last_seq[name] = last
-                    following = src
-                    name = src.decode("ascii")
-                    last = last_seq.get(name)
-                    if last is None and len(last_seq) >= MAX_TRACKED_SOURCES:
-                        del last_seq[next(iter(last_seq))]
-                number = int(seq)
-                if last is not None and number > last + 1:
-                    lost += number - last - 1
-                last = number
         if following is not None and last is not None:
             last_seq[name] = last
         trades = self.trades
@@ -138,15 +182,22 @@ class TradeMetrics:
         self.last_trade_ts = ts
         self.latency_sum += latency_sum
         self.lost += lost
+        if bench_trades:
+            self.bench_trades += bench_trades
+            self.bench_lost += bench_lost
+            self.bench_latency_sum += bench_latency_sum
 
-    def _track_seq(self, src: str, seq: int) -> None:
+    def _track_seq(self, src: str, seq: int) -> int:
+        """Follow ``src``'s seq stream; returns how many events its gap says were lost."""
         last = self._last_seq.get(src)
+        gap = 0
         if last is not None and seq > last + 1:
-            self.lost += seq - last - 1
+            gap = seq - last - 1
         elif last is None and len(self._last_seq) >= MAX_TRACKED_SOURCES:
             del self._last_seq[next(iter(self._last_seq))]
         # seq <= last means the publisher restarted (or reordered): start over from it.
         self._last_seq[src] = seq
+        return gap
 
     def record_invalid(self, reason: Reason) -> None:
         self.invalid[reason.value] += 1
@@ -205,23 +256,45 @@ class TradeCollector(Collector):
             "Events a publisher sent that never arrived, from gaps in its seq numbers.",
             value=m.lost,
         )
-        cumulative = 0
-        buckets: list[tuple[str, float]] = []
-        for bound, count in zip(m.latency_bounds, m.latency_counts, strict=False):
-            cumulative += count
-            buckets.append((repr(bound), cumulative))
-        cumulative += m.latency_counts[-1]
-        buckets.append(("+Inf", cumulative))
         yield HistogramMetricFamily(
             names.E2E_LATENCY,
             "Receive time minus event ts: publish-to-sidecar latency, in seconds.",
-            buckets=buckets,
+            buckets=_cumulative(m.latency_bounds, m.latency_counts),
             sum_value=m.latency_sum,
         )
         yield CounterMetricFamily(
             names.BENCH_RESULTS, "Benchmark result messages received.", value=m.bench_results
         )
+        yield CounterMetricFamily(
+            names.BENCH_TRADES,
+            f"Valid trades from benchmark sources (src {BENCH_SOURCE_PREFIX}*), "
+            "kept out of the trading series.",
+            value=m.bench_trades,
+        )
+        yield CounterMetricFamily(
+            names.BENCH_LOST,
+            "Benchmark events that never arrived, from gaps in their seq numbers.",
+            value=m.bench_lost,
+        )
+        yield HistogramMetricFamily(
+            names.BENCH_E2E_LATENCY,
+            "Receive time minus event ts of benchmark trades, in seconds.",
+            buckets=_cumulative(m.latency_bounds, m.bench_latency_counts),
+            sum_value=m.bench_latency_sum,
+        )
         yield from _benchmark_families(m.bench_rows)
+
+
+def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Per-slot counts (last slot: +Inf) as Prometheus' cumulative ``le`` buckets."""
+    cumulative = 0
+    buckets: list[tuple[str, float]] = []
+    for bound, count in zip(bounds, counts, strict=False):
+        cumulative += count
+        buckets.append((repr(bound), cumulative))
+    cumulative += counts[-1]
+    buckets.append(("+Inf", cumulative))
+    return buckets
 
 
 _ROW_LABELS = ["run_id", "mode", "variant"]
