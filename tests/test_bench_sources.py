@@ -11,15 +11,19 @@ from __future__ import annotations
 import time
 
 import zmq
-from support import Sidecar, value, wait_for
+from support import Samples, Sidecar, value, wait_for
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX, encode_trade, is_bench_source
 from telemetry_contract.transport import push_socket
 from trading_publisher.client import Publisher
 
 
-def trades_total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> float:
-    return sum(value(samples, names.TRADES, side=side) for side in ("buy", "sell"))
+def counted(sidecar: Sidecar, frames: int) -> Samples | None:
+    """The scrape once every frame is received and counted as one kind of trade or other."""
+    s = sidecar.scrape()
+    trades = value(s, names.TRADES, side="buy") + value(s, names.TRADES, side="sell")
+    done = value(s, names.RECEIVED) == frames == trades + value(s, names.BENCH_TRADES)
+    return s if done else None
 
 
 def test_the_prefix_is_the_contracts_one_rule() -> None:
@@ -57,10 +61,7 @@ def test_bench_trades_move_only_the_benchmark_series(sidecar: Sidecar) -> None:
         raw.send(encode_trade("buy", 4.0, desk_ts))
         raw.send(encode_trade("buy", 1.0, time.time(), src=BENCH_SOURCE_PREFIX + "g", seq=0))
         raw.send(encode_trade("buy", 1.0, time.time(), src=BENCH_SOURCE_PREFIX + "g", seq=10))
-        samples = wait_for(
-            lambda: (s := sidecar.scrape()) and value(s, names.RECEIVED) == 607 and s,
-            what="all 607 frames received",
-        )
+        samples = wait_for(lambda: counted(sidecar, 607), what="all 607 frames counted")
     finally:
         raw.close(linger=1000)
         ctx.term()
