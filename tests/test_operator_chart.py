@@ -208,3 +208,26 @@ def test_the_operators_job_pods_pass_the_sidecars_network_policy(enabled: list[O
         for peer in rule["from"]
         if "podSelector" in peer
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the operator Deployment does not pass TT_OPERATOR_IMAGE_PULL_* yet; "
+    "remove this marker with the chart change that adds them",
+)
+def test_job_pods_pull_like_the_releases_publisher(chart: helm_python.Chart) -> None:
+    """The Job runs the publisher's image, so it needs the publisher's pull policy and secrets."""
+    objects = render(
+        chart,
+        {
+            "operator": {"enabled": True},
+            "imagePullSecrets": [{"name": "regcred"}, {"name": "mirror"}],
+            "publisher": {"image": {"pullPolicy": "Always"}},
+        },
+    )
+    settings = load({k: v for k, v in operator_env(objects).items() if k.startswith(PREFIX)}, None)
+    pod = render_job(parse_spec({"mode": "burst"}, settings), "lb", NAMESPACE, settings)["spec"][
+        "template"
+    ]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]
+    assert pod["containers"][0]["imagePullPolicy"] == "Always"
