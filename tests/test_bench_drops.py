@@ -12,6 +12,9 @@ tell the relationship between the two counts:
   reveals them; so right after the burst ``lost == 0`` although ``dropped > 0``;
 * one more event from the same client then reveals all of them: ``lost == dropped``,
   because the client advances seq for dropped events too.
+
+The publisher's ``src`` carries the benchmark prefix, as every benchmark's does, so all
+of this lands in the sidecar's benchmark counters and none of it in ``trades_total``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Iterator
 
 import pytest
 from support import Sidecar
+from telemetry_contract.codec import BENCH_SOURCE_PREFIX
 from trading_bench import burst
 from trading_bench.common import RunContext
 from trading_bench.sidecar import MetricsReader
@@ -49,7 +53,9 @@ def test_drops_and_seq_gaps_add_up(frozen: Sidecar) -> None:
     os.kill(pid, signal.SIGCONT)
     before = reader.counts()
     os.kill(pid, signal.SIGSTOP)
-    with Publisher(frozen.zmq_address, source="forced-drops", sndhwm=ctx.sndhwm) as pub:
+    with Publisher(
+        frozen.zmq_address, source=BENCH_SOURCE_PREFIX + "forced-drops", sndhwm=ctx.sndhwm
+    ) as pub:
         sent = burst.send(ctx, pub, EVENTS)
         os.kill(pid, signal.SIGCONT)
         after = reader.settle(before.received + sent.sent, timeout_s=60)
@@ -66,3 +72,4 @@ def test_drops_and_seq_gaps_add_up(frozen: Sidecar) -> None:
     delta = final.minus(before)
     assert delta.received == row.sent + 1
     assert delta.lost == row.dropped
+    assert delta.trading_trades == 0  # benchmark traffic never counts as trading

@@ -15,6 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 
+from telemetry_contract.codec import BENCH_SOURCE_PREFIX
 from trading_publisher.client import Publisher
 
 from trading_bench.common import RunContext, progress_bar, trade_mix
@@ -84,7 +85,7 @@ def row(
 
 def run(ctx: RunContext, events: int = DEFAULT_EVENTS) -> list[Row]:
     before = ctx.reader.counts() if ctx.reader is not None else None
-    source = f"bench-burst-{os.getpid()}-{time.time_ns() % 1_000_000}"
+    source = f"{BENCH_SOURCE_PREFIX}burst-{os.getpid()}-{time.time_ns() % 1_000_000}"
     with Publisher(ctx.address, source=source, sndhwm=ctx.sndhwm) as publisher:
         t0 = time.perf_counter()
         result = send(ctx, publisher, events)

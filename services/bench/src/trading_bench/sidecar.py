@@ -3,8 +3,13 @@
 Without ``--address`` the benchmark starts its own sidecar on free loopback ports, so a
 run on a laptop needs nothing else running and measures a sidecar nothing else feeds.
 With ``--address`` (the in-cluster Job) it uses that one, and ``--sidecar-url`` is how
-it learns what the sidecar counted. Counts are read as before/after deltas, since the
-sidecar's counters are process-wide.
+it learns what the sidecar counted. Every benchmark event carries a ``src`` starting
+with ``BENCH_SOURCE_PREFIX``, which the sidecar counts in its ``telemetry_benchmark_*``
+series only: the counts read here are those, so the trading series of a production
+sidecar never see benchmark trades and other publishers' traffic never mixes into a
+benchmark's received/lost/e2e. They are process-wide all the same, so they are read as
+before/after deltas (two benchmarks running at once against one sidecar would still
+see each other's events).
 """
 
 from __future__ import annotations
@@ -35,19 +40,22 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class Counts:
-    """What the sidecar had counted at one scrape."""
+    """What the sidecar had counted of benchmark traffic at one scrape."""
 
+    #: Benchmark trades counted (``telemetry_benchmark_trades_received_total``).
     received: float
+    #: Benchmark events missing from seq gaps (``telemetry_benchmark_events_lost_total``).
     lost: float
-    trades: float
-    #: Cumulative e2e-latency buckets: (upper bound in seconds, count), +Inf last.
+    #: ``trades_total`` over both sides: benchmark traffic must never move it.
+    trading_trades: float
+    #: Cumulative benchmark e2e-latency buckets: (upper bound in seconds, count), +Inf last.
     e2e_buckets: tuple[tuple[float, float], ...]
 
     def minus(self, before: Counts) -> Counts:
         return Counts(
             self.received - before.received,
             self.lost - before.lost,
-            self.trades - before.trades,
+            self.trading_trades - before.trading_trades,
             tuple(
                 (bound, count - old)
                 for (bound, count), (_, old) in zip(
@@ -62,13 +70,13 @@ def parse_counts(text: str) -> Counts:
     buckets: list[tuple[float, float]] = []
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == names.RECEIVED + "_total" or sample.name == names.RECEIVED:
+            if sample.name == names.BENCH_TRADES:
                 received = sample.value
-            elif sample.name in (names.LOST, names.LOST + "_total"):
+            elif sample.name == names.BENCH_LOST:
                 lost = sample.value
-            elif sample.name in (names.TRADES, names.TRADES + "_total"):
+            elif sample.name == names.TRADES:
                 trades += sample.value
-            elif sample.name == names.E2E_LATENCY + "_bucket":
+            elif sample.name == names.BENCH_E2E_LATENCY + "_bucket":
                 buckets.append((float(sample.labels["le"]), sample.value))
     buckets.sort()
     return Counts(received, lost, trades, tuple(buckets))
