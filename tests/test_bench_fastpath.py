@@ -108,18 +108,24 @@ def test_now_encoder_writes_what_the_decoder_reads(src: str | None) -> None:
             encoder.now(side, qty, 9)
 
 
-def test_e2e_quantiles_from_cumulative_buckets() -> None:
-    buckets = [(0.0001, 50.0), (0.00025, 99.0), (0.0005, 100.0), (math.inf, 100.0)]
-    assert e2e.quantile(0.5, buckets) == pytest.approx(0.0001)
-    assert e2e.quantile(0.25, buckets) == pytest.approx(0.00005)
-    assert 0.0001 < e2e.quantile(0.9, buckets) < 0.00025
-    assert e2e.quantile(1.0, buckets) == pytest.approx(0.0005)
+def test_e2e_quantiles_are_bucket_upper_bounds() -> None:
+    """Never a value between bounds: the histogram cannot tell where in a bucket it is."""
+    buckets = [(0.0001, 50.0), (0.00025, 99.0), (0.0005, 100.0), (0.001, 100.0),
+               (math.inf, 100.0)]  # fmt: skip
+    assert e2e.upper_bound(0.5, buckets) == e2e.Bound(0.0001)
+    assert e2e.upper_bound(0.25, buckets) == e2e.Bound(0.0001)
+    assert e2e.upper_bound(0.51, buckets) == e2e.Bound(0.00025)
+    assert e2e.upper_bound(0.99, buckets) == e2e.Bound(0.00025)
+    assert e2e.upper_bound(0.999, buckets) == e2e.Bound(0.0005)
+    # The max: the highest non-empty bucket's bound, not the last bound.
+    assert e2e.upper_bound(1.0, buckets) == e2e.Bound(0.0005)
     assert e2e.fraction_within(0.00025, buckets) == pytest.approx(0.99)
-    assert math.isnan(e2e.quantile(0.5, [(1.0, 0.0), (math.inf, 0.0)]))
+    assert e2e.upper_bound(0.5, [(1.0, 0.0), (math.inf, 0.0)]) is None
     with pytest.raises(ValueError):
         e2e.fraction_within(0.0003, buckets)
-    beyond = [(0.001, 0.0), (math.inf, 10.0)]
-    assert e2e.quantile(0.99, beyond) == 0.001
+    beyond = [(0.0005, 5.0), (0.001, 5.0), (math.inf, 10.0)]
+    assert e2e.upper_bound(0.5, beyond) == e2e.Bound(0.0005)
+    assert e2e.upper_bound(0.99, beyond) == e2e.Bound(0.001, overflow=True)
 
 
 def test_pacer_deadlines_come_from_the_start_not_the_previous_send() -> None:
@@ -139,18 +145,19 @@ def test_target_verdicts() -> None:
 
 def test_batch_counting_equals_one_by_one_counting() -> None:
     """TradeMetrics.record_canonical (the sidecar's batch path) vs record_trade, with
-    interleaved publishers, gaps, a restart and a source without src/seq."""
+    interleaved publishers, gaps, a restart, a source without src/seq and benchmark
+    sources, whose trades, losses and latencies must go to the benchmark series only."""
     from telemetry_contract.codec import CANONICAL_TRADE_MATCH
     from trading_sidecar.metrics import TradeMetrics
 
     rng = random.Random(5)
     batch, one_by_one = TradeMetrics(), TradeMetrics()
     now = 1_700_000_100.0
-    seqs = {"a": 0, "b": 100, "c": 0}
+    seqs = {"a": 0, "b": 100, "c": 0, "bench-x": 0, "bench-y": 7}
     for round_ in range(4):
         pending = []
         for _ in range(300):
-            src = rng.choice(["a", "a", "a", "b", "c", None])
+            src = rng.choice(["a", "a", "a", "b", "c", None, "bench-x", "bench-x", "bench-y"])
             seq = None
             if src is not None:
                 seqs[src] += rng.choice([1, 1, 1, 2, 5])  # gaps of 1 and 4
@@ -167,7 +174,12 @@ def test_batch_counting_equals_one_by_one_counting() -> None:
             one_by_one.record_trade(event, now + round_)
         batch.record_canonical(pending, now + round_)
     for name in ("trades", "volume", "last_trade_ts", "lost", "latency_counts", "latency_sum",
-                 "_last_seq"):  # fmt: skip
+                 "_last_seq", "bench_trades", "bench_lost", "bench_latency_counts",
+                 "bench_latency_sum"):  # fmt: skip
         assert getattr(batch, name) == pytest.approx(getattr(one_by_one, name)), name
     assert list(batch._last_seq) == list(one_by_one._last_seq)
-    assert batch.lost > 0
+    assert batch.lost > 0 and batch.bench_lost > 0 and batch.bench_trades > 0
+    # Every frame counted once, in exactly one of the two kinds.
+    assert sum(batch.trades.values()) + batch.bench_trades == 4 * 300
+    assert sum(batch.latency_counts) == sum(batch.trades.values())
+    assert sum(batch.bench_latency_counts) == batch.bench_trades

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +12,10 @@ from dataclasses import dataclass
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from trading_bench.sidecar import MetricsReader
+
+
+class BenchError(RuntimeError):
+    """A run that cannot give a meaningful result; the CLI prints it and exits 1."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,37 @@ def progress_bar(ctx: RunContext, total: float, desc: str, unit: str = "ev") -> 
         yield bar
     finally:
         bar.close()
+
+
+@contextmanager
+def paced_progress(bar: tqdm, rate: float, total: int, period_s: float = 0.25) -> Iterator[None]:
+    """Move ``bar`` from elapsed time on a thread of its own, for a paced loop.
+
+    A paced loop's position is known from the clock (event *i* is due at i/rate), so
+    the loop itself need not touch the bar at all: no update, and no rendering, between
+    one deadline and the next. The thread sleeps between updates; when the loop sleeps
+    it releases the GIL and the update fits into that idle time.
+    """
+    if bar.disable:
+        yield
+        return
+    stop = threading.Event()
+    t0 = time.perf_counter()
+
+    def advance() -> None:
+        while not stop.wait(period_s):
+            bar.n = min(total, int((time.perf_counter() - t0) * rate))
+            bar.refresh()
+
+    thread = threading.Thread(target=advance, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        bar.n = total
+        bar.refresh()
 
 
 def trade_mix(count: int, seed: int = 7) -> list[tuple[str, float]]:

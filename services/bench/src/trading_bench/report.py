@@ -71,6 +71,8 @@ def table(mode: str, rows: Sequence[Row], targets: Sequence[Target]) -> str:
     lines = [header]
     for row in rows:
         r = row.result
+        # Bucket upper bounds are not measurements of a value: say so in every cell.
+        mark = "≤" if row.bounded else ""
         lines.append(
             [
                 r.variant,
@@ -81,11 +83,11 @@ def table(mode: str, rows: Sequence[Row], targets: Sequence[Target]) -> str:
                 _fmt(r.lost),
                 f"{r.elapsed_s:.3f}",
                 _fmt(r.rate),
-                _fmt(r.p50_us),
-                _fmt(r.p90_us),
-                _fmt(r.p99_us),
-                _fmt(r.p999_us),
-                _fmt(r.max_us),
+                mark + _fmt(r.p50_us),
+                mark + _fmt(r.p90_us),
+                mark + _fmt(r.p99_us),
+                mark + _fmt(r.p999_us),
+                mark + _fmt(r.max_us),
                 *(_fmt(row.extra[k]) if k in row.extra else "" for k in extras),
             ]
         )
@@ -97,6 +99,11 @@ def table(mode: str, rows: Sequence[Row], targets: Sequence[Target]) -> str:
                 cell.rjust(w) if n and i else cell.ljust(w)
                 for i, (cell, w) in enumerate(zip(line, widths, strict=True))
             )
+        )
+    if any(row.bounded for row in rows):
+        out.append(
+            "  ≤X: e2e percentiles are the upper bound of the sidecar histogram bucket they "
+            "fall in (no finer data); e2e_within_250us is exact"
         )
     for t in targets:
         verdict = "MET   " if t.met else "MISSED"

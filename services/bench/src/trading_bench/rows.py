@@ -24,9 +24,22 @@ class Row:
     extra: dict[str, float] = field(default_factory=dict)
     #: The raw per-call samples' summary, kept for the plot (None: no per-call timing).
     latency: Percentiles | None = None
+    #: True when the percentiles are histogram bucket upper bounds (e2e), not samples.
+    bounded: bool = False
+
+    @property
+    def percentile_kind(self) -> str:
+        """What the row's p50..max are: the JSON says it, the table marks bounds ``≤``."""
+        if self.bounded:
+            return "bucket_upper_bound"
+        return "per_call" if self.latency is not None else "none"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self.result), **self.extra}
+        return {
+            **dataclasses.asdict(self.result),
+            **self.extra,
+            "percentile_kind": self.percentile_kind,
+        }
 
 
 def make_row(
@@ -44,6 +57,7 @@ def make_row(
     latency: Percentiles = EMPTY,
     started_at: float,
     extra: dict[str, float] | None = None,
+    bounded: bool = False,
 ) -> Row:
     """Build a row; the rate is what was achieved, events over elapsed wall time."""
     rate = events / elapsed_s if elapsed_s > 0 else 0.0
@@ -67,4 +81,4 @@ def make_row(
         started_at=started_at,
         finished_at=time.time(),
     )
-    return Row(result, dict(extra or {}), latency if latency.count else None)
+    return Row(result, dict(extra or {}), latency if latency.count else None, bounded)
