@@ -4,7 +4,10 @@ All variants run in the same process against the same live sidecar, interleaved 
 rounds (each round times a slice of every variant, in rotating order), so a noisy
 neighbour or a frequency change hits every variant alike and the ratios to the floor
 stay meaningful on a shared machine. Each call is timed on its own with
-``perf_counter_ns``; the timer's own cost is in every row equally.
+``perf_counter_ns``; the timer's own cost is in every row equally, so an ``empty``
+variant (a call that does nothing) is timed in the same rounds, and the ratios to the
+floor are taken on net values: each percentile minus the empty call's p50, the timer
+overhead (a constant cost, so the same amount comes off every percentile).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import zmq
 
 from trading_bench import variants
 from trading_bench.common import RunContext, progress_bar, trade_mix
-from trading_bench.latency import new_samples, summarize
+from trading_bench.latency import Percentiles, new_samples, summarize
 from trading_bench.rows import Row, make_row
 from trading_bench.variants import Call, Variant
 
@@ -25,7 +28,8 @@ DEFAULT_CALLS = 200_000
 ROUNDS = 10
 
 
-def _timed(call: Call, args: list[tuple[Any, Any]], samples: array[int], start: int) -> None:
+def _timed(call: Call, args: list[tuple[Any, Any]], samples: array[int], start: int) -> int:
+    """Time each call; returns how many calls completed (the loop's own count)."""
     clock = time.perf_counter_ns
     i = start
     for a, b in args:
@@ -33,6 +37,7 @@ def _timed(call: Call, args: list[tuple[Any, Any]], samples: array[int], start: 
         call(a, b)
         samples[i] = clock() - t0
         i += 1
+    return i - start
 
 
 def _minus(now: tuple[int, int], then: tuple[int, int]) -> tuple[int, int]:
@@ -42,8 +47,9 @@ def _minus(now: tuple[int, int], then: tuple[int, int]) -> tuple[int, int]:
 def build(ctx: RunContext, zctx: zmq.Context[zmq.Socket[bytes]], calls: int) -> list[Variant]:
     trades = trade_mix(calls)
     return [
+        variants.empty(trades),
         variants.floor(zctx, ctx.address, trades),
-        variants.client(ctx.address, trades),
+        variants.client(zctx, ctx.address, trades),
         variants.seed(zctx, ctx.address, trades),
         variants.prometheus(trades),
         variants.opentelemetry(trades),
@@ -59,6 +65,7 @@ def run(ctx: RunContext, calls: int = DEFAULT_CALLS) -> list[Row]:
     bounds = [calls * r // rounds for r in range(rounds + 1)]
     samples = {v.name: new_samples(calls) for v in built}
     elapsed = dict.fromkeys(samples, 0.0)
+    completed = dict.fromkeys(samples, 0)
     started_at = time.time()
     before: dict[str, tuple[int, int]] = {}
     try:
@@ -73,7 +80,7 @@ def run(ctx: RunContext, calls: int = DEFAULT_CALLS) -> list[Row]:
                 order = built[r % len(built) :] + built[: r % len(built)]
                 for v in order:
                     t0 = time.perf_counter()
-                    _timed(v.call, v.args[lo:hi], samples[v.name], lo)
+                    completed[v.name] += _timed(v.call, v.args[lo:hi], samples[v.name], lo)
                     elapsed[v.name] += time.perf_counter() - t0
                     bar.update(hi - lo)
     finally:
@@ -85,11 +92,26 @@ def run(ctx: RunContext, calls: int = DEFAULT_CALLS) -> list[Row]:
         for v in built:
             v.close()
         zctx.term()
+    summaries = {v.name: summarize(samples[v.name]) for v in built}
+    overhead = summaries[variants.EMPTY].p50_us
+    floor = _net(summaries["floor"], overhead)
     rows = []
-    floor = summarize(samples["floor"])
     for v in built:
-        latency = summarize(samples[v.name])
-        sent, dropped = counts.get(v.name, (calls, 0))
+        latency = summaries[v.name]
+        net = _net(latency, overhead)
+        # The client counts what it queued and refused; any other variant's calls all
+        # completed (the loop's own count), and none of them can refuse an event.
+        sent, dropped = counts.get(v.name, (completed[v.name], 0))
+        extra = {"timer_overhead_us": overhead}
+        if v.name != variants.EMPTY:
+            extra.update(
+                net_p50_us=net[0],
+                net_p99_us=net[1],
+                net_p999_us=net[2],
+                ratio_p50=net[0] / floor[0],
+                ratio_p99=net[1] / floor[1],
+                ratio_p999=net[2] / floor[2],
+            )
         rows.append(
             make_row(
                 run_id=ctx.run_id,
@@ -101,11 +123,20 @@ def run(ctx: RunContext, calls: int = DEFAULT_CALLS) -> list[Row]:
                 elapsed_s=elapsed[v.name],
                 latency=latency,
                 started_at=started_at,
-                extra={
-                    "ratio_p50": latency.p50_us / floor.p50_us if floor.p50_us else 0.0,
-                    "ratio_p99": latency.p99_us / floor.p99_us if floor.p99_us else 0.0,
-                    "ratio_p999": latency.p999_us / floor.p999_us if floor.p999_us else 0.0,
-                },
+                extra=extra,
             )
         )
     return rows
+
+
+#: Net values are floored here (µs) so a ratio never divides by zero or goes negative.
+_NET_FLOOR_US = 0.001
+
+
+def _net(latency: Percentiles, overhead_us: float) -> tuple[float, float, float]:
+    """(p50, p99, p99.9) minus the timer overhead."""
+    return (
+        max(latency.p50_us - overhead_us, _NET_FLOOR_US),
+        max(latency.p99_us - overhead_us, _NET_FLOOR_US),
+        max(latency.p999_us - overhead_us, _NET_FLOOR_US),
+    )

@@ -3,6 +3,8 @@
 Every variant is set up the way a careful user would (labels bound once, attributes
 built once), so the comparison is against each alternative at its best, not a strawman.
 All of them take two positional arguments so the timing loop is the same code for all.
+Every frame sent to the sidecar carries a ``src`` starting with the contract's
+``BENCH_SOURCE_PREFIX``, so the sidecar keeps this traffic out of its trading series.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import zmq
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from telemetry_contract.codec import TradeEncoder
+from telemetry_contract.codec import BENCH_SOURCE_PREFIX, TradeEncoder
 from telemetry_contract.events import SIDES
 from telemetry_contract.transport import push_socket
 from trading_publisher.client import Publisher
@@ -46,15 +48,21 @@ def floor(
 ) -> Variant:
     """Raw ``send`` of frames encoded before timing, on a socket set up like the client's."""
     sock = push_socket(ctx, address)
-    encode = TradeEncoder("bench-floor")
+    encode = TradeEncoder(BENCH_SOURCE_PREFIX + "floor")
     now = time.time()
     frames = [(encode(side, qty, now, seq), zmq.NOBLOCK) for seq, (side, qty) in enumerate(trades)]
     return Variant("floor", sock.send, frames, close=lambda: sock.close(linger=2_000))
 
 
-def client(address: str, trades: list[tuple[str, float]]) -> Variant:
-    """The project's call: ``Publisher.trade(side, qty)``, timestamp taken inside."""
-    pub = Publisher(address, source="bench-client")
+def client(
+    ctx: zmq.Context[zmq.Socket[bytes]], address: str, trades: list[tuple[str, float]]
+) -> Variant:
+    """The project's call: ``Publisher.trade(side, qty)``, timestamp taken inside.
+
+    On the same ZeroMQ context as the floor and the seed, so all three share one I/O
+    thread and differ only in what happens in the calling thread.
+    """
+    pub = Publisher(address, source=BENCH_SOURCE_PREFIX + "client", context=ctx)
     return Variant(
         "client",
         pub.trade,
@@ -67,16 +75,35 @@ def client(address: str, trades: list[tuple[str, float]]) -> Variant:
 def seed(
     ctx: zmq.Context[zmq.Socket[bytes]], address: str, trades: list[tuple[str, float]]
 ) -> Variant:
-    """What the seed did: build a dict, ``json.dumps`` it, ``send_string`` it."""
+    """What the seed did: build a dict, ``json.dumps`` it, ``send_string`` it.
+
+    Plus a benchmark ``src`` (the seed sent none), so its frames stay off the sidecar's
+    trading series; the client carries a ``src`` and a ``seq`` too.
+    """
     sock = push_socket(ctx, address)
     send_string = sock.send_string
     dumps = json.dumps
     clock = time.time
+    src = BENCH_SOURCE_PREFIX + "seed-json"
 
     def emit(side: str, qty: float) -> None:
-        send_string(dumps({"type": "trade", "side": side, "qty": qty, "ts": clock()}))
+        send_string(dumps({"type": "trade", "side": side, "qty": qty, "ts": clock(), "src": src}))
 
     return Variant("seed-json", emit, list(trades), close=lambda: sock.close(linger=2_000))
+
+
+def empty(trades: list[tuple[str, float]]) -> Variant:
+    """A call that does nothing: what the timing itself (two clock reads, the call of a
+    two-argument function, the store) costs, measured in the same run as the rest."""
+
+    def emit(side: str, qty: float) -> None:
+        return None
+
+    return Variant(EMPTY, emit, list(trades))
+
+
+#: The empty call's variant name; its p50 is the timer overhead netted out of ratios.
+EMPTY = "empty"
 
 
 def prometheus(trades: list[tuple[str, float]]) -> Variant:
