@@ -22,13 +22,16 @@ from support import BIN, ROOT, Sidecar, new_sidecar, value, wait_for
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import decode
 from telemetry_contract.events import BENCH_MODES, BenchmarkResult
+from trading_bench import ingest
+from trading_bench.common import BenchError
 
 BENCH = str(BIN / "trading-bench")
 RUN_ID = f"pytest-{os.getpid()}"
 TINY: dict[str, list[str]] = {
     "hotpath": ["--events", "2000"],
     "burst": ["--events", "20000"],
-    "sustained": ["--rate", "1000", "--duration", "0.5"],
+    # Two rates: the multi-rate path, and the 10k row as the headline.
+    "sustained": ["--rate", "1000,10000", "--duration", "0.3"],
     "ingest": [],  # size from TT_BENCH_EVENTS: the env defaults are part of the CLI
 }
 FIELDS = [f.name for f in dataclasses.fields(BenchmarkResult)]
@@ -115,13 +118,28 @@ def test_report_has_every_field_and_sane_values(run: Run, mode: str) -> None:
 
 def test_hotpath_rows(run: Run) -> None:
     found = rows(run, "hotpath")
-    assert set(found) == {"floor", "client", "seed-json", "prometheus-client", "opentelemetry",
-                          "statsd"}  # fmt: skip
-    for row in found.values():
+    assert set(found) == {"empty", "floor", "client", "seed-json", "prometheus-client",
+                          "opentelemetry", "statsd"}  # fmt: skip
+    overhead = found["empty"]["p50_us"]
+    assert overhead > 0
+    floor = found["floor"]
+    for name, row in found.items():
         assert row["events"] == 2000 and row["p50_us"] > 0
-        assert row["ratio_p50"] == pytest.approx(row["p50_us"] / found["floor"]["p50_us"])
-    assert found["floor"]["ratio_p50"] == 1.0
-    assert found["client"]["dropped"] == 0  # a live sidecar drains: nothing refused
+        assert row["sent"] == 2000 and row["dropped"] == 0, name  # every call completed
+        assert row["timer_overhead_us"] == overhead
+        assert row["percentile_kind"] == "per_call"
+        if name == "empty":
+            assert "ratio_p50" not in row
+            continue
+        # Ratios are on net values: each percentile minus the empty call's p50.
+        for p, field in (("p50", "p50_us"), ("p99", "p99_us"), ("p999", "p999_us")):
+            net = max(row[field] - overhead, 0.001)
+            assert row[f"net_{p}_us"] == pytest.approx(net)
+            assert row[f"ratio_{p}"] == pytest.approx(net / floor[f"net_{p}_us"])
+    assert floor["ratio_p50"] == floor["ratio_p99"] == floor["ratio_p999"] == 1.0
+    targets = {t["name"]: t for t in run.reports["hotpath"]["targets"]}
+    seed = targets["seed-json net p50 / client net p50"]["value"]
+    assert seed == pytest.approx(found["seed-json"]["net_p50_us"] / found["client"]["net_p50_us"])
 
 
 def test_burst_counts_match_the_sidecar(run: Run) -> None:
@@ -129,25 +147,72 @@ def test_burst_counts_match_the_sidecar(run: Run) -> None:
     assert row["events"] == 20000
     assert row["dropped"] == 0 and row["received"] == row["sent"] == 20000
     assert row["lost"] == 0
+    # Counted everything only after sending everything: at most the sending rate.
+    assert 0 < row["drained_s"] and row["elapsed_s"] <= row["drained_s"]
+    assert row["delivered_rate"] == pytest.approx(row["received"] / row["drained_s"])
+    assert row["delivered_rate"] <= row["rate"] * 1.000001
 
 
-def test_sustained_rows(run: Run) -> None:
+@pytest.mark.parametrize("rate", [1000, 10000])
+def test_sustained_rows(run: Run, rate: int) -> None:
     found = rows(run, "sustained")
-    client, e2e = found["client-1000"], found["e2e-1000"]
-    assert client["target_rate"] == 1000 and client["events"] == 500
-    assert client["received"] == client["sent"] == 500 and client["lost"] == 0
+    assert set(found) == {"client-1000", "e2e-1000", "client-10000", "e2e-10000"}
+    client, e2e = found[f"client-{rate}"], found[f"e2e-{rate}"]
+    events = round(rate * 0.3)
+    assert client["target_rate"] == rate and client["events"] == events
+    assert client["received"] == client["sent"] == events and client["lost"] == 0
     assert client["achieved_rate"] == pytest.approx(client["rate"])
+    assert client["sent_rate"] == pytest.approx(client["sent"] / client["elapsed_s"])
+    assert client["received_rate"] == pytest.approx(client["received"] / client["elapsed_s"])
+    assert 0 <= client["lag_p50_us"] <= client["lag_p99_us"] <= client["lag_max_us"]
+    assert client["max_lag_us"] >= 0
+    # e2e: bucket upper bounds of the sidecar's benchmark histogram, said so in the JSON.
+    assert e2e["percentile_kind"] == "bucket_upper_bound"
+    assert client["percentile_kind"] == "per_call"
+    bounds_us = {round(b * 1e6, 6) for b in names.E2E_LATENCY_BUCKETS}
+    le = [client[f"e2e_{p}_le_us"] for p in ("p50", "p90", "p99", "p999", "max")]
+    assert le == sorted(le) and all(round(v, 6) in bounds_us for v in le)
+    assert le == [e2e[k] for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us")]
     assert 0 <= client["e2e_within_250us"] <= 1
-    assert e2e["p50_us"] > 0 and e2e["p99_us"] == client["e2e_p99_us"]
+    assert (client["e2e_within_250us"] >= 0.99) == (client["e2e_p99_le_us"] <= 250)
+    assert client["e2e_overflow"] == 0
+    assert "≤" in run.outputs["sustained"]  # the table marks bounds as bounds
 
 
 def test_ingest_rows(run: Run) -> None:
     found = rows(run, "ingest")
     assert set(found) == {"raw-recv", "sidecar", "naive-json-prometheus"}
     for row in found.values():
+        # received: what each consumer itself counted, in the round that counted least.
         assert row["events"] == 20000 and row["received"] == 20000 and row["lost"] == 0
-    assert found["raw-recv"]["ratio_to_floor"] == 1.0
-    assert found["naive-json-prometheus"]["ratio_to_naive"] == 1.0
+        assert row["spread"] >= 0
+        assert row["ns_per_event"] == pytest.approx(row["elapsed_s"] * 1e9 / 20000)
+    floor, naive = found["raw-recv"], found["naive-json-prometheus"]
+    assert floor["ratio_to_floor"] == 1.0 and naive["ratio_to_naive"] == 1.0
+    side = found["sidecar"]
+    assert side["ratio_to_floor"] == pytest.approx(side["rate"] / floor["rate"])
+    assert side["ratio_to_naive"] == pytest.approx(side["rate"] / naive["rate"])
+
+
+def test_ingest_fails_clearly_when_the_queue_cannot_hold_the_events() -> None:
+    """Queues of one frame each: filling stalls at the socket buffers, and says so."""
+    frames = [b"x" * 60_000] * 2_000  # ~120 MB: beyond any loopback buffering
+    with pytest.raises(BenchError, match=r"use --events [0-9,]+ or fewer"):
+        ingest._measure("raw-recv", frames, sndhwm=1, rcvhwm=1, stall_s=0.5)
+
+
+def test_benchmark_traffic_never_reached_the_trading_series(run: Run) -> None:
+    """The module's sidecar got nothing but benchmark traffic: trades_total stayed 0,
+    and the benchmark counter has at least every event the runs say was sent to it."""
+    samples = run.sidecar.scrape()
+    assert value(samples, names.TRADES, side="buy") == value(samples, names.TRADES, side="sell")
+    assert value(samples, names.TRADES, side="buy") == 0
+    assert value(samples, names.E2E_LATENCY + "_count") == 0
+    sent = sum(r["sent"] for r in run.reports["burst"]["rows"])
+    sent += sum(r["sent"] for r in run.reports["sustained"]["rows"] if "client" in r["variant"])
+    sent += sum(rows(run, "hotpath")[v]["sent"] for v in ("floor", "client", "seed-json"))
+    assert value(samples, names.BENCH_TRADES) >= sent > 0
+    assert value(samples, names.BENCH_LOST) == 0
 
 
 @pytest.mark.parametrize("mode", BENCH_MODES)
@@ -157,7 +222,7 @@ def test_termination_log_is_one_contract_frame(run: Run, mode: str) -> None:
     result = decode(frame)
     assert isinstance(result, BenchmarkResult)
     assert result.run_id == RUN_ID and result.mode == mode
-    expected = {"hotpath": "client", "burst": "client", "sustained": "client-1000",
+    expected = {"hotpath": "client", "burst": "client", "sustained": "client-10000",
                 "ingest": "sidecar"}  # fmt: skip
     assert result.variant == expected[mode]
     assert result == BenchmarkResult(**{k: rows(run, mode)[result.variant][k] for k in FIELDS})

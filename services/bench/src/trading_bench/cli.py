@@ -19,7 +19,7 @@ from telemetry_contract.events import BENCH_MODES, LABEL_VALUE_PATTERN
 from telemetry_contract.transport import DEFAULT_SNDHWM
 
 from trading_bench import burst, hotpath, ingest, report, sustained, targets
-from trading_bench.common import RunContext
+from trading_bench.common import BenchError, RunContext
 from trading_bench.rows import Row
 from trading_bench.sidecar import LocalSidecar, MetricsReader
 
@@ -33,6 +33,17 @@ _HEADLINE = {"hotpath": "client", "burst": "client", "ingest": "sidecar"}
 
 def _env_flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(PREFIX + name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    """``1000`` or ``1000,10000``: one or more positive rates."""
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a rate or comma-separated rates: {text!r}") from None
+    if not all(rate > 0 for rate in rates):
+        raise argparse.ArgumentTypeError(f"rates must be > 0, got {text!r}")
+    return rates
 
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -63,9 +74,9 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--rate",
-        type=float,
+        type=_rates,
         default=default("RATE"),
-        help="sustained: one target rate in events/s (default: 1k, 10k and 50k)",
+        help="sustained: target rate(s) in events/s, comma-separated (default: 1k,10k,50k)",
     )
     p.add_argument(
         "--duration",
@@ -118,7 +129,7 @@ def _run_mode(args: argparse.Namespace, ctx: RunContext) -> list[Row]:
     if args.mode == "burst":
         return burst.run(ctx, args.events or burst.DEFAULT_EVENTS)
     if args.mode == "sustained":
-        rates = (args.rate,) if args.rate else sustained.DEFAULT_RATES
+        rates = args.rate or sustained.DEFAULT_RATES
         return sustained.run(ctx, rates, args.duration or sustained.DEFAULT_DURATION_S)
     return ingest.run(ctx, args.events or ingest.DEFAULT_EVENTS)
 
@@ -162,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(report.table(args.mode, rows, checks), flush=True)
         parameters = {
             "events": args.events,
-            "rate": args.rate,
+            "rate": list(args.rate) if args.rate else None,
             "duration": args.duration,
             "address": address,
             "own_sidecar": local is not None,
@@ -188,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BenchError as exc:
+        print(f"trading-bench {args.mode}: {exc}", file=sys.stderr)
+        return 1
     finally:
         if local is not None:
             local.stop()
