@@ -819,6 +819,9 @@ def test_operator_deployment_and_rbac_follow_the_interface(everything: Rendered)
         "TT_OPERATOR_DEFAULT_SERVICE": f"{name}-zmq",
         "TT_OPERATOR_ZMQ_PORT": "5555",
         "TT_OPERATOR_SIDECAR_URL": f"http://{name}-metrics:8001",
+        # The everything-on values set pullSecrets; benchmark Jobs pull like the publisher.
+        "TT_OPERATOR_IMAGE_PULL_POLICY": "IfNotPresent",
+        "TT_OPERATOR_IMAGE_PULL_SECRETS": "registry-login",
     }
 
 

@@ -210,11 +210,6 @@ def test_the_operators_job_pods_pass_the_sidecars_network_policy(enabled: list[O
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the operator Deployment does not pass TT_OPERATOR_IMAGE_PULL_* yet; "
-    "remove this marker with the chart change that adds them",
-)
 def test_job_pods_pull_like_the_releases_publisher(chart: helm_python.Chart) -> None:
     """The Job runs the publisher's image, so it needs the publisher's pull policy and secrets."""
     objects = render(
