@@ -1,8 +1,9 @@
 """burst: K events as fast as the client can emit them, and what the sidecar made of them.
 
 The client's own counters say what it handed to ZeroMQ (``sent``) and what it refused
-(``dropped``: queue full). The sidecar's counters, read before and after, say what
-arrived (``received``) and how many seq numbers were skipped (``lost``). The client
+(``dropped``: queue full). The sidecar's benchmark counters (its publisher ``src``
+carries the benchmark prefix), read before and after, say what arrived (``received``)
+and how many seq numbers were skipped (``lost``). The client
 advances ``seq`` for dropped events too, so a drop that is followed by a delivered
 event shows up in ``lost`` as well; drops at the very end of a burst do not (no later
 seq reveals them). Hence, when nothing is lost in transit:
