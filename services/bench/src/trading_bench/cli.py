@@ -36,14 +36,15 @@ def _env_flag(env: Mapping[str, str], name: str) -> bool:
 
 
 def _rates(text: str) -> tuple[float, ...]:
-    """``1000`` or ``1000,10000``: one or more positive rates."""
+    """``1000`` or ``1000,10000``: one or more rates; ``0`` (as before lists) means the
+    default rates, so callers that pass 0 for "unset" keep working."""
     try:
         rates = tuple(float(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a rate or comma-separated rates: {text!r}") from None
-    if not all(rate > 0 for rate in rates):
-        raise argparse.ArgumentTypeError(f"rates must be > 0, got {text!r}")
-    return rates
+    if not all(rate >= 0 for rate in rates):
+        raise argparse.ArgumentTypeError(f"rates must be > 0 (or 0: the defaults), got {text!r}")
+    return tuple(rate for rate in rates if rate > 0)
 
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
