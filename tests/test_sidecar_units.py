@@ -139,3 +139,17 @@ def test_reject_log_is_throttled_per_reason(caplog: pytest.LogCaptureFixture) ->
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3
     assert "999 more" in messages[2]
+
+
+def test_reject_log_lines_stay_short_whatever_the_input(caplog: pytest.LogCaptureFixture) -> None:
+    from telemetry_contract.codec import decode
+
+    huge_side = b'{"type":"trade","side":"' + b"s" * 60_000 + b'","qty":1,"ts":1}'
+    with pytest.raises(InvalidMessage) as caught:
+        decode(huge_side)
+    throttle = ThrottledRejectLog(logging.getLogger("t"))
+    with caplog.at_level(logging.WARNING):
+        throttle.rejected(caught.value)
+    (record,) = caplog.records
+    assert len(record.getMessage()) < 400
+    assert "invalid_side" in record.getMessage()

@@ -16,7 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from telemetry_contract.events import BENCH_MODES, LABEL_VALUE_PATTERN
-from telemetry_contract.transport import DEFAULT_SNDHWM
+from telemetry_contract.transport import (
+    DEFAULT_SIDECAR_HTTP_PORT,
+    DEFAULT_SNDHWM,
+    DEFAULT_ZMQ_ADDRESS,
+)
 
 from trading_bench import burst, hotpath, ingest, report, sustained, targets
 from trading_bench.common import BenchError, RunContext
@@ -25,8 +29,8 @@ from trading_bench.sidecar import LocalSidecar, MetricsReader
 
 PREFIX = "TT_BENCH_"
 #: Where ``make run`` puts the sidecar; a local run's results also go there if it is up.
-STACK_ZMQ = "tcp://127.0.0.1:5555"
-STACK_URL = "http://127.0.0.1:8001"
+STACK_ZMQ = DEFAULT_ZMQ_ADDRESS
+STACK_URL = f"http://127.0.0.1:{DEFAULT_SIDECAR_HTTP_PORT}"
 
 _HEADLINE = {"hotpath": "client", "burst": "client", "ingest": "sidecar"}
 

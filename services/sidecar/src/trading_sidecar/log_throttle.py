@@ -28,6 +28,11 @@ class ThrottledRejectLog:
         self._suppressed: dict[str, int] = {}
 
     def rejected(self, exc: InvalidMessage) -> None:
+        """Log ``exc`` unless its reason was logged within the interval.
+
+        The detail is cut to MAX_DETAIL characters: it can quote the sender's input, and
+        a 64 KiB field must not become a 64 KiB log line.
+        """
         reason = exc.reason.value
         now = self._clock()
         if now < self._next_at.get(reason, 0.0):
@@ -38,8 +43,18 @@ class ThrottledRejectLog:
         if skipped:
             self._logger.warning(
                 "dropped invalid frame (%s); %d more with this reason since the last report",
-                exc,
+                _shorten(str(exc)),
                 skipped,
             )
         else:
-            self._logger.warning("dropped invalid frame (%s)", exc)
+            self._logger.warning("dropped invalid frame (%s)", _shorten(str(exc)))
+
+
+#: Longest reject detail written to the log.
+MAX_DETAIL = 200
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= MAX_DETAIL:
+        return text
+    return f"{text[:MAX_DETAIL]}… ({len(text)} characters)"
