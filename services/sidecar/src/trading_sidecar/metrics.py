@@ -37,6 +37,19 @@ from telemetry_contract.events import SIDES, BenchmarkResult, TradeEvent
 #: Publishers whose last ``seq`` is remembered; beyond this the oldest is forgotten,
 #: so a stream of made-up ``src`` values cannot grow memory without bound.
 MAX_TRACKED_SOURCES = 4096
+E2E_BOUNDS = names.E2E_LATENCY_BUCKETS
+
+
+def _observe(counts: list[int], received_at: float, ts: float) -> float:
+    """Put one e2e latency in its bucket slot and return it (for the running sum).
+
+    A negative latency means two hosts' clocks disagree; it counts as "instant".
+    """
+    latency = received_at - ts
+    if latency < 0.0:
+        latency = 0.0
+    counts[bisect_left(E2E_BOUNDS, latency)] += 1
+    return latency
 
 
 class TradeMetrics:
@@ -49,7 +62,7 @@ class TradeMetrics:
         self.received = 0
         self.invalid: dict[str, int] = {reason.value: 0 for reason in Reason}
         self.lost = 0
-        self.latency_bounds = names.E2E_LATENCY_BUCKETS
+        self.latency_bounds = E2E_BOUNDS
         # One slot per bound plus the +Inf overflow; non-cumulative, summed at scrape.
         self.latency_counts = [0] * (len(self.latency_bounds) + 1)
         self.latency_sum = 0.0
@@ -64,43 +77,25 @@ class TradeMetrics:
         self.bench_rows: dict[tuple[str, str, str], BenchmarkResult] = {}
 
     def record_trade(self, event: TradeEvent, received_at: float) -> None:
-        """Count one valid trade that arrived at ``received_at`` (epoch seconds)."""
-        self.record(event.side, event.qty, event.ts, event.src, event.seq, received_at)
+        """Count one valid trade that arrived at ``received_at`` (epoch seconds).
 
-    def record(
-        self,
-        side: str,
-        qty: float,
-        ts: float,
-        src: str | None,
-        seq: int | None,
-        received_at: float,
-    ) -> None:
-        """:meth:`record_trade` on the fields alone: the receiver's fast path has no
-        TradeEvent to hand over, and building one would cost more than counting it."""
+        The general path, for frames the decoder had to parse; frames in the encoder's
+        own layout are counted by :meth:`record_canonical`, which must agree with this.
+        """
+        src, seq = event.src, event.seq
         if src is not None and src.startswith(BENCH_SOURCE_PREFIX):
-            self._record_bench(ts, src, seq, received_at)
+            self.bench_trades += 1
+            self.bench_latency_sum += _observe(self.bench_latency_counts, received_at, event.ts)
+            if seq is not None:
+                self.bench_lost += self._track_seq(src, seq)
             return
+        side = event.side
         self.trades[side] += 1
-        self.volume[side] += qty
-        self.last_trade_ts = ts
-        latency = received_at - ts
-        if latency < 0.0:  # clocks of two hosts disagree; count it as "instant"
-            latency = 0.0
-        self.latency_counts[bisect_left(self.latency_bounds, latency)] += 1
-        self.latency_sum += latency
+        self.volume[side] += event.qty
+        self.last_trade_ts = event.ts
+        self.latency_sum += _observe(self.latency_counts, received_at, event.ts)
         if seq is not None and src is not None:
             self.lost += self._track_seq(src, seq)
-
-    def _record_bench(self, ts: float, src: str, seq: int | None, received_at: float) -> None:
-        self.bench_trades += 1
-        latency = received_at - ts
-        if latency < 0.0:
-            latency = 0.0
-        self.bench_latency_counts[bisect_left(self.latency_bounds, latency)] += 1
-        self.bench_latency_sum += latency
-        if seq is not None:
-            self.bench_lost += self._track_seq(src, seq)
 
     def record_canonical(
         self, batch: Sequence[tuple[bytes | Any, ...]], received_at: float
