@@ -25,7 +25,8 @@ import pytest
 import yaml
 from aiohttp import web
 from support import BIN, ROOT, Proc, free_port, start_process, wait_for
-from telemetry_contract import BenchmarkResult, encode
+from telemetry_contract import encode
+from test_operator_reconcile import RESULT
 from trading_operator.rbac import RBAC_RULES, Permission, permissions_of
 from trading_operator.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
@@ -34,13 +35,6 @@ NS = "trading"
 CLOSE = "CLOSE"
 RELEASE = "demo"
 Obj = dict[str, Any]
-
-RESULT = BenchmarkResult(
-    run_id="lb", mode="burst", variant="client", events=1000, sent=1000, dropped=0,
-    received=1000, lost=0, elapsed_s=0.01, rate=100_000.0, target_rate=0.0, p50_us=1.5,
-    p90_us=2.0, p99_us=4.0, p999_us=9.0, max_us=20.0, started_at=1.76e9,
-    finished_at=1.76e9 + 0.5,
-)  # fmt: skip
 
 #: (group, version, plural, kind, namespaced, verbs, subresources) the fake API serves.
 RESOURCES = [
