@@ -1,7 +1,8 @@
 """burst: K events as fast as the client can emit them, and what the sidecar made of them.
 
-The client's own counters say what it handed to ZeroMQ (``sent``) and what it refused
-(``dropped``: queue full). The sidecar's benchmark counters (its publisher ``src``
+The client's own counters say what it handed to ZeroMQ (``sent``) and what it gave up
+(``dropped``: beyond its memory budget); what it still batches at the end of the loop is
+flushed inside the timed burst. The sidecar's benchmark counters (its publisher ``src``
 carries the benchmark prefix), read before and after, say what arrived (``received``)
 and how many seq numbers were skipped (``lost``). The client
 advances ``seq`` for dropped events too, so a drop that is followed by a delivered
@@ -52,10 +53,21 @@ def send(ctx: RunContext, publisher: Publisher, events: int) -> BurstSend:
                 trade(side, qty)
             done += chunk
             bar.update(chunk)
+    # Part of the burst: what the client still batches is handed to ZeroMQ here.
+    _drain(publisher)
     elapsed = time.perf_counter() - t0
     return BurstSend(
         events, publisher.sent - sent0, publisher.dropped - dropped0, elapsed, started_at
     )
+
+
+def _drain(publisher: Publisher, timeout_s: float = 60.0) -> None:
+    """Flush until nothing waits in the client (it waits only while no queue has room)."""
+    deadline = time.monotonic() + timeout_s
+    publisher.flush()
+    while publisher.queued and time.monotonic() < deadline:
+        time.sleep(0.001)
+        publisher.flush()
 
 
 def row(

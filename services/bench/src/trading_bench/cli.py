@@ -18,7 +18,6 @@ from pathlib import Path
 from telemetry_contract.events import BENCH_MODES, LABEL_VALUE_PATTERN
 from telemetry_contract.transport import (
     DEFAULT_SIDECAR_HTTP_PORT,
-    DEFAULT_SNDHWM,
     DEFAULT_ZMQ_ADDRESS,
 )
 
@@ -108,7 +107,8 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--sndhwm",
         type=int,
         default=default("SNDHWM"),
-        help="the client's send high-water mark for burst/sustained (default: the client's own)",
+        help="the client's per-socket high-water mark for burst/sustained "
+        "(default: derived from its memory budget)",
     )
     p.add_argument(
         "--no-report",
@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             address,
             reader,
             progress=not args.no_progress,
-            sndhwm=args.sndhwm or DEFAULT_SNDHWM,
+            sndhwm=args.sndhwm or None,
         )
         rows = _run_mode(args, ctx)
         checks = targets.CHECKS[args.mode](rows)

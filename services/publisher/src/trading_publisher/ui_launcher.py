@@ -24,6 +24,7 @@ from pathlib import Path
 from telemetry_contract.graceful_exit import exit_zero_on_signals
 
 from trading_publisher import settings as settings_mod
+from trading_publisher.extras import require
 
 UI_SCRIPT = Path(__file__).with_name("ui.py")
 
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             " to `streamlit run`."
         )
         return
+    require("ui", "trading-ui")
     settings = settings_mod.load()
     # Until Streamlit installs its own handler (once the server is up), a SIGTERM
     # during start-up should still be a clean stop, not a kill by signal.
