@@ -50,6 +50,7 @@ import secrets
 import socket as _socket
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,7 +240,9 @@ class Publisher:
         self._buf: list[tuple[bytes, float, int]] = []
         self._append = self._buf.append
         self._carry: list[tuple[bytes, float, int]] = []
-        self._held: list[tuple[bytes, float, int]] = []
+        #: Batches that found no route yet, oldest first, and how many events they hold.
+        self._held: deque[list[tuple[bytes, float, int]]] = deque()
+        self._held_count = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -333,7 +336,7 @@ class Publisher:
             streams = self._streams
             rr = self._rr
             s = streams[rr]
-            if s.peers and not self._held and not self._buf:
+            if s.peers and not self._held_count and not self._buf:
                 frame = _ITEM % (prefix, float(qty), t, self._head, s.seq, s.tail)
                 if self._send(s, frame):
                     s.seq += 1
@@ -426,7 +429,9 @@ class Publisher:
 
         Without ``force`` a partial batch seen for the first time is kept for the next
         tick, so a batch that is still filling goes out whole; anything carried over
-        from the previous tick goes out now, partial or not.
+        from the previous tick goes out now, partial or not. Held batches (no route
+        earlier) go first; while one still cannot go, new ones queue behind it without
+        trying, so a flush costs O(new events) however much is held.
         """
         if self._closed:
             self._drop_all_pending()
@@ -440,22 +445,21 @@ class Publisher:
             items = self._carry + items
             self._carry = []
             force = True
-        if self._held:
-            items = self._held + items
-            self._held = []
         size = self.batch_size
         end = len(items)
         if not force:
             end -= end % size
             if end < len(items):
                 self._carry = items[end:]
-        start = 0
-        while start < end:
+        held = self._held
+        while held and self._send_chunk(held[0]):
+            self._held_count -= len(held.popleft())
+        blocked = bool(held)
+        for start in range(0, end, size):
             chunk = items[start : start + size]
-            if not self._send_chunk(chunk):
-                self._hold(items[start:end])
-                break
-            start += size
+            if blocked or not self._send_chunk(chunk):
+                blocked = True
+                self._hold(chunk)
 
     def _send_chunk(self, chunk: list[tuple[bytes, float, int]]) -> bool:
         """Stamp and send one frame on the next stream with a live connection."""
@@ -486,14 +490,13 @@ class Publisher:
                 return True
         return False
 
-    def _hold(self, items: list[tuple[bytes, float, int]]) -> None:
-        """Keep events that found no route, up to the budget; drop (and count) the rest."""
-        room = self.max_held - len(self._held)
-        if len(items) > room:
-            lost = len(items) - max(room, 0)
-            items = items[: max(room, 0)]
-            self._drop(lost)
-        self._held.extend(items)
+    def _hold(self, chunk: list[tuple[bytes, float, int]]) -> None:
+        """Keep a batch that found no route, within the budget; else drop (and count) it."""
+        if self._held_count + len(chunk) > self.max_held:
+            self._drop(len(chunk))
+            return
+        self._held.append(chunk)
+        self._held_count += len(chunk)
 
     def _drop(self, count: int) -> None:
         """Count ``count`` events as dropped; they consume seq numbers of the next stream
@@ -510,12 +513,13 @@ class Publisher:
         buf = self._buf
         n = len(buf)
         del buf[:n]
-        self.dropped += n + len(self._carry) + len(self._held)
+        self.dropped += n + len(self._carry) + self._held_count
         self._carry = []
-        self._held = []
+        self._held.clear()
+        self._held_count = 0
 
     def _pending(self) -> int:
-        return len(self._buf) + len(self._carry) + len(self._held)
+        return len(self._buf) + len(self._carry) + self._held_count
 
     # ------------------------------------------------------------------ the thread
 
