@@ -97,8 +97,8 @@ def test_a_full_batch_is_one_frame_with_consecutive_seqs(
     pull: Pulls,
 ) -> None:
     sock, address = pull()
-    # max_delay of 10 s: the frame can only come out because the batch is full.
-    with Publisher(address, source="batch", max_delay_s=10) as pub:
+    # A long max_delay: the 64 calls (microseconds) fall inside one flush interval.
+    with Publisher(address, source="batch", max_delay_s=0.5) as pub:
         wait_for(lambda: pub.connected, what="connected")
         for i in range(64):
             pub.trade("buy" if i % 2 else "sell", float(i))
