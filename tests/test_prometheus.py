@@ -44,6 +44,7 @@ from telemetry_contract import metric_names as names
 from telemetry_contract.codec import encode_trade
 from telemetry_contract.errors import Reason
 from trading_publisher.client import Publisher
+from trading_publisher.metrics_reader import SidecarStatus, TotalsSource
 
 DASHBOARD = ROOT / "dashboards" / "trading-telemetry.json"
 JOB = "trading-sidecar"
@@ -266,3 +267,23 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
         if not values or all(math.isnan(v) for v in values):
             empty.append(f"{where}: {promql} -> {result}")
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
+
+
+@pytest.mark.prometheus
+def test_the_ui_reads_the_same_totals_from_prometheus(stack: Stack) -> None:
+    """TT_PUBLISHER_PROMETHEUS_URL: totals as Prometheus sums them over every replica."""
+    expected = publish(stack.sidecar, trades=50, tag="ui-source")
+    total = trades_sum(expected)
+    source = TotalsSource.from_settings(stack.sidecar.url, prometheus_url=stack.url)
+
+    def caught_up() -> SidecarStatus | None:
+        status = source.read(timeout=5)
+        return status if status.reachable and sum(status.trades.values()) == total else None
+
+    status = wait_for(caught_up, timeout=CATCH_UP_TIMEOUT, what="Prometheus totals catching up")
+    direct = TotalsSource.from_settings(stack.sidecar.url).read(timeout=5)
+    assert dict(status.trades) == dict(direct.trades)
+    assert dict(status.volume) == pytest.approx(dict(direct.volume))
+    assert status.lost == direct.lost and status.invalid_total == direct.invalid_total
+    assert status.last_trade_ts == direct.last_trade_ts
+    assert status.replicas_up == 1
