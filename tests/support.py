@@ -24,6 +24,9 @@ from trading_publisher.metrics_reader import parse_samples, sample_value, scrape
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+#: Debian's chromium, driven through Playwright's protocol client (no browser download).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 T = TypeVar("T")
 
 

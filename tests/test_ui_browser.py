@@ -13,14 +13,23 @@ from pathlib import Path
 import pytest
 import zmq
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from support import BIN, Proc, Sidecar, free_port, start_process, value, wait_for, wait_http_ok
+from support import (
+    BIN,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Proc,
+    Sidecar,
+    free_port,
+    start_process,
+    value,
+    wait_for,
+    wait_http_ok,
+)
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import encode_trade
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 #: Budget for one UI update to show: the live panel refreshes every second.
 UI_TIMEOUT_MS = 10_000
 
