@@ -9,11 +9,11 @@ expect from a graceful stop.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
 
 import uvicorn
+from telemetry_contract.cli import load_or_exit, new_parser
 from telemetry_contract.graceful_exit import exit_zero_on_signals
 
 from trading_sidecar import settings as settings_mod
@@ -21,16 +21,24 @@ from trading_sidecar.app import create_app
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    defaults = settings_mod.load()
-    parser = argparse.ArgumentParser(
-        prog="trading-sidecar",
-        description="Pull trade events over ZeroMQ and serve them as Prometheus metrics. "
+    prog = "trading-sidecar"
+    defaults = load_or_exit(settings_mod.load, prog)
+    parser = new_parser(
+        prog,
+        "Pull trade events over ZeroMQ and serve them as Prometheus metrics.\n"
         f"Every option also reads from {settings_mod.PREFIX}<NAME> and .env.",
+        "trading-sidecar",
     )
     parser.add_argument("--zmq-bind", default=defaults.zmq_bind, help="ZeroMQ PULL bind address")
     parser.add_argument("--http-host", default=defaults.http_host, help="HTTP listen host")
     parser.add_argument("--http-port", type=int, default=defaults.http_port, help="HTTP port")
-    parser.add_argument("--log-level", default=defaults.log_level)
+    parser.add_argument(
+        "--log-level",
+        default=defaults.log_level,
+        choices=["debug", "info", "warning", "error", "critical"],
+        type=str.lower,
+        help="logging threshold",
+    )
     args = parser.parse_args(argv)
     settings = settings_mod.SidecarSettings(
         zmq_bind=args.zmq_bind,
