@@ -45,6 +45,7 @@ from telemetry_contract import metric_names as names
 from telemetry_contract.codec import encode_trade
 from telemetry_contract.errors import Reason
 from trading_publisher.client import Publisher
+from trading_publisher.metrics_reader import SidecarStatus, TotalsSource
 
 DASHBOARD = ROOT / "dashboards" / "trading-telemetry.json"
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -308,3 +309,23 @@ def test_alert_rules_load_evaluate_cleanly_and_fire_on_a_real_gap(stack: Stack) 
     assert not active & quiet, active
     pending_or_firing = {r["metric"]["alertname"] for r in stack.query("ALERTS")}
     assert not pending_or_firing & quiet, pending_or_firing
+
+
+@pytest.mark.prometheus
+def test_the_ui_reads_the_same_totals_from_prometheus(stack: Stack) -> None:
+    """TT_PUBLISHER_PROMETHEUS_URL: totals as Prometheus sums them over every replica."""
+    expected = publish(stack.sidecar, trades=50, tag="ui-source")
+    total = trades_sum(expected)
+    source = TotalsSource.from_settings(stack.sidecar.url, prometheus_url=stack.url)
+
+    def caught_up() -> SidecarStatus | None:
+        status = source.read(timeout=5)
+        return status if status.reachable and sum(status.trades.values()) == total else None
+
+    status = wait_for(caught_up, timeout=CATCH_UP_TIMEOUT, what="Prometheus totals catching up")
+    direct = TotalsSource.from_settings(stack.sidecar.url).read(timeout=5)
+    assert dict(status.trades) == dict(direct.trades)
+    assert dict(status.volume) == pytest.approx(dict(direct.volume))
+    assert status.lost == direct.lost and status.invalid_total == direct.invalid_total
+    assert status.last_trade_ts == direct.last_trade_ts
+    assert status.replicas_up == 1

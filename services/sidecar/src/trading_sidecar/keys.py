@@ -18,7 +18,6 @@ Secret files are written readable by their owner only.
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import sys
@@ -27,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import zmq.auth
+from telemetry_contract.cli import new_parser
 
 SERVER = "server"
 CLIENTS = "clients"
@@ -72,10 +72,12 @@ def generate(out: Path, clients: Sequence[str], *, rotate_server: bool = False) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="trading-sidecar-keys",
-        description="Generate CURVE certificates for the sidecar and its publishers "
-        "(zmq.auth format). Existing keys are kept.",
+    parser = new_parser(
+        "trading-sidecar-keys",
+        "Generate CURVE certificates for the sidecar and its publishers (zmq.auth format).\n"
+        "Existing keys are kept. The sidecar reads TT_SIDECAR_CURVE_*, publishers\n"
+        "TT_PUBLISHER_CURVE_*; docs/operations.md says which file goes where.",
+        "trading-sidecar",
     )
     parser.add_argument("--out", type=Path, default=Path("keys"), help="folder (default ./keys)")
     parser.add_argument(
@@ -84,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dest="clients",
         metavar="NAME",
         help="a publisher to create a key pair for; repeatable (default: publisher)",
+        default=None,
     )
     parser.add_argument(
         "--rotate-server",

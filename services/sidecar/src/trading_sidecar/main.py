@@ -13,12 +13,12 @@ on two sockets; :class:`trading_sidecar.app.ProbePortOnly` keeps the second one 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from collections.abc import Sequence
 
 import uvicorn
+from telemetry_contract.cli import load_or_exit, new_parser
 from telemetry_contract.graceful_exit import exit_zero_on_signals
 
 from trading_sidecar import settings as settings_mod
@@ -27,16 +27,24 @@ from trading_sidecar.curve import CurveConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    defaults = settings_mod.load()
-    parser = argparse.ArgumentParser(
-        prog="trading-sidecar",
-        description="Pull trade events over ZeroMQ and serve them as Prometheus metrics. "
+    prog = "trading-sidecar"
+    defaults = load_or_exit(settings_mod.load, prog)
+    parser = new_parser(
+        prog,
+        "Pull trade events over ZeroMQ and serve them as Prometheus metrics.\n"
         f"Every option also reads from {settings_mod.PREFIX}<NAME> and .env.",
+        "trading-sidecar",
     )
     parser.add_argument("--zmq-bind", default=defaults.zmq_bind, help="ZeroMQ PULL bind address")
     parser.add_argument("--http-host", default=defaults.http_host, help="HTTP listen host")
     parser.add_argument("--http-port", type=int, default=defaults.http_port, help="HTTP port")
-    parser.add_argument("--log-level", default=defaults.log_level)
+    parser.add_argument(
+        "--log-level",
+        default=defaults.log_level,
+        choices=["debug", "info", "warning", "error", "critical"],
+        type=str.lower,
+        help="logging threshold",
+    )
     parser.add_argument(
         "--probe-port",
         type=int,
