@@ -206,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_id,
             address,
             reader,
-            progress=not args.no_progress,
+            # A bar redraws with \r: only a terminal shows it; a log would keep every frame.
+            progress=not args.no_progress and sys.stderr.isatty(),
             sndhwm=args.sndhwm or DEFAULT_SNDHWM,
         )
         rows = _run_mode(args, ctx)
@@ -228,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"report: {json_path}")
         if not args.no_plot:
             png = out_dir / f"{args.mode}.png"
-            report.plot(png, args.mode, run_id, rows)
+            report.plot(png, args.mode, run_id, rows, checks)
             print(f"plot:   {png}")
         if not args.no_report:
             report.deliver(address, rows)
