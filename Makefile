@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: help uv sync system-deps run test lint infra-up infra-down env-setup clean
+.PHONY: help uv sync system-deps run test lint infra-up infra-down env-setup clean keys
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -30,9 +30,10 @@ uv: ## install uv with pip when it is missing
 sync: uv ## create .venv from the committed uv.lock
 	@$(UV) sync --frozen --all-packages --quiet
 
-system-deps: ## Debian prometheus + chromium for the tests (installed with apt when root)
+system-deps: ## Debian prometheus (with promtool) + chromium for the tests (installed with apt when root)
 	@missing=""; \
-	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
+	  || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -71,6 +72,10 @@ infra-up: ## optional, needs Docker + compose: Prometheus + Grafana with the das
 infra-down: ## stop the optional Docker Prometheus + Grafana
 	$(docker_compose_check)
 	@docker compose -f docker-compose.infra.yml down
+
+KEYS_DIR ?= keys
+keys: sync ## CURVE certificates for the sidecar and a publisher into ./keys (KEYS_DIR=...); docs/operations.md
+	@$(RUN) trading-sidecar-keys --out $(KEYS_DIR) $(KEYS_ARGS)
 
 env-setup: ## copy .env.sample to .env (optional: everything works without it)
 	@if [ -f .env ]; then echo ".env exists, leaving it"; else cp .env.sample .env && echo "wrote .env"; fi

@@ -101,6 +101,8 @@ class Sidecar:
 
     zmq_port: int
     http_port: int
+    #: Free port for the probe-only listener, so parallel sidecars never share 8003.
+    probe_port: int = field(default_factory=free_port)
     proc: Proc | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -116,6 +118,7 @@ class Sidecar:
         env = {
             "TT_SIDECAR_ZMQ_BIND": self.zmq_address,
             "TT_SIDECAR_HTTP_PORT": str(self.http_port),
+            "TT_SIDECAR_PROBE_PORT": str(self.probe_port),
             **self.extra_env,
         }
         self.proc = start_process(

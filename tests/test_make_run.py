@@ -44,7 +44,7 @@ class _AlwaysReady(BaseHTTPRequestHandler):
 def test_make_run_starts_everything_and_ctrl_c_stops_everything(
     prometheus_port_taken: bool,
 ) -> None:
-    zmq_port, http_port, ui_port, prom_port = (free_port() for _ in range(4))
+    zmq_port, http_port, ui_port, prom_port, probe_port = (free_port() for _ in range(5))
     squatter = None
     if prometheus_port_taken:
         squatter = ThreadingHTTPServer(("127.0.0.1", prom_port), _AlwaysReady)
@@ -53,6 +53,7 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(
         **os.environ,
         "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{zmq_port}",
         "TT_SIDECAR_HTTP_PORT": str(http_port),
+        "TT_SIDECAR_PROBE_PORT": str(probe_port),
         "TT_PUBLISHER_ZMQ_CONNECT": f"tcp://127.0.0.1:{zmq_port}",
         "TT_PUBLISHER_SIDECAR_URL": f"http://127.0.0.1:{http_port}",
         "TT_PUBLISHER_UI_PORT": str(ui_port),

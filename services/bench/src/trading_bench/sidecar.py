@@ -151,6 +151,9 @@ class LocalSidecar:
             "TT_SIDECAR_ZMQ_BIND": self.zmq_address,
             "TT_SIDECAR_HTTP_HOST": "127.0.0.1",
             "TT_SIDECAR_HTTP_PORT": str(self.http_port),
+            # No probe-only port: the benchmark reads /healthz on the main port, and a
+            # fixed default port would collide between sidecars started side by side.
+            "TT_SIDECAR_PROBE_PORT": "0",
             "TT_SIDECAR_LOG_LEVEL": "warning",
         }
         self._process = subprocess.Popen(
