@@ -312,3 +312,22 @@ def test_raw_context_is_released() -> None:
     pub = Publisher(f"tcp://127.0.0.1:{free_port()}", linger_ms=0)
     pub.close()
     ctx.term()  # hangs if the client leaked a socket on a shared context
+
+
+@pytest.mark.parametrize("batch_size", [64, 1])
+def test_without_direct_libzmq_pyzmq_send_does_the_same(
+    pull: Pulls, monkeypatch: pytest.MonkeyPatch, batch_size: int
+) -> None:
+    """Where ctypes cannot reach pyzmq's libzmq, frames go through pyzmq's own send."""
+    from trading_publisher import zmq_direct
+
+    monkeypatch.setattr(zmq_direct, "load", lambda: None)
+    sock, address = pull()
+    with Publisher(address, source="fallback", batch_size=batch_size) as pub:
+        wait_for(lambda: pub.connected, what="connected")
+        for _ in range(batch_size):
+            pub.trade("buy", 1.5)
+        pub.flush()
+        got = [e for _, frame in drain([sock]) for e in items(frame)]
+    assert [e["seq"] for e in got] == list(range(batch_size))
+    assert pub.sent == batch_size
