@@ -35,6 +35,8 @@ class BurstSend:
     dropped: int
     elapsed_s: float
     started_at: float
+    #: Still waiting in the client when the burst ended (no queue had room).
+    queued: int = 0
 
 
 def send(ctx: RunContext, publisher: Publisher, events: int) -> BurstSend:
@@ -57,24 +59,32 @@ def send(ctx: RunContext, publisher: Publisher, events: int) -> BurstSend:
     _drain(publisher)
     elapsed = time.perf_counter() - t0
     return BurstSend(
-        events, publisher.sent - sent0, publisher.dropped - dropped0, elapsed, started_at
+        events,
+        publisher.sent - sent0,
+        publisher.dropped - dropped0,
+        elapsed,
+        started_at,
+        publisher.queued,
     )
 
 
-def _drain(publisher: Publisher, timeout_s: float = 60.0) -> None:
-    """Flush until nothing waits in the client (it waits only while no queue has room)."""
-    deadline = time.monotonic() + timeout_s
+def _drain(publisher: Publisher, quiet_s: float = 2.0) -> None:
+    """Flush until nothing waits in the client, or until that stops moving for
+    ``quiet_s`` (a sidecar that reads nothing: then the rest stays queued, not sent)."""
     publisher.flush()
-    while publisher.queued and time.monotonic() < deadline:
+    last, moved = publisher.queued, time.monotonic()
+    while last and time.monotonic() - moved < quiet_s:
         time.sleep(0.001)
         publisher.flush()
+        if publisher.queued != last:
+            last, moved = publisher.queued, time.monotonic()
 
 
 def row(
     ctx: RunContext, burst: BurstSend, before: Counts | None, after: Counts | None, drained_s: float
 ) -> Row:
     received = lost = -1
-    extra: dict[str, float] = {}
+    extra: dict[str, float] = {"queued_at_end": float(burst.queued)}
     if before is not None and after is not None:
         delta = after.minus(before)
         received, lost = int(delta.received), int(delta.lost)
