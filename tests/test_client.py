@@ -331,3 +331,17 @@ def test_without_direct_libzmq_pyzmq_send_does_the_same(
         got = [e for _, frame in drain([sock]) for e in items(frame)]
     assert [e["seq"] for e in got] == list(range(batch_size))
     assert pub.sent == batch_size
+
+
+@pytest.mark.parametrize("batch_size", [64, 1])
+def test_a_given_ts_arrives_exactly_as_given(pull: Pulls, batch_size: int) -> None:
+    sock, address = pull()
+    given = [1_700_000_000.0 + i * 0.001 for i in range(5)]
+    with Publisher(address, source="given-ts", batch_size=batch_size) as pub:
+        wait_for(lambda: pub.connected, what="connected")
+        for ts in given:
+            pub.trade("buy", 0.1, ts=ts)
+        pub.flush()
+        got = [e for _, frame in drain([sock]) for e in items(frame)]
+    assert [e["ts"] for e in got] == given
+    assert [e["qty"] for e in got] == [0.1] * 5

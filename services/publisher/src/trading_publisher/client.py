@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import math
 import os
 import secrets
 import socket as _socket
@@ -97,6 +96,9 @@ _PREFIX: Final[dict[str, bytes]] = {
 }
 #: One item after its cached lead (``{"type":..,"qty":<qty>,"ts":``): ts, head, seq, tail.
 _ITEM: Final = b"%s%de-9%s%d%s"
+#: ``ts`` is the ns clock as ``<ns>e-9`` (one integer format), or a caller's float as
+#: its ``repr``, so it reaches the sidecar exactly as given.
+_ITEM_GIVEN_TS: Final = b"%s%a%s%d%s"
 #: Distinct (side, qty) leads remembered: ``repr`` of a float is most of an item's
 #: formatting cost, and a trading loop's lot sizes repeat. Beyond this, leads are
 #: formatted each time (correct, just slower).
@@ -248,11 +250,11 @@ class Publisher:
         self._zsend = self._direct.send if self._direct is not None else self._pyzmq_send
         self._rr = 0
 
-        self._buf: list[tuple[bytes, float, int]] = []
+        self._buf: list[tuple[bytes, float, int | float]] = []
         self._append = self._buf.append
-        self._carry: list[tuple[bytes, float, int]] = []
+        self._carry: list[tuple[bytes, float, int | float]] = []
         #: Batches that found no route yet, oldest first, and how many events they hold.
-        self._held: deque[list[tuple[bytes, float, int]]] = deque()
+        self._held: deque[list[tuple[bytes, float, int | float]]] = deque()
         self._held_count = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -321,7 +323,7 @@ class Publisher:
             raise ValueError(f"bad trade: side {side!r}, qty {qty!r}") from None
         if not ok:
             raise ValueError(f"qty must be a finite number in [0, {MAX_QTY:g}], got {qty!r}")
-        self._append((prefix, qty, now if ts is None else _ts_ns(ts, now)))
+        self._append((prefix, qty, now if ts is None else _given_ts(ts, now)))
         if now < self._due:
             return True
         return self._late(now)
@@ -336,7 +338,7 @@ class Publisher:
             raise ValueError(f"bad trade: side {side!r}, qty {qty!r}") from None
         if not ok:
             raise ValueError(f"qty must be a finite number in [0, {MAX_QTY:g}], got {qty!r}")
-        t = now if ts is None else _ts_ns(ts, now)
+        t = now if ts is None else _given_ts(ts, now)
         lock = self._lock
         if not lock.acquire(False):  # the flusher is at work: it takes this one too
             self._append((prefix, qty, t))
@@ -347,7 +349,8 @@ class Publisher:
             s = streams[rr]
             if s.peers and not self._held_count and not self._buf:
                 lead = self._leads[prefix].get(qty) or self._new_lead(prefix, qty)
-                frame = _ITEM % (lead, t, self._head, s.seq, s.tail)
+                item = _ITEM if t.__class__ is int else _ITEM_GIVEN_TS
+                frame = item % (lead, t, self._head, s.seq, s.tail)
                 if self._zsend(s.handle, frame, len(frame), _DONTWAIT) >= 0:
                     s.seq += 1
                     self.sent += 1
@@ -471,7 +474,7 @@ class Publisher:
                 blocked = True
                 self._hold(chunk)
 
-    def _send_chunk(self, chunk: list[tuple[bytes, float, int]]) -> bool:
+    def _send_chunk(self, chunk: list[tuple[bytes, float, int | float]]) -> bool:
         """Stamp and send one frame on the next stream with a live connection."""
         streams = self._streams
         count = len(streams)
@@ -488,14 +491,18 @@ class Publisher:
             if self.batch_size == 1:
                 prefix, qty, ts = chunk[0]
                 lead = leads[prefix].get(qty) or self._new_lead(prefix, qty)
-                frame = _ITEM % (lead, ts, head, s.seq, tail)
+                item = _ITEM if ts.__class__ is int else _ITEM_GIVEN_TS
+                frame = item % (lead, ts, head, s.seq, tail)
             else:
                 parts: list[bytes] = []
                 add = parts.append
                 seq = s.seq
                 for prefix, qty, ts in chunk:
                     lead = leads[prefix].get(qty) or self._new_lead(prefix, qty)
-                    add(_ITEM % (lead, ts, head, seq, tail))
+                    add(
+                        (_ITEM if ts.__class__ is int else _ITEM_GIVEN_TS)
+                        % (lead, ts, head, seq, tail)
+                    )
                     seq += 1
                 frame = b"[%s]" % b",".join(parts)
             if self._zsend(s.handle, frame, len(frame), _DONTWAIT) >= 0:
@@ -504,7 +511,7 @@ class Publisher:
                 return True
         return False
 
-    def _hold(self, chunk: list[tuple[bytes, float, int]]) -> None:
+    def _hold(self, chunk: list[tuple[bytes, float, int | float]]) -> None:
         """Keep a batch that found no route, within the budget; else drop (and count) it."""
         if self._held_count + len(chunk) > self.max_held:
             self._drop(len(chunk))
@@ -646,14 +653,18 @@ class Publisher:
         self.close()
 
 
-def _ts_ns(ts: float, now_ns: int) -> int:
-    """A caller's epoch-seconds ``ts`` as ns, refused outside the contract's window."""
+def _given_ts(ts: float, now_ns: int) -> float:
+    """A caller's epoch-seconds ``ts`` as a float, refused outside the contract's window.
+
+    Kept a float (not converted to ns): it goes on the wire as its ``repr``, so the
+    sidecar sees exactly the value given.
+    """
     try:
         seconds = float(ts)
     except (TypeError, ValueError):
         raise ValueError(f"ts must be epoch seconds, got {ts!r}") from None
-    if not (MIN_TS <= seconds <= now_ns / 1e9 + MAX_TS_AHEAD_S) or math.isnan(seconds):
+    if not MIN_TS <= seconds <= now_ns / 1e9 + MAX_TS_AHEAD_S:  # False for NaN too
         raise ValueError(
             f"ts must be epoch seconds in [{MIN_TS:.0f}, now + {MAX_TS_AHEAD_S:.0f}], got {ts!r}"
         )
-    return int(seconds * 1e9)
+    return seconds
