@@ -90,6 +90,8 @@ HELD_EVENT_BYTES: Final = 160
 ZMQ_MSG_OVERHEAD: Final = 256
 
 _DONTWAIT: Final = zmq_direct.ZMQ_DONTWAIT
+#: The wall clock in ns, bound once: a global lookup instead of a module attribute.
+_clock: Final = time.time_ns
 _PEER_EVENTS: Final = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
 _PREFIX: Final[dict[str, bytes]] = {
     side: f'{{"type":"trade","side":"{side}","qty":'.encode() for side in SIDES
@@ -315,7 +317,7 @@ class Publisher:
         the caller, not a transport condition. Never blocks and never raises for the
         transport: whatever cannot be delivered is counted in :attr:`dropped`.
         """
-        now = time.time_ns()
+        now = _clock()
         try:
             prefix = _PREFIX[side]
             ok = 0.0 <= qty <= MAX_QTY
@@ -330,7 +332,7 @@ class Publisher:
 
     def _trade_now(self, side: str, qty: float, ts: float | None = None) -> bool:
         """``batch_size=1``: format and send here, one single-object frame per event."""
-        now = time.time_ns()
+        now = _clock()
         try:
             prefix = _PREFIX[side]
             ok = 0.0 <= qty <= MAX_QTY
@@ -340,10 +342,16 @@ class Publisher:
             raise ValueError(f"qty must be a finite number in [0, {MAX_QTY:g}], got {qty!r}")
         t = now if ts is None else _given_ts(ts, now)
         lock = self._lock
-        if not lock.acquire(False):  # the flusher is at work: it takes this one too
+        if not lock.acquire(False):  # someone is flushing: the flusher takes this one
             self._append((prefix, qty, t))
+            if self._idle:
+                self._idle = False
+                self._wake.set()
             return True
         try:
+            if now >= self._due:  # connection events at least every max_delay/2
+                self._due = now + self._delay_ns // 2
+                self._poll_monitors()
             streams = self._streams
             rr = self._rr
             s = streams[rr]
