@@ -391,6 +391,7 @@ def test_sidecar_image_venv_runs_its_command_without_the_source(tmp_path: Path) 
         {
             "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{free_port()}",
             "TT_SIDECAR_HTTP_PORT": str(http_port),
+            "TT_SIDECAR_PROBE_PORT": str(free_port()),
             "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         },
         name="image venv trading-sidecar",

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Final
 
+# Defined in ports.py (no imports at all); re-exported so every port is here too.
+from telemetry_contract.ports import DEFAULT_SIDECAR_PROBE_PORT as DEFAULT_SIDECAR_PROBE_PORT
+
 DEFAULT_ZMQ_ADDRESS: Final = "tcp://127.0.0.1:5555"
 DEFAULT_SIDECAR_HTTP_PORT: Final = 8001
 DEFAULT_PUBLISHER_HTTP_PORT: Final = 8002
-#: The sidecar's probe-only port (/healthz, /readyz), open to every kubelet.
-DEFAULT_SIDECAR_PROBE_PORT: Final = 8003
 DEFAULT_UI_PORT: Final = 8501
 DEFAULT_PROMETHEUS_PORT: Final = 9090
 
