@@ -44,6 +44,7 @@ __all__ = [
     "Decoded",
     "TradeEncoder",
     "decode",
+    "decode_frames",
     "decode_into",
     "encode",
     "encode_batch",
@@ -293,6 +294,46 @@ def decode_into(
             out.extend(obj)
             return _NO_REJECTS
     return _slow(frame, out, horizon)
+
+
+def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> list[InvalidMessage]:
+    """:func:`decode_into` for many frames at once: the receiver's hot loop.
+
+    One Python call per chunk of frames instead of one per frame, with every lookup
+    local: for a single-trade frame the work is one msgspec call, a type test and the
+    ``ts`` horizon test. Anything else (a batch with a late ``ts``, a bad frame) goes
+    through :func:`decode_into`, which has the final word. Whole-frame problems come
+    back in the returned list, after the item rejects of earlier frames, in order.
+    """
+    fast = _FAST
+    trade = Trade
+    limit = MAX_FRAME_BYTES
+    horizon = now + MAX_TS_AHEAD_S
+    append = out.append
+    rejects: list[InvalidMessage] = []
+    for frame in frames:
+        if len(frame) <= limit:
+            try:
+                obj = fast(frame)
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+                obj = None
+            kind = type(obj)
+            if kind is trade:
+                if obj.ts <= horizon:
+                    append(obj)
+                    continue
+            elif kind is list and len(obj) <= MAX_BATCH_ITEMS:
+                for item in obj:
+                    if item.ts > horizon:
+                        break
+                else:
+                    out.extend(obj)
+                    continue
+        try:
+            rejects.extend(decode_into(frame, out, now))
+        except InvalidMessage as exc:
+            rejects.append(exc)
+    return rejects
 
 
 def decode(frame: Buffer, now: float | None = None) -> Decoded:

@@ -81,7 +81,7 @@ class LossTracker:
         key = (src, stream)
         last = positions.pop(key, None)
         if last is None:
-            if len(positions) >= self.capacity:
+            while len(positions) >= self.capacity:  # the write-back of record() may add one
                 del positions[next(iter(positions))]
             positions[key] = (seq, epoch)
             return 0
@@ -124,9 +124,10 @@ class TradeMetrics(MetricsState):
     def record(self, events: Sequence[Event], received_at: float) -> None:
         """Count decoded events, in order, all received at ``received_at`` (epoch s).
 
-        Sums are kept in locals and written once; the (src, stream) being followed stays
-        in locals while consecutive events come from it (the usual case), so the loss
-        table is touched once per run of events, not per event.
+        The hot loop of the sidecar, so it is written for the interpreter: sums are kept
+        in locals and written once; the (src, stream) being followed stays in locals
+        while consecutive events come from it (the usual case), so the loss table is
+        touched once per run of events, not per event; :func:`lost_between` is inlined.
         """
         bounds = self.latency_bounds
         counts = self.latency_counts
@@ -136,9 +137,12 @@ class TradeMetrics(MetricsState):
         buy_volume = sell_volume = latency_sum = bench_latency_sum = 0.0
         last_ts = self.last_trade_ts
         prefix = BENCH_SOURCE_PREFIX
-        following: StreamKey | None = None  # key whose position is held in position
-        position: Position = (0, 0)
+        slot = bisect_left
         trade = Trade
+        # The stream held in locals: its key, position, and whether it is bench traffic.
+        f_src: str | None = None
+        f_stream = f_seq = f_epoch = 0
+        f_bench = False
         for event in events:
             if type(event) is not trade:
                 assert isinstance(event, BenchmarkResult)
@@ -147,30 +151,47 @@ class TradeMetrics(MetricsState):
             src = event.src
             bench = False
             if src is not None:
-                bench = src.startswith(prefix)
                 seq = event.seq
-                if seq is not None:
-                    key = (src, event.stream or 0)
-                    epoch = event.epoch or 0
-                    if key == following:
-                        gap = lost_between(position, seq, epoch)
-                        position = (seq, epoch)
-                    else:
-                        if following is not None:
-                            streams.positions[following] = position
-                        gap = streams.observe(src, key[1], seq, epoch)
-                        following, position = key, (seq, epoch)
-                    if bench:
-                        bench_lost += gap
-                    else:
-                        lost += gap
+                if src == f_src:
+                    bench = f_bench
+                    if seq is not None:
+                        stream = event.stream or 0
+                        epoch = event.epoch or 0
+                        if stream == f_stream:
+                            if f_epoch <= epoch <= f_epoch + 1 and seq > f_seq + 1:
+                                if bench:
+                                    bench_lost += seq - f_seq - 1
+                                else:
+                                    lost += seq - f_seq - 1
+                            f_seq, f_epoch = seq, epoch
+                        else:
+                            streams.positions[(f_src, f_stream)] = (f_seq, f_epoch)
+                            gap = streams.observe(src, stream, seq, epoch)
+                            if bench:
+                                bench_lost += gap
+                            else:
+                                lost += gap
+                            f_stream, f_seq, f_epoch = stream, seq, epoch
+                else:
+                    bench = src.startswith(prefix)
+                    if seq is not None:
+                        if f_src is not None:
+                            streams.positions[(f_src, f_stream)] = (f_seq, f_epoch)
+                        stream = event.stream or 0
+                        epoch = event.epoch or 0
+                        gap = streams.observe(src, stream, seq, epoch)
+                        if bench:
+                            bench_lost += gap
+                        else:
+                            lost += gap
+                        f_src, f_stream, f_seq, f_epoch, f_bench = src, stream, seq, epoch, bench
             ts = event.ts
             latency = received_at - ts
             if latency < 0.0:  # two hosts' clocks disagree: count it as instant
                 latency = 0.0
             if bench:
                 bench_trades += 1
-                bench_counts[bisect_left(bounds, latency)] += 1
+                bench_counts[slot(bounds, latency)] += 1
                 bench_latency_sum += latency
                 continue
             if event.side == "buy":
@@ -180,10 +201,10 @@ class TradeMetrics(MetricsState):
                 sells += 1
                 sell_volume += event.qty
             last_ts = ts
-            counts[bisect_left(bounds, latency)] += 1
+            counts[slot(bounds, latency)] += 1
             latency_sum += latency
-        if following is not None:
-            streams.positions[following] = position
+        if f_src is not None:
+            streams.positions[(f_src, f_stream)] = (f_seq, f_epoch)
         trades, volume = self.trades, self.volume
         trades["buy"] += buys
         trades["sell"] += sells

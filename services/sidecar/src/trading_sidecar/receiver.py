@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 import zmq
-from telemetry_contract.codec import decode_into
+from telemetry_contract.codec import decode_frames, decode_into
 from telemetry_contract.errors import InvalidMessage, Reason
 from telemetry_contract.events import Event
 from telemetry_contract.transport import DEFAULT_RCVHWM
@@ -131,7 +131,7 @@ class Receiver:
             self._rejects.rejected(InvalidMessage(Reason.INTERNAL_ERROR, repr(exc)))
 
 
-#: Events counted together at most; bounds how long an event waits to be counted.
+#: Frames decoded and counted together at most; bounds how long an event waits.
 COUNT_CHUNK = 256
 
 
@@ -151,57 +151,69 @@ def drain(
     A module function rather than a method so the benchmark's ``ingest`` mode times
     exactly this code, the sidecar's real per-frame work, on a socket of its own.
     Frames are received as ``zmq.Frame`` (its ``more`` flag is read from the message,
-    where ``getsockopt(RCVMORE)`` costs a call per frame) and decoded from its buffer
-    without a copy. Events pile up in one list and are counted every COUNT_CHUNK
-    events (:meth:`TradeMetrics.record`), in arrival order; ``received`` (frames) is
-    bumped first, so a scrape never sees more trades than frames.
+    where ``getsockopt(RCVMORE)`` costs a call per frame) and their buffers collected,
+    without a copy, up to COUNT_CHUNK; then the contract decodes the chunk in one call
+    (``decode_frames``) and the typed events are counted in one call
+    (:meth:`TradeMetrics.record`), in arrival order. ``received`` (frames) is bumped
+    first, so a scrape never sees more trades than frames.
     """
     if internal_error is None:
         internal_error = _internal_counter(metrics)
     recv = sock.recv
-    decode = decode_into
-    clock = time.time
     noblock = zmq.NOBLOCK
+    frames: list[memoryview] = []
+    add = frames.append
     events: list[Event] = []
     budget = sys.maxsize if limit is None else limit
     handled = budget  # unless the queue runs dry first
-    now = clock()
+    room = COUNT_CHUNK
     for index in range(budget):
         try:
             message = recv(noblock, copy=False)
         except zmq.Again:
             handled = index
             break
-        metrics.received += 1
         if message.more:
+            metrics.received += 1
             while sock.getsockopt(zmq.RCVMORE):
                 recv(noblock)
             reject(InvalidMessage(Reason.MULTIPART, "expected a single-part frame"))
             continue
-        try:
-            rejects = decode(message.buffer, events, now)
-        except InvalidMessage as exc:
-            reject(exc)
-            continue
-        except Exception as exc:  # a bug in decoding must not end the loop
-            internal_error(exc)
-            continue
-        for item in rejects:
-            reject(item)
-        if len(events) >= COUNT_CHUNK:
-            now = clock()
-            _count(metrics, events, now, internal_error)
-    if events:
-        _count(metrics, events, clock(), internal_error)
+        add(message.buffer)
+        room -= 1
+        if not room:
+            _count(metrics, frames, events, reject, internal_error)
+            room = COUNT_CHUNK
+    if frames:
+        _count(metrics, frames, events, reject, internal_error)
     return handled
 
 
 def _count(
     metrics: TradeMetrics,
+    frames: list[memoryview],
     events: list[Event],
-    now: float,
+    reject: Callable[[InvalidMessage], None],
     internal_error: Callable[[BaseException], None],
 ) -> None:
+    """Decode and count one chunk; an unexpected exception costs only its own frame."""
+    now = time.time()
+    metrics.received += len(frames)
+    try:
+        rejects = decode_frames(frames, events, now)
+    except Exception:  # a bug in decoding: find the frame, count the rest as usual
+        events.clear()
+        rejects = []
+        for frame in frames:
+            try:
+                rejects.extend(decode_into(frame, events, now))
+            except InvalidMessage as exc:
+                rejects.append(exc)
+            except Exception as exc:
+                internal_error(exc)
+    frames.clear()
+    for item in rejects:
+        reject(item)
     try:
         metrics.record(events, now)
     except Exception as exc:  # counted and logged; the next chunk is counted as usual
