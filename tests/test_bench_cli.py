@@ -180,7 +180,7 @@ def test_sustained_rows(run: Run, rate: int) -> None:
 
 def test_ingest_rows(run: Run) -> None:
     found = rows(run, "ingest")
-    assert set(found) == {"raw-recv", "sidecar", "naive-json-prometheus"}
+    assert set(found) == {"raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus"}
     for row in found.values():
         # received: what each consumer itself counted, in the round that counted least.
         assert row["events"] == 20000 and row["received"] == 20000 and row["lost"] == 0
@@ -188,9 +188,20 @@ def test_ingest_rows(run: Run) -> None:
         assert row["ns_per_event"] == pytest.approx(row["elapsed_s"] * 1e9 / 20000)
     floor, naive = found["raw-recv"], found["naive-json-prometheus"]
     assert floor["ratio_to_floor"] == 1.0 and naive["ratio_to_naive"] == 1.0
-    side = found["sidecar"]
-    assert side["ratio_to_floor"] == pytest.approx(side["rate"] / floor["rate"])
-    assert side["ratio_to_naive"] == pytest.approx(side["rate"] / naive["rate"])
+    for name in ("sidecar", "sidecar-batch"):
+        side = found[name]
+        assert side["ratio_to_floor"] == pytest.approx(side["rate"] / floor["rate"])
+        assert side["ratio_to_naive"] == pytest.approx(side["rate"] / naive["rate"])
+    assert found["sidecar"]["events_per_frame"] == 1
+    assert found["sidecar-batch"]["events_per_frame"] == pytest.approx(20000 / 313)
+    verdicts = {t["name"]: t for t in run.reports["ingest"]["targets"]}
+    single = verdicts[
+        "sidecar events/s / naive json+prometheus_client events/s (single-event frames)"
+    ]
+    batch = verdicts["sidecar events/s on batch frames of 64 / raw single-frame recv rate"]
+    assert single["value"] == found["sidecar"]["ratio_to_naive"] and single["limit"] == 6.0
+    assert batch["value"] == found["sidecar-batch"]["ratio_to_floor"] and batch["limit"] == 0.5
+    assert single["met"] == (single["value"] >= 6.0)
 
 
 def test_ingest_fails_clearly_when_the_queue_cannot_hold_the_events() -> None:
