@@ -36,8 +36,8 @@ operator-dev: sync ## run the LatencyBenchmark operator locally (kopf run) again
 	  exit 1; }
 	TT_OPERATOR_BENCH_IMAGE=$(PUBLISHER_IMAGE) \
 	TT_OPERATOR_INSTANCE=$(RELEASE) \
-	TT_OPERATOR_DEFAULT_SERVICE=$(OPERATOR_FULLNAME)-zmq \
-	TT_OPERATOR_SIDECAR_URL=http://$(OPERATOR_FULLNAME)-metrics:8001 \
+	TT_OPERATOR_DEFAULT_SERVICE=$(OPERATOR_FULLNAME)-sidecar-bench \
+	TT_OPERATOR_SIDECAR_URL=http://$(OPERATOR_FULLNAME)-sidecar-bench:8001 \
 	$(RUN) kopf run --standalone --namespace $(NAMESPACE) --liveness=$(OPERATOR_LIVENESS) \
 	  -m trading_operator.handlers
 
