@@ -1217,7 +1217,7 @@ def test_operator_deployment_and_rbac_follow_the_interface(everything: Rendered)
     publisher = container(everything.get("Deployment", f"{name}-publisher"))
     assert env(operator) == {
         "POD_NAMESPACE": "",
-        "TT_OPERATOR_BENCH_IMAGE": publisher["image"],
+        "TT_OPERATOR_BENCH_IMAGE": "trading-telemetry-bench:0.1.0",
         "TT_OPERATOR_INSTANCE": RELEASE,
         # Replica 0 alone: a benchmark reads back the counts of the replica it sent to.
         "TT_OPERATOR_DEFAULT_SERVICE": f"{name}-sidecar-bench",

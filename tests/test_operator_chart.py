@@ -171,14 +171,8 @@ def test_env_configures_jobs_that_reach_the_releases_own_services(enabled: list[
     metrics = one(enabled, "Service", host)
     assert int(port) in [p["port"] for p in metrics["spec"]["ports"]]
 
-    publisher = next(
-        o
-        for o in enabled
-        if o["kind"] == "Deployment"
-        and o["metadata"]["labels"].get("app.kubernetes.io/component") == "publisher"
-    )
-    images = {c["image"] for c in publisher["spec"]["template"]["spec"]["containers"]}
-    assert settings.bench_image in images  # the image that ships trading-bench
+    # The benchmark image (trading-bench alone), tagged like the release's other images.
+    assert settings.bench_image == "trading-telemetry-bench:0.1.0"
 
 
 def test_the_operators_job_pods_pass_the_sidecars_network_policy(enabled: list[Obj]) -> None:
@@ -206,14 +200,14 @@ def test_the_operators_job_pods_pass_the_sidecars_network_policy(enabled: list[O
     )
 
 
-def test_job_pods_pull_like_the_releases_publisher(chart: helm_python.Chart) -> None:
-    """The Job runs the publisher's image, so it needs the publisher's pull policy and secrets."""
+def test_job_pods_pull_with_the_releases_secrets(chart: helm_python.Chart) -> None:
+    """The Job image comes from the same registry: the release's pull secrets, its policy."""
     objects = render(
         chart,
         {
             "operator": {"enabled": True},
             "imagePullSecrets": [{"name": "regcred"}, {"name": "mirror"}],
-            "publisher": {"image": {"pullPolicy": "Always"}},
+            "benchmark": {"image": {"pullPolicy": "Always"}},
         },
     )
     settings = load({k: v for k, v in operator_env(objects).items() if k.startswith(PREFIX)}, None)
