@@ -8,10 +8,12 @@ export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: help uv sync system-deps run test lint infra-up infra-down env-setup clean
+.PHONY: help uv sync system-deps run test lint infra-up infra-down env-setup clean keys
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+	  '{ n[NR] = $$1; d[NR] = $$2; if (length($$1) > w) w = length($$1) } \
+	   END { for (i = 1; i <= NR; i++) printf "  make %-" w "s  %s\n", n[i], d[i] }'
 
 # Debian's python3 ships without pip and refuses system-wide pip installs (PEP 668);
 # a --user install next to it is the supported way, and `python3 -m uv` finds it.
@@ -28,9 +30,10 @@ uv: ## install uv with pip when it is missing
 sync: uv ## create .venv from the committed uv.lock
 	@$(UV) sync --frozen --all-packages --quiet
 
-system-deps: ## Debian prometheus, chromium, shellcheck for the tests (installed with apt when root)
+system-deps: ## Debian prometheus (with promtool), chromium, shellcheck for the tests (apt, when root)
 	@missing=""; \
-	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
+	  || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v shellcheck >/dev/null 2>&1 || missing="$$missing shellcheck"; \
 	if [ -n "$$missing" ]; then \
@@ -53,19 +56,32 @@ lint: sync ## ruff + mypy (strict)
 	@$(RUN) ruff format --check services tests scripts
 	@$(RUN) mypy services tests scripts
 
-infra-up: ## optional, needs Docker: Prometheus + Grafana with the dashboards provisioned
-	@command -v docker >/dev/null 2>&1 || { echo "infra-up needs docker with the compose plugin"; exit 1; }
-	docker compose -f docker-compose.infra.yml up -d
+# Three separate checks, because each fails differently: no `docker` binary, a docker
+# without the compose plugin ("unknown shorthand flag: 'f'"), or no running engine.
+define docker_compose_check
+	@command -v docker >/dev/null 2>&1 || { echo "$@: docker is not installed (https://docs.docker.com/engine/install/)"; exit 1; }
+	@docker compose version >/dev/null 2>&1 || { echo "$@: the docker compose plugin is missing (install docker-compose-plugin)"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "$@: the docker engine is not running or not reachable (start it, or check your docker group)"; exit 1; }
+endef
+
+infra-up: ## optional, needs Docker + compose: Prometheus + Grafana with the dashboards
+	$(docker_compose_check)
+	@docker compose -f docker-compose.infra.yml up -d
 	@echo "Grafana http://127.0.0.1:3000  Prometheus http://127.0.0.1:9091"
 	@echo "The containers scrape the host's sidecar: start it with TT_SIDECAR_HTTP_HOST=0.0.0.0 make run"
 
 infra-down: ## stop the optional Docker Prometheus + Grafana
-	docker compose -f docker-compose.infra.yml down
+	$(docker_compose_check)
+	@docker compose -f docker-compose.infra.yml down
+
+KEYS_DIR ?= keys
+keys: sync ## CURVE certificates for the sidecar and a publisher into ./keys (KEYS_DIR=...); docs/operations.md
+	@$(RUN) trading-sidecar-keys --out $(KEYS_DIR) $(KEYS_ARGS)
 
 env-setup: ## copy .env.sample to .env (optional: everything works without it)
 	@if [ -f .env ]; then echo ".env exists, leaving it"; else cp .env.sample .env && echo "wrote .env"; fi
 
-clean:
+clean: ## delete .venv, caches and results/
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache results
 
 # Kubernetes, benchmark and operator targets live in their own fragments.

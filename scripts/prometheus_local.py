@@ -4,6 +4,8 @@ deploy/prometheus/prometheus.yml is the only Prometheus config kept by hand. Eve
 place needs the same scrape settings against a different address (a test's free port,
 Docker's host gateway), so it is rendered from that file by swapping its one ``targets``
 entry: a second hand-written config would drift from the first without anyone noticing.
+Its ``rule_files`` (the alert rules, deploy/prometheus/alerts.yml) are relative to the
+template; a rendering written to another folder gets them as absolute paths.
 
 Standard library only, because ``make run`` imports this before anything else is needed.
 
@@ -33,13 +35,24 @@ COMPOSE_TARGET: Final = "host.docker.internal:8001"
 _TARGETS_LINE: Final = re.compile(r'^(?P<head>\s*- targets: \[)"[^"\n]*"(?P<tail>\]\s*)$', re.M)
 # host:port with a DNS name, IPv4 or bracketed IPv6 host: nothing that could break the YAML.
 _TARGET: Final = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
+# The rule_files block: the key, then its list items (one path each).
+_RULE_FILES: Final = re.compile(r"^rule_files:\n(?P<items>(?:[ \t]+- [^\n]*\n)+)", re.M)
+_RULE_ITEM: Final = re.compile(r"^(?P<head>[ \t]+- )(?P<path>[^\s#]+)[ \t]*$", re.M)
 
 
-def render(template_text: str, target: str, *, source_name: str = TEMPLATE.name) -> str:
+def render(
+    template_text: str,
+    target: str,
+    *,
+    source_name: str = TEMPLATE.name,
+    rules_dir: Path | None = None,
+) -> str:
     """The template with its one scrape target replaced; refuses anything ambiguous.
 
     Refusing a template with zero or several target lines matters: a silent no-op would
     leave Prometheus scraping port 8001, where a test might find somebody else's sidecar.
+    With ``rules_dir``, relative ``rule_files`` entries become paths inside it (Prometheus
+    reads them relative to the config file, which a rendering elsewhere moves).
     """
     if not _TARGET.match(target):
         raise ValueError(f"target must be host:port, got {target!r}")
@@ -49,6 +62,8 @@ def render(template_text: str, target: str, *, source_name: str = TEMPLATE.name)
     body = _TARGETS_LINE.sub(
         lambda m: f'{m.group("head")}"{target}"{m.group("tail")}', template_text
     )
+    if rules_dir is not None:
+        body = _RULE_FILES.sub(lambda block: _absolute_rules(block, rules_dir), body)
     header = (
         f"# GENERATED from {source_name} by scripts/prometheus_local.py with target {target}.\n"
         f"# Edit {source_name} instead; only the scrape target differs.\n"
@@ -56,10 +71,26 @@ def render(template_text: str, target: str, *, source_name: str = TEMPLATE.name)
     return header + body
 
 
+def _absolute_rules(block: re.Match[str], rules_dir: Path) -> str:
+    def absolute(item: re.Match[str]) -> str:
+        path = Path(item.group("path"))
+        return f"{item.group('head')}{path if path.is_absolute() else rules_dir / path}"
+
+    return "rule_files:\n" + _RULE_ITEM.sub(absolute, block.group("items"))
+
+
 def write_config(template: Path, out: Path, target: str) -> Path:
-    """Render ``template`` aimed at ``target`` into ``out`` and return ``out``."""
+    """Render ``template`` aimed at ``target`` into ``out`` and return ``out``.
+
+    Written beside the template, rule files stay relative (the compose file mounts them
+    next to it); anywhere else they point into the template's folder.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(template.read_text(), target, source_name=template.name))
+    here = template.parent.resolve()
+    rules_dir = None if out.parent.resolve() == here else here
+    out.write_text(
+        render(template.read_text(), target, source_name=template.name, rules_dir=rules_dir)
+    )
     return out
 
 

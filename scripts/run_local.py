@@ -3,7 +3,15 @@
 Each part is the same console script the container images run, started as a child
 process. Prometheus is optional (started only when the ``prometheus`` binary is on
 PATH) and keeps its data in a temporary directory, so a run leaves nothing behind.
-Ctrl-C, SIGTERM, or any child dying stops everything, in reverse start order.
+
+It supervises, as a process manager would: a child that dies is restarted after a
+short backoff (1 s, doubling to 10 s, back to 1 s once it has stayed up for a while),
+with one log line each time. That is what makes the "sidecar is down" story visible on a
+laptop: the UI warns, queues, and delivers when the sidecar is back, instead of the
+whole loop being torn down. Ctrl-C or SIGTERM stops everything, in reverse start order.
+
+Before starting anything it checks its ports: when one is taken (usually by another
+``make run``) it says which, in one line, and exits 1 with nothing started.
 """
 
 from __future__ import annotations
@@ -15,9 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -31,6 +40,12 @@ from trading_sidecar import settings as sidecar_settings
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROMETHEUS_TEMPLATE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+#: The graph the printed Prometheus link opens: trades per second by side, 15 minutes.
+PROMETHEUS_GRAPH_EXPR = "sum by (side) (rate(trades_total[1m]))"
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 10.0
+#: A child that stayed up this long is healthy again: its next restart waits BACKOFF_FIRST_S.
+STABLE_AFTER_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,10 @@ class Stop(Exception):
     """Raised from the signal handler so the main loop unwinds into the cleanup."""
 
 
+def log(message: str) -> None:
+    print(f"[make run] {message}", file=sys.stderr, flush=True)
+
+
 def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
@@ -52,46 +71,134 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _wait(
-    check: Callable[[], bool], child: subprocess.Popen[bytes], what: str, timeout: float
-) -> None:
+@dataclass
+class Child:
+    """One supervised process: how to start it, and its restart bookkeeping."""
+
+    name: str
+    start: Callable[[], subprocess.Popen[bytes]]
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    backoff_s: float = BACKOFF_FIRST_S
+    restart_at: float | None = None
+    restarts: int = field(default=0)
+
+    def launch(self) -> None:
+        self.process = self.start()
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def supervise(self, now: float) -> None:
+        """Restart after a backoff when the process has exited; one log line each."""
+        if self.process is None:
+            return
+        if self.restart_at is None:
+            code = self.process.poll()
+            if code is None:
+                return
+            if now - self.started_at >= STABLE_AFTER_S:
+                self.backoff_s = BACKOFF_FIRST_S
+            self.restart_at = now + self.backoff_s
+            log(f"{self.name} exited with code {code}; restarting in {self.backoff_s:g} s")
+            self.backoff_s = min(self.backoff_s * 2, BACKOFF_MAX_S)
+        elif now >= self.restart_at:
+            self.restarts += 1
+            self.launch()
+            log(f"{self.name} restarted (restart #{self.restarts}, pid {self.process.pid})")
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            log(f"{self.name} ignored SIGTERM for 10 s; killing it")
+            process.kill()
+            process.wait()
+
+
+def _wait(check: Callable[[], bool], child: Child, what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise SystemExit(f"{what} exited with code {child.returncode} during start-up")
+        assert child.process is not None
+        if child.process.poll() is not None:
+            raise SystemExit(f"{what} exited with code {child.process.returncode} during start-up")
         if check():
             return
         time.sleep(0.2)
     raise SystemExit(f"{what} did not become ready within {timeout:.0f}s")
 
 
-def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-    for name, child in reversed(children):
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                print(f"{name} ignored SIGTERM for 10 s; killing it", file=sys.stderr)
-                child.kill()
-                child.wait()
+def port_taken(host: str, port: int) -> bool:
+    """True when something already listens on ``host:port`` (a bind there fails)."""
+    bind_host = "" if host in ("*", "0.0.0.0", "::") else host
+    with socket.socket() as probe:
+        try:
+            probe.bind((bind_host, port))
+        except OSError:
+            return True
+    return False
+
+
+def zmq_host_port(address: str) -> tuple[str, int] | None:
+    """``tcp://host:port`` → (host, port); other transports have no port to check."""
+    parsed = urllib.parse.urlsplit(address)
+    if parsed.scheme != "tcp" or parsed.port is None:
+        return None
+    return (parsed.hostname or "*"), parsed.port
+
+
+def first_taken(ports: list[tuple[str, str, int, str]]) -> str | None:
+    """The one line to print for the first taken port, or None when all are free."""
+    for what, host, port, url in ports:
+        if port_taken(host, port):
+            return (
+                f"make run: port {port} ({what}, {url}) is already in use — another "
+                f"`make run`? Stop it, or pick other ports (see .env.sample)."
+            )
+    return None
+
+
+def prometheus_link(base_url: str) -> str:
+    query = urllib.parse.urlencode(
+        {"g0.expr": PROMETHEUS_GRAPH_EXPR, "g0.tab": "0", "g0.range_input": "15m"}
+    )
+    return f"{base_url}/graph?{query}"
 
 
 def main() -> int:
+    try:
+        sidecar = sidecar_settings.load()
+        publisher = publisher_settings.load()
+        prom_port = load_settings(_PromSettings, "TT_PROMETHEUS_").port
+    except ValueError as exc:
+        print(f"make run: bad setting: {exc}", file=sys.stderr)
+        return 2
+    # A listen-on-everything host is not an address to connect to; loopback reaches it.
+    local_host = "127.0.0.1" if sidecar.http_host in ("0.0.0.0", "::", "") else sidecar.http_host
+    sidecar_url = f"http://{local_host}:{sidecar.http_port}"
+    ui_url = f"http://{publisher.ui_host}:{publisher.ui_port}"
+    ports = [
+        ("sidecar HTTP", sidecar.http_host, sidecar.http_port, f"{sidecar_url}/metrics"),
+        ("Streamlit UI", publisher.ui_host, publisher.ui_port, ui_url),
+    ]
+    zmq = zmq_host_port(sidecar.zmq_bind)
+    if zmq is not None:
+        ports.append(("sidecar ZeroMQ", zmq[0], zmq[1], sidecar.zmq_bind))
+    taken = first_taken(ports)
+    if taken is not None:
+        print(taken, file=sys.stderr)
+        return 1
+
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise Stop
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    sidecar = sidecar_settings.load()
-    publisher = publisher_settings.load()
-    prom_port = load_settings(_PromSettings, "TT_PROMETHEUS_").port
-    # A listen-on-everything host is not an address to connect to; loopback reaches it.
-    local_host = "127.0.0.1" if sidecar.http_host in ("0.0.0.0", "::", "") else sidecar.http_host
-    sidecar_url = f"http://{local_host}:{sidecar.http_port}"
-    ui_url = f"http://{publisher.ui_host}:{publisher.ui_port}"
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    children: list[Child] = []
     urls = [
         ("Trading UI (Streamlit)", ui_url),
         ("Sidecar metrics", f"{sidecar_url}/metrics"),
@@ -100,12 +207,14 @@ def main() -> int:
     ]
     workdir = Path(tempfile.mkdtemp(prefix="trading-telemetry-run-"))
     try:
-        child = subprocess.Popen([str(BIN / "trading-sidecar")])
-        children.append(("sidecar", child))
+        child = Child("sidecar", lambda: subprocess.Popen([str(BIN / "trading-sidecar")]))
+        children.append(child)
+        child.launch()
         _wait(lambda: _http_ok(f"{sidecar_url}/healthz"), child, "sidecar", 30)
 
-        child = subprocess.Popen([str(BIN / "trading-ui")])
-        children.append(("ui", child))
+        child = Child("ui", lambda: subprocess.Popen([str(BIN / "trading-ui")]))
+        children.append(child)
+        child.launch()
         _wait(lambda: _http_ok(f"{ui_url}/_stcore/health"), child, "Streamlit UI", 60)
 
         if shutil.which("prometheus"):
@@ -120,35 +229,30 @@ def main() -> int:
         for name, url in urls:
             print(f"  {name:<{width}}  {url}")
         print("\nOpen the UI, click Buy or Sell, and watch the totals move.")
-        print("Ctrl-C stops everything.\n")
+        print("A child that dies is restarted. Ctrl-C stops everything.\n")
         sys.stdout.flush()
 
         while True:
-            for name, child in children:
-                if child.poll() is not None:
-                    print(f"{name} exited with code {child.returncode}; stopping the rest",
-                          file=sys.stderr)  # fmt: skip
-                    return 1
-            time.sleep(0.5)
+            now = time.monotonic()
+            for child in children:
+                child.supervise(now)
+            time.sleep(0.2)
     except Stop:
-        print("\nstopping…")
+        print("\nstopping…", flush=True)
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _stop(children)
-        for name, child in children:
-            if name == "prometheus" and child.returncode not in (0, None):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for child in reversed(children):
+            child.stop()
+        for child in children:
+            if (
+                child.name == "prometheus"
+                and child.process is not None
+                and child.process.returncode not in (0, None)
+            ):
                 _print_log_tail(workdir / "prometheus.log")
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _free_port() -> int:
@@ -165,7 +269,7 @@ def _print_log_tail(log_path: Path, lines: int = 15) -> None:
 
 
 def _start_prometheus(
-    children: list[tuple[str, subprocess.Popen[bytes]]],
+    children: list[Child],
     workdir: Path,
     port: int,
     sidecar_host: str,
@@ -177,7 +281,7 @@ def _start_prometheus(
     taken port is the common case, not an error: use a free one and say so.
     """
     notes: list[tuple[str, str]] = []
-    if not _port_free(port):
+    if port_taken("127.0.0.1", port):
         moved = _free_port()
         notes.append(("Note", f"port {port} is taken (another Prometheus?); using {moved}"))
         port = moved
@@ -185,20 +289,22 @@ def _start_prometheus(
         PROMETHEUS_TEMPLATE, workdir / "prometheus.yml", target=f"{sidecar_host}:{sidecar_port}"
     )
     log_path = workdir / "prometheus.log"
-    child = start_prometheus(config, port, workdir / "data", log_path)
+    child = Child("prometheus", lambda: start_prometheus(config, port, workdir / "data", log_path))
+    child.launch()
+    assert child.process is not None
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process=child)
+        wait_ready(url, process=child.process)
     except (RuntimeError, TimeoutError) as exc:
         print(f"Prometheus did not start ({exc}); running without it", file=sys.stderr)
         _print_log_tail(log_path)
-        child.kill()
-        child.wait()
+        child.process.kill()
+        child.process.wait()
         return [("Prometheus", "failed to start — see the log lines above")]
-    children.append(("prometheus", child))
+    children.append(child)
     return [
         *notes,
-        ("Prometheus", f"{url}/graph?g0.expr=sum+by+(side)+(trades_total)"),
+        ("Prometheus", prometheus_link(url)),
         ("Prometheus log", str(log_path)),
     ]
 

@@ -19,10 +19,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2 as httpx
-from prometheus_client.parser import text_string_to_metric_families
+from trading_publisher.metrics_reader import Samples as Samples
+from trading_publisher.metrics_reader import parse_samples, sample_value, scrape
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+#: Debian's chromium, driven through Playwright's protocol client (no browser download).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 T = TypeVar("T")
 
 
@@ -50,20 +54,10 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: {last_error!r}")
 
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse_metrics(text: str) -> Samples:
-    """Prometheus text → {(sample name, labels): value} via prometheus_client's parser."""
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, frozenset(s.labels.items()))] = s.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
+# The product's one /metrics reader (trading_publisher.metrics_reader), under the names
+# the tests have always used.
+parse_metrics = parse_samples
+value = sample_value
 
 
 @dataclass
@@ -107,6 +101,8 @@ class Sidecar:
 
     zmq_port: int
     http_port: int
+    #: Free port for the probe-only listener, so parallel sidecars never share 8003.
+    probe_port: int = field(default_factory=free_port)
     proc: Proc | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -122,6 +118,7 @@ class Sidecar:
         env = {
             "TT_SIDECAR_ZMQ_BIND": self.zmq_address,
             "TT_SIDECAR_HTTP_PORT": str(self.http_port),
+            "TT_SIDECAR_PROBE_PORT": str(self.probe_port),
             **self.extra_env,
         }
         self.proc = start_process(
@@ -140,9 +137,7 @@ class Sidecar:
         return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
 
     def scrape(self) -> Samples:
-        response = httpx.get(f"{self.url}/metrics", timeout=5)
-        response.raise_for_status()
-        return parse_metrics(response.text)
+        return scrape(self.url, timeout=5)
 
     def stop(self) -> int:
         assert self.proc is not None

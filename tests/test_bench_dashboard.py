@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,65 @@ BENCH_NAMES = {
 }  # fmt: skip
 
 
+def legend(fmt: str, labels: dict[str, str]) -> str:
+    """Grafana's legendFormat: ``{{label}}`` replaced by the series' label value."""
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), fmt)
+
+
+def override_names(panel: dict[str, Any]) -> list[str]:
+    return [
+        o["matcher"]["options"]
+        for o in panel.get("fieldConfig", {}).get("overrides", [])
+        if o["matcher"]["id"] == "byName"
+    ]
+
+
+def thresholds_for(panel: dict[str, Any], name: str | None = None) -> list[dict[str, Any]]:
+    """The threshold steps that colour series ``name`` (its override, else the default)."""
+    for o in panel.get("fieldConfig", {}).get("overrides", []):
+        if o["matcher"] == {"id": "byName", "options": name}:
+            for prop in o["properties"]:
+                if prop["id"] == "thresholds":
+                    steps: list[dict[str, Any]] = prop["value"]["steps"]
+                    return steps
+    default: list[dict[str, Any]] = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    return default
+
+
+def colour(steps: list[dict[str, Any]], number: float) -> str:
+    """The colour Grafana gives ``number``: the last step whose value it reaches."""
+    found = steps[0]["color"]
+    for step in steps[1:]:
+        if number >= step["value"]:
+            found = step["color"]
+    return str(found)
+
+
+#: panel title → series → (a value that meets the target, one that misses it).
+TARGET_COLOURS: dict[str, dict[str | None, tuple[float, float]]] = {
+    "hotpath net p50 relative to the floor": {"client": (1.4, 1.6)},
+    "burst outcome": {"dropped": (0, 1), "lost": (0, 3)},
+    "sustained: achieved / target rate": {None: (0.995, 0.95)},
+    "sustained: end-to-end p99 (bucket upper bound)": {"e2e-10000": (250, 500)},
+    "ingest relative to the sidecar": {"raw-recv": (1.9, 2.5), "naive-json-prometheus": (0.3, 0.5)},
+    "Benchmark events lost": {None: (0, 1)},
+}
+
+
+def test_a_missed_target_is_red_and_a_met_one_green() -> None:
+    panels = {p["title"]: p for p in dashboard_panels(load())}
+    for title, series in TARGET_COLOURS.items():
+        panel = panels[title]
+        assert panel["fieldConfig"]["defaults"]["color"] == {"mode": "thresholds"}, title
+        for name, (meets, misses) in series.items():
+            steps = thresholds_for(panel, name)
+            assert colour(steps, meets) == "green", (title, name, meets, steps)
+            assert colour(steps, misses) == "red", (title, name, misses, steps)
+    # Sustained: too fast misses the 1% target as much as too slow.
+    steps = thresholds_for(panels["sustained: achieved / target rate"])
+    assert colour(steps, 1.05) == "red"
+
+
 def load() -> dict[str, Any]:
     dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text())
     return dashboard
@@ -70,6 +130,7 @@ def one_run() -> list[Row]:
         row("hotpath", "client"), row("burst", "client"),
         row("sustained", "client-10000", 10_000.0), row("sustained", "e2e-10000", 10_000.0),
         row("ingest", "raw-recv"), row("ingest", "sidecar"),
+        row("ingest", "naive-json-prometheus"),
     ]  # fmt: skip
 
 
@@ -137,5 +198,16 @@ def test_every_query_returns_data_in_prometheus(fed: Sidecar, tmp_path: Path) ->
             if not values or all(math.isnan(v) for v in values):
                 empty.append(f"{where}: {promql}")
         assert not empty, "queries without data:\n" + "\n".join(empty)
+
+        # A threshold override must name a series the panel really draws, or a missed
+        # target would stay uncoloured without anyone noticing.
+        for panel in dashboard_panels(load()):
+            drawn = {
+                legend(target.get("legendFormat", ""), r["metric"])
+                for target in panel.get("targets", [])
+                for r in query(expand_grafana_variables(target["expr"], VARIABLES))
+            }
+            for name in override_names(panel):
+                assert name in drawn, f"{panel['title']}: override {name!r}, drawn {drawn}"
     finally:
         assert prometheus.stop() == 0, prometheus.log()

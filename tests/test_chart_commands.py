@@ -36,7 +36,6 @@ from trading_operator.job import render_job
 from trading_operator.settings import PREFIX, load
 from trading_operator.spec import parse_spec
 from trading_publisher.client import Publisher
-from trading_sidecar.settings import SidecarSettings
 
 LOOPBACK = "127.0.0.1"
 
@@ -80,10 +79,6 @@ def only(addresses: str) -> str:
     return address
 
 
-#: The sidecar serves its probe-only port once RELIABILITY's TT_SIDECAR_PROBE_PORT lands.
-PROBE_PORT_SUPPORTED = "probe_port" in SidecarSettings.__dataclass_fields__
-
-
 def loopback_env(c: Obj) -> dict[str, str]:
     """The container's env with every all-interfaces bind narrowed to loopback."""
     return {key: val.replace("0.0.0.0", LOOPBACK) for key, val in env(c).items()}
@@ -122,11 +117,6 @@ def sidecar(rendered: Rendered, tmp_path_factory: pytest.TempPathFactory) -> Ite
         assert code == 0, f"sidecar exited {code} on SIGTERM, Kubernetes expects 0:\n{proc.log()}"
 
 
-@pytest.mark.xfail(
-    not PROBE_PORT_SUPPORTED,
-    reason="trading-sidecar has no TT_SIDECAR_PROBE_PORT yet (RELIABILITY, issue 10)",
-    strict=True,
-)
 def test_sidecar_answers_its_probes_on_the_charts_probe_port(
     rendered: Rendered, sidecar: Proc, ports: dict[str, int]
 ) -> None:

@@ -28,7 +28,13 @@ DASHBOARD = ROOT / "dashboards" / "trading-telemetry.json"
 COMPOSE = ROOT / "docker-compose.infra.yml"
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-EXPORTED = frozenset(names.ALL) | {n + s for n in names.ALL for s in HISTOGRAM_SUFFIXES}
+#: Besides the sidecar's own families: Prometheus's ``up`` for every target, and the
+#: standard process collector's start time (for restarts).
+EXPORTED = (
+    frozenset(names.ALL)
+    | {n + s for n in names.ALL for s in HISTOGRAM_SUFFIXES}
+    | {"up", "process_start_time_seconds"}
+)
 
 
 def load_dashboard() -> dict[str, Any]:
@@ -214,3 +220,42 @@ def test_grafana_provisions_the_datasource_and_the_dashboards_folder() -> None:
         mounts, grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     )
     assert home == DASHBOARD
+
+
+def _panel(title: str) -> dict[str, Any]:
+    return next(p for p in dashboard_panels(load_dashboard()) if p.get("title") == title)
+
+
+@pytest.mark.parametrize("title", ["Trades by side", "Volume by side", "Lost events"])
+def test_stat_panels_show_the_selected_range_beside_the_total(title: str) -> None:
+    exprs = [t["expr"] for t in _panel(title)["targets"]]
+    assert any("increase(" in e and "[$__range]" in e for e in exprs), exprs
+    assert any("increase(" not in e for e in exprs), exprs
+    assert all(e.startswith("sum") for e in exprs), "replicas must add up"
+    assert "selected time range" in _panel(title)["description"]
+
+
+def test_last_trade_turns_amber_then_red_when_stale() -> None:
+    panel = _panel("Last trade")
+    (target,) = panel["targets"]
+    assert target["expr"].startswith("time() - max(")
+    assert panel["fieldConfig"]["defaults"]["unit"] == "s"
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    colours = [s["color"] for s in steps]
+    assert colours[0] == "green" and colours[-1] == "red" and len(colours) == 3, steps
+    assert 0 < steps[1]["value"] < steps[2]["value"]
+    assert "Amber" in panel["description"] and "red" in panel["description"]
+
+
+def test_sidecar_up_and_restarts_panel() -> None:
+    panel = _panel("Sidecar replicas up and restarts")
+    exprs = " ".join(t["expr"] for t in panel["targets"])
+    assert "sum(up{" in exprs
+    names_overridden = [o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]]
+    assert "replicas up" in names_overridden
+
+
+def test_messages_received_description_matches_what_it_plots() -> None:
+    panel = _panel("Messages received")
+    exprs = [t["expr"] for t in panel["targets"]]
+    assert len(exprs) == 2 and "share" not in panel["description"]

@@ -1,4 +1,5 @@
-"""`make run` as a user runs it: the whole loop comes up, a trade flows, Ctrl-C stops it all."""
+"""`make run` as a user runs it: the whole loop comes up, a trade flows, a killed sidecar
+comes back, a second `make run` is refused, Ctrl-C stops it all."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import quote
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx2 as httpx
 import pytest
-from support import ROOT, free_port, wait_for
+from playwright.sync_api import expect, sync_playwright
+from support import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, parse_metrics, value, wait_for
 from trading_publisher.client import Publisher
 
 
@@ -41,7 +44,7 @@ class _AlwaysReady(BaseHTTPRequestHandler):
 def test_make_run_starts_everything_and_ctrl_c_stops_everything(
     prometheus_port_taken: bool,
 ) -> None:
-    zmq_port, http_port, ui_port, prom_port = (free_port() for _ in range(4))
+    zmq_port, http_port, ui_port, prom_port, probe_port = (free_port() for _ in range(5))
     squatter = None
     if prometheus_port_taken:
         squatter = ThreadingHTTPServer(("127.0.0.1", prom_port), _AlwaysReady)
@@ -50,6 +53,7 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(
         **os.environ,
         "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{zmq_port}",
         "TT_SIDECAR_HTTP_PORT": str(http_port),
+        "TT_SIDECAR_PROBE_PORT": str(probe_port),
         "TT_PUBLISHER_ZMQ_CONNECT": f"tcp://127.0.0.1:{zmq_port}",
         "TT_PUBLISHER_SIDECAR_URL": f"http://127.0.0.1:{http_port}",
         "TT_PUBLISHER_UI_PORT": str(ui_port),
@@ -125,3 +129,148 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(
         time.sleep(0.2)
     still_open = [p for p in (http_port, ui_port, prom_port) if _port_open(p)]
     assert not still_open, f"left running on {still_open}:\n{output}"
+
+
+def _listening_prometheus_count() -> int:
+    """Prometheus processes on this machine (read from /proc; nothing is signalled)."""
+    count = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            args
+            and args[0].endswith(b"prometheus")
+            and any(a.startswith(b"--web.listen-address") for a in args)
+        ):
+            count += 1
+    return count
+
+
+def _pids_of(script: str, env_var: str, env_value: str) -> list[int]:
+    """Processes running ``script`` with ``env_var=env_value`` in their environment."""
+    found = []
+    wanted = f"{env_var}={env_value}".encode()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(script.encode()) for a in args[:2]) and wanted in environ:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.prometheus
+@pytest.mark.browser
+def test_second_make_run_is_refused_and_a_killed_sidecar_comes_back(tmp_path: Path) -> None:
+    zmq_port, http_port, ui_port, prom_port = (free_port() for _ in range(4))
+    env = {
+        **os.environ,
+        "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{zmq_port}",
+        "TT_SIDECAR_HTTP_PORT": str(http_port),
+        "TT_PUBLISHER_ZMQ_CONNECT": f"tcp://127.0.0.1:{zmq_port}",
+        "TT_PUBLISHER_SIDECAR_URL": f"http://127.0.0.1:{http_port}",
+        "TT_PUBLISHER_UI_PORT": str(ui_port),
+        "TT_PROMETHEUS_PORT": str(prom_port),
+    }
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    assert make.stdout is not None
+    stdout = make.stdout
+    reader = threading.Thread(
+        target=lambda: lines.extend(line.decode(errors="replace") for line in stdout), daemon=True
+    )
+    reader.start()
+    try:
+        wait_for(
+            lambda: any("Ctrl-C stops everything" in line for line in lines) or make.poll(),
+            timeout=120,
+            interval=0.2,
+            what="make run to print its URLs",
+        )
+        assert make.poll() is None, "".join(lines)
+        link = next(line for line in lines if "/graph?" in line).split()[-1]
+        assert parse_qs(urlsplit(link).query) == {
+            "g0.expr": ["sum by (side) (rate(trades_total[1m]))"],
+            "g0.tab": ["0"],
+            "g0.range_input": ["15m"],
+        }, link
+
+        # A second `make run` with the same settings: one line, non-zero, nothing started.
+        prometheus_before = _listening_prometheus_count()
+        second = subprocess.run(
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        out = second.stdout + second.stderr
+        assert second.returncode != 0, out
+        ours = [line for line in out.splitlines() if not line.startswith("make: ***")]
+        assert len(ours) == 1, out
+        assert f"port {http_port}" in ours[0] and f"http://127.0.0.1:{http_port}" in ours[0], out
+        assert "Traceback" not in out and "running" not in out, out
+        assert _listening_prometheus_count() == prometheus_before, "second run started one"
+
+        # Kill the sidecar: the UI warns, clicks queue, the sidecar comes back by itself,
+        # the warning clears and the queued clicks are counted.
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{ui_port}")
+                buy = page.get_by_role("button", name="Buy", exact=True)
+                expect(buy).to_be_visible(timeout=20_000)
+                warning = page.get_by_text("events may be dropped")
+                expect(warning).to_have_count(0, timeout=20_000)
+
+                (pid,) = _pids_of("trading-sidecar", "TT_SIDECAR_HTTP_PORT", str(http_port))
+                os.kill(pid, signal.SIGKILL)
+                expect(warning).to_be_visible(timeout=20_000)
+                for _ in range(3):
+                    buy.click()
+                wait_for(
+                    lambda: any("sidecar restarted" in line for line in lines),
+                    timeout=60,
+                    what="the restart log line",
+                )
+                assert any("sidecar exited with code -9" in line for line in lines), lines
+                wait_for(
+                    lambda: httpx.get(f"http://127.0.0.1:{http_port}/healthz").status_code == 200,
+                    timeout=60,
+                    what="the sidecar back",
+                )
+                expect(warning).to_have_count(0, timeout=20_000)
+
+                def counted() -> bool:
+                    text = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
+                    return value(parse_metrics(text), "trades_total", side="buy") == 3
+
+                wait_for(counted, timeout=30, what="the 3 queued clicks counted")
+                page.screenshot(path=str(tmp_path / "after-restart.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGINT)
+        try:
+            make.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(make.pid, signal.SIGKILL)
+            raise
+        reader.join(5)
+        stdout.close()
+    output = "".join(lines)
+    assert "Traceback" not in output, output

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+import yaml
 import zmq
 from prometheus_local import (
     COMPOSE_CONFIG,
@@ -44,8 +45,10 @@ from telemetry_contract import metric_names as names
 from telemetry_contract.codec import encode_trade
 from telemetry_contract.errors import Reason
 from trading_publisher.client import Publisher
+from trading_publisher.metrics_reader import SidecarStatus, TotalsSource
 
 DASHBOARD = ROOT / "dashboards" / "trading-telemetry.json"
+RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 JOB = "trading-sidecar"
 #: Upper bound on any wait for Prometheus to catch up; a bound, not an expectation.
 CATCH_UP_TIMEOUT = 30.0
@@ -80,10 +83,16 @@ def test_render_swaps_only_the_target() -> None:
 
 def test_committed_compose_config_is_the_template_rendered(tmp_path: Path) -> None:
     """docker-compose.infra.yml mounts this file; it must not drift from the template."""
-    fresh = write_config(TEMPLATE, tmp_path / "prometheus.yml", COMPOSE_TARGET)
-    assert COMPOSE_CONFIG.read_text() == fresh.read_text(), (
-        "run: python scripts/prometheus_local.py render"
-    )
+    fresh = render(TEMPLATE.read_text(), COMPOSE_TARGET)  # beside the template: rules relative
+    assert COMPOSE_CONFIG.read_text() == fresh, "run: python scripts/prometheus_local.py render"
+    assert "\n  - alerts.yml\n" in fresh
+
+
+def test_renderings_elsewhere_read_the_one_rules_file(tmp_path: Path) -> None:
+    rendered = write_config(TEMPLATE, tmp_path / "prometheus.yml", "127.0.0.1:1234").read_text()
+    rules = TEMPLATE.parent.resolve() / "alerts.yml"
+    assert f"\n  - {rules}\n" in rendered
+    assert rendered.count("alerts.yml") == 1
 
 
 @pytest.mark.prometheus
@@ -266,3 +275,57 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
         if not values or all(math.isnan(v) for v in values):
             empty.append(f"{where}: {promql} -> {result}")
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
+
+
+@pytest.mark.prometheus
+def test_alert_rules_load_evaluate_cleanly_and_fire_on_a_real_gap(stack: Stack) -> None:
+    """The rules file of `make run`, evaluated on real scrapes: no rule errors, and the
+    seq gap publish() makes turns TradingEventsLost on while the sidecar-down ones stay off.
+    """
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load(RULES.read_text())["groups"]
+        for rule in group["rules"]
+    }
+    publish(stack.sidecar, trades=20, tag="alerts")
+
+    def evaluated() -> list[dict[str, Any]] | None:
+        body = httpx.get(f"{stack.url}/api/v1/rules", timeout=10).json()
+        rules = [rule for group in body["data"]["groups"] for rule in group["rules"]]
+        done = all(rule.get("lastEvaluation", "").startswith("20") for rule in rules)
+        return rules if rules and done else None
+
+    rules = wait_for(evaluated, timeout=CATCH_UP_TIMEOUT, what="every rule evaluated")
+    assert {rule["name"] for rule in rules} == alerts
+    broken = [(rule["name"], rule.get("lastError")) for rule in rules if rule["health"] != "ok"]
+    assert not broken, broken
+
+    def firing() -> set[str] | None:
+        active = {r["metric"]["alertname"] for r in stack.query('ALERTS{alertstate="firing"}')}
+        return active if "TradingEventsLost" in active else None
+
+    active = wait_for(firing, timeout=CATCH_UP_TIMEOUT, what="TradingEventsLost firing")
+    quiet = {"TradingSidecarDown", "TradingSidecarAbsent", "TradingReceiveLoopUnhealthy"}
+    assert not active & quiet, active
+    pending_or_firing = {r["metric"]["alertname"] for r in stack.query("ALERTS")}
+    assert not pending_or_firing & quiet, pending_or_firing
+
+
+@pytest.mark.prometheus
+def test_the_ui_reads_the_same_totals_from_prometheus(stack: Stack) -> None:
+    """TT_PUBLISHER_PROMETHEUS_URL: totals as Prometheus sums them over every replica."""
+    expected = publish(stack.sidecar, trades=50, tag="ui-source")
+    total = trades_sum(expected)
+    source = TotalsSource.from_settings(stack.sidecar.url, prometheus_url=stack.url)
+
+    def caught_up() -> SidecarStatus | None:
+        status = source.read(timeout=5)
+        return status if status.reachable and sum(status.trades.values()) == total else None
+
+    status = wait_for(caught_up, timeout=CATCH_UP_TIMEOUT, what="Prometheus totals catching up")
+    direct = TotalsSource.from_settings(stack.sidecar.url).read(timeout=5)
+    assert dict(status.trades) == dict(direct.trades)
+    assert dict(status.volume) == pytest.approx(dict(direct.volume))
+    assert status.lost == direct.lost and status.invalid_total == direct.invalid_total
+    assert status.last_trade_ts == direct.last_trade_ts
+    assert status.replicas_up == 1

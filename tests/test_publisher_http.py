@@ -183,7 +183,7 @@ def test_non_ui_modules_do_not_import_streamlit() -> None:
     """Trading hosts import the client (and may run the endpoint) without Streamlit."""
     code = (
         "import sys, trading_publisher.client, trading_publisher.trade_api, "
-        "trading_publisher.sidecar_status, trading_publisher.ui_launcher; "
+        "trading_publisher.metrics_reader, trading_publisher.ui_launcher; "
         "sys.exit('streamlit' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -15,6 +15,7 @@ from telemetry_contract.errors import InvalidMessage, Reason
 from telemetry_contract.events import TradeEvent
 from trading_sidecar import settings as sidecar_settings
 from trading_sidecar.app import create_app
+from trading_sidecar.exporter import register_exporter
 from trading_sidecar.log_throttle import ThrottledRejectLog
 from trading_sidecar.metrics import MAX_TRACKED_SOURCES, TradeMetrics, register
 from trading_sidecar.receiver import Receiver
@@ -65,7 +66,10 @@ def test_seq_restart_is_not_loss_and_sources_are_bounded() -> None:
 def test_no_created_series_and_help_text_on_every_family() -> None:
     from prometheus_client import generate_latest
 
-    text = generate_latest(_registry(TradeMetrics())).decode()
+    registry = _registry(TradeMetrics())
+    thresholds = dict.fromkeys(names.ALERT_THRESHOLDS, 1.0)
+    register_exporter(registry, healthy=lambda: True, thresholds=thresholds)
+    text = generate_latest(registry).decode()
     assert "_created" not in text
     for name in names.ALL:
         family = name.removesuffix("_total")

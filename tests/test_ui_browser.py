@@ -11,14 +11,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zmq
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from support import BIN, Proc, Sidecar, free_port, start_process, value, wait_for, wait_http_ok
+from support import (
+    BIN,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Proc,
+    Sidecar,
+    free_port,
+    start_process,
+    value,
+    wait_for,
+    wait_http_ok,
+)
 from telemetry_contract import metric_names as names
+from telemetry_contract.codec import encode_trade
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 #: Budget for one UI update to show: the live panel refreshes every second.
 UI_TIMEOUT_MS = 10_000
 
@@ -93,6 +104,29 @@ def click(page: Page, name: str, rows_after: int) -> None:
     wait_for(lambda: len(log_rows(page)) == rows_after, what=f"{rows_after} rows in the log")
 
 
+class Shots:
+    """Saves a screenshot under the test's tmp dir and names it in failure messages."""
+
+    def __init__(self, page: Page, tmp_path: Path) -> None:
+        self.page, self.path = page, tmp_path / "ui.png"
+
+    def fail(self, message: str) -> str:
+        try:
+            self.page.screenshot(path=str(self.path), full_page=True)
+        except Exception as exc:  # noqa: BLE001 - the message matters more than the picture
+            return f"{message}\n(no screenshot: {exc!r})"
+        return f"{message}\nscreenshot: {self.path}"
+
+
+def background(page: Page, name: str) -> tuple[int, int, int]:
+    """The button's computed background colour as (r, g, b)."""
+    css = page.get_by_role("button", name=name, exact=True).evaluate(
+        "el => getComputedStyle(el).backgroundColor"
+    )
+    r, g, b = (int(part) for part in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
+    return r, g, b
+
+
 def test_buy_and_sell_reach_the_sidecar_and_the_log(
     sidecar: Sidecar, page: Page, tmp_path: Path
 ) -> None:
@@ -120,15 +154,16 @@ def test_buy_and_sell_reach_the_sidecar_and_the_log(
         assert value(s, names.LOST) == 0
 
         (newest_ts, *newest), (oldest_ts, *oldest) = log_rows(page)
-        assert newest == ["sell", "3", "sent"]
-        assert oldest == ["buy", "3", "sent"]
+        assert newest == ["sell", "3", "queued"]
+        assert oldest == ["buy", "3", "queued"]
         assert newest_ts.endswith(" UTC") and oldest_ts.endswith(" UTC")
 
         # The live panel shows the sidecar's totals and the client's own counts.
         # (Polled as a whole: a refresh from between the two clicks shows buy but no sell.)
         live = {"Buy trades": "1", "Buy volume": "3", "Sell trades": "1", "Sell volume": "3"}
         wait_for(lambda: {k: metric(page, k) for k in live} == live, what=f"live panel {live}")
-        assert metric(page, "Sent") == "2" and metric(page, "Dropped") == "0"
+        assert metric(page, "Queued") == "2"
+        expect(page.get_by_text("Dropped: 0")).to_be_visible()
         expect(page.get_by_text("Last trade:")).not_to_contain_text("none yet")
         expect(page.get_by_text("events may be dropped")).to_have_count(0)
         expect_no_exception(page)
@@ -160,7 +195,86 @@ def test_warning_while_the_sidecar_is_away(page: Page, tmp_path: Path) -> None:
         assert absent.stop() == 0
         expect(warning).to_be_visible(timeout=UI_TIMEOUT_MS)
         expect_no_exception(page)
+
+        # Back with fresh counters: the page says it restarted instead of quietly
+        # showing smaller numbers.
+        absent.start(tmp_path)
+        expect(warning).to_have_count(0, timeout=UI_TIMEOUT_MS)
+        click(page, "Buy", rows_after=2)
+        wait_for(lambda: metric(page, "Buy trades") == "1", what="buy count after the restart")
+        expect(page.get_by_text("The sidecar restarted")).to_be_visible(timeout=UI_TIMEOUT_MS)
     finally:
         if absent.proc is not None:
             absent.stop()
+        stop_ui(proc)
+
+
+def test_ten_fast_clicks_are_ten_events_and_ten_rows(
+    sidecar: Sidecar, page: Page, tmp_path: Path
+) -> None:
+    """No pause between clicks: Streamlit's rerun coalescing must not swallow any."""
+    proc, url = start_ui(tmp_path, sidecar)
+    shots = Shots(page, tmp_path)
+    try:
+        page.goto(url)
+        buy = page.get_by_role("button", name="Buy", exact=True)
+        expect(buy).to_be_visible(timeout=UI_TIMEOUT_MS)
+        for _ in range(10):
+            buy.click(delay=0)
+        try:
+            wait_for(
+                lambda: value(sidecar.scrape(), names.TRADES, side="buy") == 10,
+                what="ten buys counted by the sidecar",
+            )
+            wait_for(lambda: len(log_rows(page)) == 10, what="ten rows in the page log")
+        except AssertionError as exc:
+            counted = value(sidecar.scrape(), names.TRADES, side="buy")
+            raise AssertionError(
+                shots.fail(f"{exc}; sidecar counted {counted}, log has {len(log_rows(page))}")
+            ) from None
+        assert all(row[1:] == ["buy", "1", "queued"] for row in log_rows(page))
+        # Settled: nothing more arrives later either.
+        wait_for(lambda: metric(page, "Buy trades") == "10", what="live buy count 10")
+        assert value(sidecar.scrape(), names.TRADES, side="buy") == 10, shots.fail("more than 10")
+        assert len(log_rows(page)) == 10, shots.fail("log grew past 10")
+    finally:
+        stop_ui(proc)
+
+
+def test_buy_is_green_sell_is_red_and_lost_events_stand_out(
+    sidecar: Sidecar, page: Page, tmp_path: Path
+) -> None:
+    proc, url = start_ui(tmp_path, sidecar)
+    shots = Shots(page, tmp_path)
+    try:
+        page.goto(url)
+        expect(page.get_by_role("button", name="Buy", exact=True)).to_be_visible(
+            timeout=UI_TIMEOUT_MS
+        )
+        r, g, b = background(page, "Buy")
+        assert g > r and g > b, shots.fail(f"Buy is rgb{(r, g, b)}, not green")
+        r, g, b = background(page, "Sell")
+        assert r > g and r > b, shots.fail(f"Sell is rgb{(r, g, b)}, not red")
+        # Zero lost: a plain caption, no alert.
+        expect(page.get_by_text("Lost events: 0")).to_be_visible(timeout=UI_TIMEOUT_MS)
+
+        # seq 0 then seq 3: the sidecar counts two lost events.
+        ctx = zmq.Context()
+        push = ctx.socket(zmq.PUSH)
+        push.connect(sidecar.zmq_address)
+        try:
+            push.send(encode_trade("buy", 1.0, 1_700_000_000.0, "ui-lost-test", 0))
+            push.send(encode_trade("buy", 1.0, 1_700_000_001.0, "ui-lost-test", 3))
+            wait_for(lambda: value(sidecar.scrape(), names.LOST) == 2, what="2 lost")
+        finally:
+            push.close(linger=1000)
+            ctx.term()
+        alert = page.get_by_test_id("stAlert").filter(has_text="Lost events: 2")
+        try:
+            expect(alert).to_be_visible(timeout=UI_TIMEOUT_MS)
+        except AssertionError as exc:
+            raise AssertionError(shots.fail(f"lost count not highlighted: {exc}")) from None
+        assert "never counted" in alert.inner_text()
+        page.screenshot(path=str(tmp_path / "ui-lost.png"), full_page=True)
+    finally:
         stop_ui(proc)

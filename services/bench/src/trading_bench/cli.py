@@ -8,6 +8,7 @@ so the Job can be configured by env alone. Output goes only to ``--results-dir``
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from telemetry_contract.cli import new_parser
 from telemetry_contract.events import BENCH_MODES, LABEL_VALUE_PATTERN
 from telemetry_contract.transport import (
     DEFAULT_SIDECAR_HTTP_PORT,
@@ -46,19 +48,53 @@ def _rates(text: str) -> tuple[float, ...]:
         rates = tuple(float(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a rate or comma-separated rates: {text!r}") from None
-    if not all(rate >= 0 for rate in rates):
+    if not all(math.isfinite(rate) and rate >= 0 for rate in rates):
         raise argparse.ArgumentTypeError(f"rates must be > 0 (or 0: the defaults), got {text!r}")
     return tuple(rate for rate in rates if rate > 0)
+
+
+def _at_least_one(text: str) -> int:
+    """Event counts: a whole number >= 1, refused before anything runs."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return number
+
+
+def _positive_seconds(text: str) -> float:
+    """Durations: finite seconds > 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be seconds > 0, got {text!r}") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"must be seconds > 0, got {text!r}")
+    return seconds
+
+
+def _not_negative(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return number
 
 
 def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     def default(name: str, fallback: str | None = None) -> str | None:
         return env.get(PREFIX + name, fallback)
 
-    p = argparse.ArgumentParser(
-        prog="trading-bench",
-        description="What publishing a trade event costs the trading process, against the "
-        "alternatives. Each option also reads TT_BENCH_<OPTION> as its default.",
+    p = new_parser(
+        "trading-bench",
+        "What publishing a trade event costs the trading process, against the\n"
+        "alternatives. Each option also reads TT_BENCH_<OPTION> as its default.\n"
+        "Every argument is checked before anything runs.",
+        "trading-bench",
     )
     p.add_argument("mode", choices=BENCH_MODES, help="hotpath | burst | sustained | ingest")
     p.add_argument(
@@ -73,7 +109,7 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--events",
-        type=int,
+        type=_at_least_one,
         default=default("EVENTS"),
         help="calls (hotpath), events (burst, ingest); default per mode",
     )
@@ -85,7 +121,7 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--duration",
-        type=float,
+        type=_positive_seconds,
         default=default("DURATION"),
         help=f"sustained: seconds per rate (default {sustained.DEFAULT_DURATION_S:g})",
     )
@@ -106,7 +142,7 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sndhwm",
-        type=int,
+        type=_not_negative,
         default=default("SNDHWM"),
         help="the client's send high-water mark for burst/sustained (default: the client's own)",
     )
@@ -170,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_id,
             address,
             reader,
-            progress=not args.no_progress,
+            # A bar redraws with \r: only a terminal shows it; a log would keep every frame.
+            progress=not args.no_progress and sys.stderr.isatty(),
             sndhwm=args.sndhwm or DEFAULT_SNDHWM,
         )
         rows = _run_mode(args, ctx)
@@ -192,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"report: {json_path}")
         if not args.no_plot:
             png = out_dir / f"{args.mode}.png"
-            report.plot(png, args.mode, run_id, rows)
+            report.plot(png, args.mode, run_id, rows, checks)
             print(f"plot:   {png}")
         if not args.no_report:
             report.deliver(address, rows)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,13 @@ def machine() -> dict[str, Any]:
     }
 
 
+#: Tables are split so that no line is wider than this (a terminal, a CI log, a PR).
+MAX_WIDTH = 120
+#: Printed where a number does not apply (no sidecar counts, no per-call timing).
+NOT_APPLICABLE = "–"
+_PERCENTILE_ORDER = {"p50": 0, "p90": 1, "p99": 2, "p999": 3, "max": 4}
+
+
 def _fmt(value: float) -> str:
     if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e15):
         return f"{int(value):,}"
@@ -49,62 +58,116 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
-def table(mode: str, rows: Sequence[Row], targets: Sequence[Target]) -> str:
-    """A plain fixed-width table: one line per row, then the targets with verdicts."""
-    extras = sorted({key for row in rows for key in row.extra})
-    header = [
-        "variant",
-        "events",
-        "sent",
-        "dropped",
-        "received",
-        "lost",
-        "elapsed_s",
-        "rate/s",
-        "p50_us",
-        "p90_us",
-        "p99_us",
-        "p99.9_us",
-        "max_us",
-        *extras,
+def extra_order(name: str) -> tuple[str, int, str]:
+    """Sort key: extras of one family together, their percentiles in order (p50 before
+    p99 before p999), so ``net_p50_us, net_p99_us, net_p999_us`` rather than alphabetical."""
+    for token, rank in _PERCENTILE_ORDER.items():
+        match = re.search(rf"(^|_){token}(_|$)", name)
+        if match:
+            return (name[: match.start()] + "#" + name[match.end() :], rank, name)
+    return (name, -1, name)
+
+
+def _is_latency(name: str) -> bool:
+    return name.endswith("_us") or bool(re.match(r"ratio_p\d+$", name))
+
+
+@dataclass(frozen=True)
+class _Column:
+    header: str
+    cell: Callable[[Row], str]
+
+
+def _counts_columns(rows: Sequence[Row], extras: Sequence[str]) -> list[_Column]:
+    def counted(get: Callable[[Row], float]) -> Callable[[Row], str]:
+        # -1 is the contract's "unknown" (no sidecar URL): not applicable, not a count.
+        return lambda row: NOT_APPLICABLE if get(row) < 0 else _fmt(get(row))
+
+    return [
+        _Column("events", lambda row: _fmt(row.result.events)),
+        _Column("sent", lambda row: _fmt(row.result.sent)),
+        _Column("dropped", lambda row: _fmt(row.result.dropped)),
+        _Column("received", counted(lambda row: row.result.received)),
+        _Column("lost", counted(lambda row: row.result.lost)),
+        _Column("elapsed_s", lambda row: f"{row.result.elapsed_s:.3f}"),
+        _Column("rate/s", lambda row: _fmt(row.result.rate)),
+        *(_extra_column(name) for name in extras),
     ]
-    lines = [header]
-    for row in rows:
-        r = row.result
-        # Bucket upper bounds are not measurements of a value: say so in every cell.
-        mark = "≤" if row.bounded else ""
-        lines.append(
-            [
-                r.variant,
-                _fmt(r.events),
-                _fmt(r.sent),
-                _fmt(r.dropped),
-                _fmt(r.received),
-                _fmt(r.lost),
-                f"{r.elapsed_s:.3f}",
-                _fmt(r.rate),
-                mark + _fmt(r.p50_us),
-                mark + _fmt(r.p90_us),
-                mark + _fmt(r.p99_us),
-                mark + _fmt(r.p999_us),
-                mark + _fmt(r.max_us),
-                *(_fmt(row.extra[k]) if k in row.extra else "" for k in extras),
-            ]
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+
+
+def _latency_columns(extras: Sequence[str]) -> list[_Column]:
+    def percentile(field: str) -> Callable[[Row], str]:
+        def cell(row: Row) -> str:
+            if row.latency is None and not row.bounded:
+                return NOT_APPLICABLE  # no per-call timing in this row: 0 would read as 0 µs
+            # Bucket upper bounds are not measurements of a value: say so in every cell.
+            return ("≤" if row.bounded else "") + _fmt(getattr(row.result, field))
+
+        return cell
+
+    return [
+        _Column("p50_us", percentile("p50_us")),
+        _Column("p90_us", percentile("p90_us")),
+        _Column("p99_us", percentile("p99_us")),
+        _Column("p99.9_us", percentile("p999_us")),
+        _Column("max_us", percentile("max_us")),
+        *(_extra_column(name) for name in extras),
+    ]
+
+
+def _extra_column(name: str) -> _Column:
+    return _Column(name, lambda row: _fmt(row.extra[name]) if name in row.extra else NOT_APPLICABLE)
+
+
+def _render(rows: Sequence[Row], columns: Sequence[_Column]) -> list[str]:
+    """Fixed-width lines; the variant column first, numbers right-aligned."""
+    grid = [["variant", *(c.header for c in columns)]]
+    grid += [[row.result.variant, *(c.cell(row) for c in columns)] for row in rows]
+    widths = [max(len(line[i]) for line in grid) for i in range(len(grid[0]))]
+    return [
+        "  ".join(
+            cell.rjust(w) if n and i else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for n, line in enumerate(grid)
+    ]
+
+
+def _fit(rows: Sequence[Row], columns: Sequence[_Column], width: int) -> list[list[str]]:
+    """Split ``columns`` into as few tables as fit ``width``, each repeating the variant."""
+    tables: list[list[str]] = []
+    chunk: list[_Column] = []
+    for column in columns:
+        if chunk and max(len(line) for line in _render(rows, [*chunk, column])) > width:
+            tables.append(_render(rows, chunk))
+            chunk = []
+        chunk.append(column)
+    if chunk:
+        tables.append(_render(rows, chunk))
+    return tables
+
+
+def table(mode: str, rows: Sequence[Row], targets: Sequence[Target], width: int = MAX_WIDTH) -> str:
+    """Counts, then latencies (only when some row has them), each split to fit ``width``;
+    then the targets with verdicts."""
+    extras = sorted({key for row in rows for key in row.extra}, key=extra_order)
+    count_extras = [name for name in extras if not _is_latency(name)]
+    latency_extras = [name for name in extras if _is_latency(name)]
     out = [f"== {mode} =="]
-    for n, line in enumerate(lines):
-        out.append(
-            "  ".join(
-                cell.rjust(w) if n and i else cell.ljust(w)
-                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-            )
-        )
+    for lines in _fit(rows, _counts_columns(rows, count_extras), width):
+        out += [*lines, ""]
+    if any(row.latency is not None or row.bounded for row in rows):
+        out.append(f"-- {mode}: latency (µs) --")
+        for lines in _fit(rows, _latency_columns(latency_extras), width):
+            out += [*lines, ""]
     if any(row.bounded for row in rows):
         out.append(
-            "  ≤X: e2e percentiles are the upper bound of the sidecar histogram bucket they "
-            "fall in (no finer data); e2e_within_250us is exact"
+            "  ≤X: e2e percentiles are the upper bound of the sidecar histogram bucket\n"
+            "  they fall in (no finer data); e2e_within_250us is exact"
         )
+    out.append(
+        f"  {NOT_APPLICABLE}: not applicable to this row (no sidecar counts, no per-call timing)"
+    )
     for t in targets:
         verdict = "MET   " if t.met else "MISSED"
         out.append(f"  [{verdict}] {t.name}: {_fmt(t.value)} (target {t.op} {_fmt(t.limit)})")
@@ -118,7 +181,7 @@ def report_dict(
     rows: Sequence[Row],
     targets: Sequence[Target],
 ) -> dict[str, Any]:
-    return {
+    report = {
         "run_id": run_id,
         "mode": mode,
         "created_at": time.time(),
@@ -127,6 +190,9 @@ def report_dict(
         "rows": [row.as_dict() for row in rows],
         "targets": [t.as_dict() for t in targets],
     }
+    if mode == "burst":
+        report["summary"] = burst_summary(rows)
+    return report
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:
@@ -134,17 +200,55 @@ def write_json(path: Path, report: dict[str, Any]) -> None:
     path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
 
 
-def plot(path: Path, mode: str, run_id: str, rows: Sequence[Row]) -> None:
-    """Latency percentiles per variant (log scale); modes without per-call timing get
-    their rates as bars instead."""
+def burst_summary(rows: Sequence[Row]) -> dict[str, float]:
+    """What happened to a burst's events: sent, delivered (counted by the sidecar),
+    dropped (by the client, queue full), lost (seq gaps) and the delivered rate.
+    Delivered and lost are -1 when the sidecar's counts were not read."""
+    r = rows[0]
+    return {
+        "events": r.result.events,
+        "sent": r.result.sent,
+        "delivered": r.result.received,
+        "dropped": r.result.dropped,
+        "lost": r.result.lost,
+        "delivered_rate": r.extra.get("delivered_rate", -1.0),
+    }
+
+
+def plot(
+    path: Path, mode: str, run_id: str, rows: Sequence[Row], targets: Sequence[Target] = ()
+) -> None:
+    """One PNG per mode. Latency percentiles per variant (log scale) when rows are timed;
+    a burst as what happened to its events; rates as bars otherwise. Beside it, every
+    target as a bar with its limit drawn as a line, red when missed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
+    lined = [t for t in targets if t.limit > 0]
+    fig, axes = plt.subplots(
+        1, 2 if lined else 1, figsize=(14 if lined else 9, 5), dpi=100, squeeze=False
+    )
+    ax = axes[0][0]
+    description = f"trading-bench {mode} run {run_id}"
     timed = [row for row in rows if row.latency is not None]
-    if timed:
+    if mode == "burst":
+        summary = burst_summary(rows)
+        labels = ["sent", "delivered", "dropped", "lost"]
+        values = [max(summary[k], 0.0) for k in labels]
+        colours = ["#4c72b0", "#1a7f37", "#dd8452", "#cf222e"]
+        ax.bar(labels, values, color=colours)
+        for i, key in enumerate(labels):
+            shown = _fmt(summary[key]) if summary[key] >= 0 else NOT_APPLICABLE
+            ax.annotate(shown, (i, values[i]), ha="center", va="bottom")
+        ax.set_ylabel("events")
+        rate = summary["delivered_rate"]
+        ax.set_xlabel(
+            f"delivered rate: {_fmt(rate)} events/s" if rate >= 0 else "delivered rate: –"
+        )
+        description += " " + " ".join(f"{k}={v:g}" for k, v in summary.items())
+    elif timed:
         for row in timed:
             r = row.result
             values = [r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us]
@@ -162,9 +266,20 @@ def plot(path: Path, mode: str, run_id: str, rows: Sequence[Row]) -> None:
         for i, rate in enumerate(rates):
             ax.annotate(f"{rate:,.0f}", (i, rate), ha="center", va="bottom")
     ax.set_title(f"trading-bench {mode} — run {run_id}")
+    if lined:
+        tax = axes[0][1]
+        for i, t in enumerate(lined):
+            colour = "#1a7f37" if t.met else "#cf222e"
+            tax.barh(i, t.value, color=colour, alpha=0.7)
+            tax.vlines(t.limit, i - 0.4, i + 0.4, colors="black", linestyles="dashed")
+            tax.annotate(f"{t.op} {_fmt(t.limit)}", (t.limit, i + 0.42), fontsize="small")
+        tax.set_yticks(range(len(lined)), [t.name for t in lined], fontsize="small")
+        tax.invert_yaxis()
+        tax.set_title("targets (dashed: the limit; red: missed)")
+        description += " targets=" + ",".join(f"{t.name}:{t.op}{t.limit:g}" for t in lined)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, metadata={"Description": description})
     plt.close(fig)
 
 

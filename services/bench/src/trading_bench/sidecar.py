@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from prometheus_client.parser import text_string_to_metric_families
 from telemetry_contract import metric_names as names
+from trading_publisher.metrics_reader import Samples, scrape, sum_samples
 
 
 def free_port() -> int:
@@ -65,32 +65,36 @@ class Counts:
         )
 
 
-def parse_counts(text: str) -> Counts:
-    received = lost = trades = 0.0
-    buckets: list[tuple[float, float]] = []
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == names.BENCH_TRADES:
-                received = sample.value
-            elif sample.name == names.BENCH_LOST:
-                lost = sample.value
-            elif sample.name == names.TRADES:
-                trades += sample.value
-            elif sample.name == names.BENCH_E2E_LATENCY + "_bucket":
-                buckets.append((float(sample.labels["le"]), sample.value))
-    buckets.sort()
-    return Counts(received, lost, trades, tuple(buckets))
+def counts_from(samples: Samples) -> Counts:
+    """The benchmark's series out of one scrape (read by the product's one reader)."""
+    buckets = sorted(
+        (float(dict(labels)["le"]), v)
+        for (name, labels), v in samples.items()
+        if name == names.BENCH_E2E_LATENCY + "_bucket"
+    )
+    return Counts(
+        sum_samples(samples, names.BENCH_TRADES),
+        sum_samples(samples, names.BENCH_LOST),
+        sum_samples(samples, names.TRADES),
+        tuple(buckets),
+    )
 
 
 class MetricsReader:
-    """Reads the sidecar's /metrics over plain HTTP (stdlib: no client library needed)."""
+    """Reads benchmark counts from one or several sidecars (``,``-separated URLs: replicas
+    behind a Service are each read and summed, never one picked at random).
+    """
 
     def __init__(self, base_url: str) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]
+        self.base_url = self.urls[0] if self.urls else base_url.rstrip("/")
 
     def counts(self) -> Counts:
-        with urllib.request.urlopen(f"{self.base_url}/metrics", timeout=5) as response:
-            return parse_counts(response.read().decode())
+        total: Samples = {}
+        for url in self.urls:
+            for key, v in scrape(url, timeout=5).items():
+                total[key] = total.get(key, 0.0) + v
+        return counts_from(total)
 
     def ready(self) -> bool:
         try:
@@ -147,6 +151,9 @@ class LocalSidecar:
             "TT_SIDECAR_ZMQ_BIND": self.zmq_address,
             "TT_SIDECAR_HTTP_HOST": "127.0.0.1",
             "TT_SIDECAR_HTTP_PORT": str(self.http_port),
+            # No probe-only port: the benchmark reads /healthz on the main port, and a
+            # fixed default port would collide between sidecars started side by side.
+            "TT_SIDECAR_PROBE_PORT": "0",
             "TT_SIDECAR_LOG_LEVEL": "warning",
         }
         self._process = subprocess.Popen(

@@ -30,11 +30,29 @@ BENCH_TRADES = "telemetry_benchmark_trades_received_total"
 BENCH_LOST = "telemetry_benchmark_events_lost_total"
 BENCH_E2E_LATENCY = "telemetry_benchmark_e2e_latency_seconds"
 
+#: The Prometheus job name of every sidecar scrape (prometheus.yml's job_name; in
+#: Kubernetes the ServiceMonitor's jobLabel). The alert rules select ``up`` and
+#: ``process_*`` by it, since those series exist for every target, not only sidecars.
+SIDECAR_JOB: Final = "trading-sidecar"
+
+# The exporter's own health and identity (trading_sidecar.exporter), beside prometheus_client's
+# process_* and python_* collectors. The alert rules (deploy/prometheus/alerts.yml) read them.
+RECEIVER_HEALTHY = "telemetry_receiver_healthy"
+BUILD_INFO = "trading_telemetry_build_info"
+#: Alert thresholds as series (label ``threshold``), so one rules file serves every
+#: deployment: each sidecar exports the values its own settings give.
+ALERT_THRESHOLD = "telemetry_alert_threshold"
+#: The closed set of ``threshold`` label values of ALERT_THRESHOLD.
+ALERT_THRESHOLDS: Final = ("no_trades_seconds", "e2e_p99_seconds", "invalid_ratio")
+#: Publishers refused by the CURVE allow-list (right server key, client key not allowed).
+CURVE_DENIED = "telemetry_curve_clients_denied_total"
+
 #: Every metric family name the sidecar exports (histograms by their base name).
 ALL: Final = (
     TRADES, VOLUME, LAST_TRADE_TS, RECEIVED, INVALID, LOST, E2E_LATENCY,
     BENCH_RESULTS, BENCH_LATENCY, BENCH_RATE, BENCH_TARGET_RATE, BENCH_EVENTS,
     BENCH_ELAPSED, BENCH_FINISHED, BENCH_TRADES, BENCH_LOST, BENCH_E2E_LATENCY,
+    RECEIVER_HEALTHY, BUILD_INFO, ALERT_THRESHOLD, CURVE_DENIED,
 )  # fmt: skip
 
 #: Benchmark rows the sidecar keeps; the oldest is forgotten first. run_id comes from

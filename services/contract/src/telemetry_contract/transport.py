@@ -6,6 +6,7 @@ queue depths, and the fact that the sidecar binds and publishers connect.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 import zmq
@@ -80,11 +81,18 @@ def pull_socket(
     *,
     rcvhwm: int = DEFAULT_RCVHWM,
     max_msg_bytes: int = ZMQ_MAX_MSG_BYTES,
+    configure: Callable[[zmq.Socket[bytes]], None] | None = None,
 ) -> zmq.Socket[bytes]:
-    """A bound PULL socket whose libzmq layer refuses absurdly large frames outright."""
+    """A bound PULL socket whose libzmq layer refuses absurdly large frames outright.
+
+    ``configure`` runs on the socket just before ``bind``: options such as CURVE's
+    server keys only take effect when set before it.
+    """
     sock = context.socket(zmq.PULL)
     sock.setsockopt(zmq.RCVHWM, rcvhwm)
     sock.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
     sock.setsockopt(zmq.LINGER, 0)
+    if configure is not None:
+        configure(sock)
     sock.bind(address)
     return sock

@@ -25,8 +25,12 @@ class PublisherSettings:
     sndhwm: int = DEFAULT_SNDHWM
     #: Publisher id sent as ``src``; empty means hostname-pid.
     source: str = ""
-    #: The sidecar's HTTP base URL, for the UI's live totals and reachability banner.
+    #: The sidecar's HTTP base URL, for the UI's live totals and reachability banner;
+    #: comma-separated for several replicas (the UI sums their totals).
     sidecar_url: str = f"http://127.0.0.1:{DEFAULT_SIDECAR_HTTP_PORT}"
+    #: When set, the UI reads totals from this Prometheus (summed over every replica it
+    #: scrapes) instead of scraping the sidecars itself.
+    prometheus_url: str = ""
     #: The optional ``POST /trade/{side}`` endpoint.
     http_host: str = "127.0.0.1"
     http_port: int = DEFAULT_PUBLISHER_HTTP_PORT

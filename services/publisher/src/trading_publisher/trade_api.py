@@ -12,7 +12,6 @@ still a 202 with ``"sent": false``: the request was fine, telemetry was shed by 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -27,6 +26,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from telemetry_contract.cli import load_or_exit, new_parser
 from telemetry_contract.events import SIDES
 from telemetry_contract.graceful_exit import exit_zero_on_signals
 
@@ -167,11 +167,14 @@ def create_app(settings: PublisherSettings, publisher: Publisher | None = None) 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    defaults = settings_mod.load()
-    parser = argparse.ArgumentParser(
-        prog="trading-publisher-http",
-        description="Serve POST /trade/{buy,sell}?qty=N and publish each trade to the sidecar. "
-        f"Every option also reads from {settings_mod.PREFIX}<NAME> and .env.",
+    prog = "trading-publisher-http"
+    defaults = load_or_exit(settings_mod.load, prog)
+    parser = new_parser(
+        prog,
+        'Serve POST /trade/{buy,sell}?qty=N (or a JSON body {"qty": N}) and publish each\n'
+        "trade to the sidecar. Every option also reads from "
+        f"{settings_mod.PREFIX}<NAME> and .env.",
+        "trading-publisher",
     )
     parser.add_argument("--zmq-connect", default=defaults.zmq_connect, help="sidecar ZMQ address")
     parser.add_argument("--http-host", default=defaults.http_host, help="HTTP listen host")

@@ -3,15 +3,25 @@
 Run it with ``trading-ui`` (see ui_launcher). Streamlit re-executes this script on every
 interaction and runs each browser session on its own thread, which shapes the design:
 
+* **No click is lost.** ``st.button`` reports a click as a *trigger* (a boolean that is
+  true for one run). When clicks come faster than the script reruns, Streamlit folds the
+  pending rerun requests into one (``ScriptRequests._coalesce_widget_states``: an older
+  trigger survives only if the newer request has none), so ten fast clicks on Buy became
+  a handful of callbacks. Keys and ``on_click`` do not help: the click is gone before any
+  Python runs. The buttons are therefore a small ``st.components.v2`` component whose
+  *state* is the list of recent clicks, each with a unique id. Coalescing keeps the newest
+  state, and the newest state holds every click, so each run emits exactly the clicks it
+  has not seen yet (ids remembered per session). Nothing is debounced.
 * One :class:`SharedPublisher` per process, from ``st.cache_resource``, never one per
   rerun (that would open a socket and a fresh ``seq`` stream on every click). Sessions
-  share it from different threads and a ZeroMQ socket is not thread-safe, so every
-  call goes through its lock; ``trade()`` never blocks, so the lock is held for
-  microseconds.
+  share it from different threads and a ZeroMQ socket is not thread-safe, so every call
+  goes through its lock; ``trade()`` never blocks, so the lock is held for microseconds.
 * Live numbers are a fragment re-run every second (``st.fragment(run_every=...)``): only
   that part of the page refreshes, and the script thread is never parked in a loop.
+  Totals are summed over every sidecar replica (or read from Prometheus), see
+  :mod:`trading_publisher.metrics_reader`.
 * The log of emitted events lives in ``st.session_state``: it is this page's history,
-  newest first, as the trader saw it (sent or dropped at the moment of the click).
+  newest first, as the trader saw it (queued or dropped at the moment of the click).
 
 Only this module imports streamlit; ``client.py`` stays importable on hosts without it.
 """
@@ -21,26 +31,88 @@ from __future__ import annotations
 import atexit
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import streamlit as st
+from telemetry_contract.events import SIDES
 
 from trading_publisher.client import Publisher, PublisherStats
+from trading_publisher.metrics_reader import (
+    RateHistory,
+    SidecarStatus,
+    TotalsSource,
+    detect_restarts,
+)
 from trading_publisher.settings import PublisherSettings, load
-from trading_publisher.sidecar_status import SidecarStatus, fetch_status
 
 REFRESH_SECONDS: Final = 1.0
 #: Entries kept per page; older ones are forgotten so a long session stays small.
 LOG_LIMIT: Final = 200
+#: Click ids remembered per page; far more than can arrive between two reruns.
+SEEN_LIMIT: Final = 4096
+#: The chart's time window.
+CHART_WINDOW_S: Final = 300.0
+#: How long the restart notice stays after the restart was noticed.
+RESTART_NOTICE_S: Final = 300.0
 #: The warning while the sidecar cannot be read; tests look for "events may be dropped".
 UNREACHABLE_TEXT: Final = (
-    "Sidecar unreachable at `{url}`: events may be dropped. They are queued until it "
-    "is back, as long as the queue has room. Reason: `{error}`"
+    "Sidecar unreachable ({error}): events may be dropped. They are queued until it "
+    "is back, as long as the queue has room."
 )
+RESTART_TEXT: Final = (
+    "The sidecar restarted at {when} ({which}). Totals below are the new process's: "
+    "they start again from its saved state, or from zero without one."
+)
+BUY_COLOUR: Final = "#1a7f37"
+SELL_COLOUR: Final = "#cf222e"
+
 _LOG_KEY: Final = "emitted"
+_SEEN_KEY: Final = "seen_clicks"
 _QTY_KEY: Final = "qty"
+_LAST_STATUS_KEY: Final = "last_status"
+_RESTART_KEY: Final = "restart_notice"
+
+# The buttons. Each click appends {id, side} to a bounded list and sends the whole list
+# as component state; ids are a per-mount random prefix plus a counter, so a remounted
+# component never reuses one. The state lives on the mount point, which survives reruns.
+_BUTTONS_HTML: Final = """
+<div class="tt-buttons">
+  <button type="button" class="tt-buy" data-side="buy" data-testid="tt-buy">Buy</button>
+  <button type="button" class="tt-sell" data-side="sell" data-testid="tt-sell">Sell</button>
+</div>
+"""
+_BUTTONS_CSS: Final = f"""
+.tt-buttons {{ display: flex; gap: 1rem; }}
+.tt-buttons button {{
+  flex: 1; padding: 0.6rem 1rem; border: none; border-radius: 0.5rem;
+  color: #ffffff; font-size: 1rem; font-weight: 600; cursor: pointer;
+}}
+.tt-buttons .tt-buy {{ background-color: {BUY_COLOUR}; }}
+.tt-buttons .tt-sell {{ background-color: {SELL_COLOUR}; }}
+.tt-buttons button:active {{ filter: brightness(0.85); }}
+"""
+_BUTTONS_JS: Final = """
+export default function (component) {
+  const { parentElement, setStateValue } = component;
+  if (!parentElement.__ttClicks) {
+    parentElement.__ttClicks = {
+      prefix: Math.random().toString(36).slice(2, 10), n: 0, recent: [],
+    };
+  }
+  const clicks = parentElement.__ttClicks;
+  for (const button of parentElement.querySelectorAll("button[data-side]")) {
+    button.onclick = () => {
+      clicks.n += 1;
+      clicks.recent.push({ id: `${clicks.prefix}-${clicks.n}`, side: button.dataset.side });
+      if (clicks.recent.length > 512) clicks.recent.shift();
+      setStateValue("clicks", clicks.recent.slice());
+    };
+  }
+}
+"""
 
 
 @dataclass(frozen=True)
@@ -50,7 +122,7 @@ class Emitted:
     side: str
     qty: float
     ts: float
-    sent: bool
+    queued: bool
 
 
 class SharedPublisher:
@@ -66,8 +138,8 @@ class SharedPublisher:
     def trade(self, side: str, qty: float) -> Emitted:
         ts = time.time()
         with self._lock:
-            sent = self._publisher.trade(side, qty, ts)
-        return Emitted(side=side, qty=qty, ts=ts, sent=sent)
+            queued = self._publisher.trade(side, qty, ts)
+        return Emitted(side=side, qty=qty, ts=ts, queued=queued)
 
     def stats(self) -> PublisherStats:
         with self._lock:
@@ -86,12 +158,32 @@ def _settings() -> PublisherSettings:
     return load()
 
 
+@st.cache_resource(show_spinner=False)
+def _source() -> TotalsSource:
+    settings = _settings()
+    return TotalsSource.from_settings(settings.sidecar_url, settings.prometheus_url)
+
+
+@st.cache_resource(show_spinner=False)
+def _history() -> RateHistory:
+    """One per process: every page draws the same recent past."""
+    return RateHistory(window_s=CHART_WINDOW_S)
+
+
 @st.cache_resource(show_spinner=False, on_release=lambda shared: shared.close())
 def _shared_publisher() -> SharedPublisher:
     shared = SharedPublisher(_settings())
     # The cache is not released when the server stops; this flushes on the way out.
     atexit.register(shared.close)
     return shared
+
+
+@st.cache_resource(show_spinner=False)
+def _buttons() -> Any:
+    """Registered once per process (registering again on every rerun logs a warning)."""
+    return st.components.v2.component(
+        "trading_buttons", html=_BUTTONS_HTML, css=_BUTTONS_CSS, js=_BUTTONS_JS
+    )
 
 
 def _format_ts(ts: float) -> str:
@@ -102,56 +194,149 @@ def _format_qty(qty: float) -> str:
     return f"{qty:g}"
 
 
-def _emit(side: str) -> None:
-    """Button callback: runs before the rerun, so the log below already shows the event."""
-    qty = float(st.session_state[_QTY_KEY])
-    emitted = _shared_publisher().trade(side, qty)
+def new_clicks(state: object, seen: Mapping[str, None]) -> list[tuple[str, str]]:
+    """``(id, side)`` of every well-formed click in ``state`` not in ``seen``, in order.
+
+    The state comes from the browser, so anything malformed is skipped, never trusted.
+    """
+    if not isinstance(state, list):
+        return []
+    out = []
+    for item in state:
+        if not isinstance(item, dict):
+            continue
+        click_id, side = item.get("id"), item.get("side")
+        if isinstance(click_id, str) and len(click_id) <= 64 and side in SIDES:
+            if click_id not in seen:
+                out.append((click_id, str(side)))
+    return out
+
+
+def _emit_new_clicks(state: object) -> None:
+    """Emit one event and one log row per click not emitted yet.
+
+    No ``st.*`` element call happens in here, so a rerun request cannot interrupt it
+    between emitting an event and remembering that it was emitted.
+    """
+    seen: dict[str, None] = st.session_state.setdefault(_SEEN_KEY, {})
+    clicks = new_clicks(state, seen)
+    if not clicks:
+        return
+    qty = float(st.session_state.get(_QTY_KEY, 1.0))
     log: list[Emitted] = st.session_state.setdefault(_LOG_KEY, [])
-    log.insert(0, emitted)
+    shared = _shared_publisher()
+    for click_id, side in clicks:
+        log.insert(0, shared.trade(side, qty))
+        seen[click_id] = None
     del log[LOG_LIMIT:]
+    for old in list(seen)[: max(0, len(seen) - SEEN_LIMIT)]:
+        del seen[old]
 
 
 def _render_controls() -> None:
     st.number_input("Quantity", min_value=0.0, value=1.0, step=1.0, format="%g", key=_QTY_KEY)
-    buy, sell = st.columns(2)
-    buy.button("Buy", key="buy", on_click=_emit, args=("buy",), type="primary", width="stretch")
-    sell.button("Sell", key="sell", on_click=_emit, args=("sell",), width="stretch")
+    result = _buttons()(key="trade_buttons", on_clicks_change=lambda: None)
+    _emit_new_clicks(result.get("clicks"))
 
 
-def _render_sidecar(status: SidecarStatus, url: str) -> None:
+def _note_restarts(status: SidecarStatus) -> None:
+    """Compare with the last reachable read of this page; remember a restart."""
+    if not status.any_reachable:
+        return
+    before: SidecarStatus | None = st.session_state.get(_LAST_STATUS_KEY)
+    st.session_state[_LAST_STATUS_KEY] = status
+    if before is not None:
+        restarted = detect_restarts(before, status)
+        if restarted:
+            st.session_state[_RESTART_KEY] = (time.time(), ", ".join(restarted))
+
+
+def _render_problem(value: float, label: str, explanation: str, *, level: str) -> None:
+    """Zero is a grey caption; non-zero is a coloured box with what it means."""
+    text = f"**{label}: {value:g}** — {explanation}"
+    if value == 0:
+        st.caption(f"{label}: 0 — {explanation}")
+    elif level == "error":
+        st.error(text, icon="🚨")
+    else:
+        st.warning(text, icon="⚠️")
+
+
+def _render_sidecar(status: SidecarStatus, source: TotalsSource) -> None:
     if not status.reachable:
-        st.warning(UNREACHABLE_TEXT.format(url=url, error=status.error), icon="⚠️")
-    st.subheader("Counted by the sidecar")
+        st.warning(UNREACHABLE_TEXT.format(error=status.error), icon="⚠️")
+    notice = st.session_state.get(_RESTART_KEY)
+    if notice is not None and time.time() - notice[0] < RESTART_NOTICE_S:
+        st.info(RESTART_TEXT.format(when=_format_ts(notice[0]), which=notice[1]), icon="🔄")
+    st.subheader("Delivered and counted by the sidecar")
+    replicas = f"{status.replicas_up} of {status.replicas} replicas" if status.replicas > 1 else ""
+    st.caption(f"Read from {source.describe()}" + (f" · {replicas}" if replicas else ""))
 
     def shown(number: float) -> str:
         # Zeros from a failed scrape would read as "nothing traded"; show "unknown".
-        return f"{number:g}" if status.reachable else "—"
+        return f"{number:g}" if status.any_reachable else "—"
 
     columns = iter(st.columns(4))
-    for side in ("buy", "sell"):
+    for side in SIDES:
         next(columns).metric(f"{side.capitalize()} trades", shown(status.trades[side]))
         next(columns).metric(f"{side.capitalize()} volume", shown(status.volume[side]))
-    if status.reachable:
-        last = status.last_trade_ts
-        st.caption(
-            f"Last trade: {_format_ts(last) if last > 0 else 'none yet'} · "
-            f"invalid frames: {status.invalid_total:g} · lost events: {status.lost:g}"
-        )
+    if not status.any_reachable:
+        return
+    last = status.last_trade_ts
+    st.caption(f"Last trade: {_format_ts(last) if last > 0 else 'none yet'}")
+    _render_problem(
+        status.lost,
+        "Lost events",
+        "sent by a publisher but never counted (gaps in its sequence numbers)",
+        level="error",
+    )
+    _render_problem(
+        status.invalid_total,
+        "Invalid frames",
+        "messages the sidecar refused as malformed (see telemetry_messages_invalid_total)",
+        level="warning",
+    )
 
 
 def _render_client(stats: PublisherStats) -> None:
-    st.subheader("This publisher")
-    sent, dropped, link = st.columns(3)
-    sent.metric("Sent", stats.sent)
-    dropped.metric("Dropped", stats.dropped)
+    st.subheader("This UI's publisher")
+    queued, link = st.columns(2)
+    queued.metric(
+        "Queued",
+        stats.sent,
+        help="Handed to the ZeroMQ socket; delivered to the sidecar as soon as the link is up.",
+    )
     link.metric("ZMQ link", "connected" if stats.connected else "waiting")
+    _render_problem(
+        stats.dropped,
+        "Dropped",
+        "the send queue was full, so these events were discarded here and never sent",
+        level="warning",
+    )
+
+
+def _render_chart() -> None:
+    points = _history().points()
+    st.subheader("Trades per second, last 5 minutes")
+    if len(points) < 2:
+        st.caption("Collecting…")
+        return
+    data: dict[str, list[Any]] = {"time": [datetime.fromtimestamp(t, tz=UTC) for t, _ in points]}
+    for side in SIDES:
+        data[side] = [rates[side] for _, rates in points]
+    st.line_chart(data, x="time", y=list(SIDES), color=[BUY_COLOUR, SELL_COLOUR], height=220)
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def _live() -> None:
-    settings = _settings()
-    _render_sidecar(fetch_status(settings.sidecar_url), settings.sidecar_url)
+    source = _source()
+    status = source.read()
+    if status.any_reachable:
+        _history().add(time.time(), status.trades)
+    _note_restarts(status)
+    _render_sidecar(status, source)
     _render_client(_shared_publisher().stats())
+    _render_chart()
 
 
 def _render_log() -> None:
@@ -165,7 +350,7 @@ def _render_log() -> None:
             "time": _format_ts(e.ts),
             "side": e.side,
             "qty": _format_qty(e.qty),
-            "status": "sent" if e.sent else "dropped",
+            "status": "queued" if e.queued else "dropped",
         }
         for e in log
     ]
@@ -175,6 +360,10 @@ def _render_log() -> None:
 def main() -> None:
     st.set_page_config(page_title="Trading", page_icon="📈")
     st.title("Trading")
+    st.caption(
+        "Each click is **queued** by this page's publisher, **delivered** over ZeroMQ to "
+        "the sidecar, and **counted** there; the totals below are what was counted."
+    )
     _render_controls()
     _live()
     _render_log()

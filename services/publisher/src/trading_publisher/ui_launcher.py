@@ -16,11 +16,13 @@ a minimal toolbar (traders get no "Deploy"/rerun developer menu).
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from telemetry_contract.cli import load_or_exit, new_parser
 from telemetry_contract.graceful_exit import exit_zero_on_signals
 
 from trading_publisher import settings as settings_mod
@@ -54,16 +56,22 @@ def streamlit_args(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    extra = list(sys.argv[1:] if argv is None else argv)
-    if any(arg in ("-h", "--help") for arg in extra):
-        print(
-            "usage: trading-ui [--section.option value ...]\n\n"
-            f"Serves the trading UI on {settings_mod.PREFIX}UI_HOST:{settings_mod.PREFIX}UI_PORT"
-            f" (also read from .env). Extra arguments are Streamlit config flags, passed on"
-            " to `streamlit run`."
-        )
-        return
-    settings = settings_mod.load()
+    prog = "trading-ui"
+    defaults = load_or_exit(settings_mod.load, prog)
+    parser = new_parser(
+        prog,
+        "Serve the Streamlit trading UI: Buy/Sell buttons and what the sidecar counted.\n"
+        f"Every option also reads from {settings_mod.PREFIX}<NAME> and .env; totals come from\n"
+        f"{settings_mod.PREFIX}SIDECAR_URL (comma-separated replicas are summed) or\n"
+        f"{settings_mod.PREFIX}PROMETHEUS_URL when set.",
+        "trading-publisher",
+        epilog="Any other --section.option value arguments are Streamlit config flags, "
+        "passed on to `streamlit run`.",
+    )
+    parser.add_argument("--ui-host", default=defaults.ui_host, help="HTTP listen host")
+    parser.add_argument("--ui-port", type=int, default=defaults.ui_port, help="HTTP port")
+    args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    settings = dataclasses.replace(defaults, ui_host=args.ui_host, ui_port=args.ui_port)
     # Until Streamlit installs its own handler (once the server is up), a SIGTERM
     # during start-up should still be a clean stop, not a kill by signal.
     exit_zero_on_signals(signal.SIGTERM)

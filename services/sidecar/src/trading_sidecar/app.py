@@ -4,12 +4,18 @@ The receiver is opened in the Starlette lifespan and closed on the way out, so t
 owns its socket for exactly as long as it serves; tests use ``with TestClient(app)``.
 The registry is passed in rather than taken from the global default, so each test (and
 each embedded use) gets its own numbers.
+
+When ``probe_port`` is set, ``main`` serves this same app on that second port too, and
+requests arriving there reach only ``/healthz`` and ``/readyz`` (404 for the rest): a
+NetworkPolicy can then admit the kubelet's probes from anywhere while ``/metrics``
+stays reachable only from Prometheus.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import zmq
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,10 +24,41 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from trading_sidecar.curve import CurveAuthenticator, apply_curve_server, load_server_keys
+from trading_sidecar.exporter import register_exporter
 from trading_sidecar.metrics import TradeMetrics, register
 from trading_sidecar.receiver import Receiver
 from trading_sidecar.settings import SidecarSettings
+
+#: The only paths the probe port answers.
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class ProbePortOnly:
+    """ASGI middleware: on the probe port, every path but the probes is a 404.
+
+    The port is read from the connection itself (``scope["server"]``), so one server
+    with two listening sockets needs no second app or second event loop, and the
+    probes answer from the very loop that serves ``/metrics``.
+    """
+
+    def __init__(self, app: ASGIApp, probe_port: int) -> None:
+        self.app = app
+        self.probe_port = probe_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.probe_port
+            and (scope.get("server") or (None, None))[1] == self.probe_port
+            and scope["path"] not in PROBE_PATHS
+        ):
+            response = PlainTextResponse("the probe port serves only /healthz and /readyz\n", 404)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -35,15 +72,43 @@ def create_app(
     registry = registry if registry is not None else CollectorRegistry()
     metrics = metrics or TradeMetrics()
     register(metrics, registry)
-    receiver = Receiver(settings.zmq_bind, metrics, context=context, rcvhwm=settings.rcvhwm)
+    # Read at build time, so a broken CURVE setting stops start-up instead of running open.
+    curve_keys = load_server_keys(settings.curve_secret_key_file, settings.curve_clients_dir)
+    context = context or zmq.Context.instance()
+    authenticator = CurveAuthenticator(context, curve_keys) if curve_keys else None
+    receiver = Receiver(
+        settings.zmq_bind,
+        metrics,
+        context=context,
+        rcvhwm=settings.rcvhwm,
+        configure=partial(apply_curve_server, keys=curve_keys) if curve_keys else None,
+    )
+    register_exporter(
+        registry,
+        healthy=lambda: receiver.alive(settings.stall_seconds),
+        thresholds={
+            "no_trades_seconds": settings.alert_no_trades_seconds,
+            "e2e_p99_seconds": settings.alert_e2e_p99_seconds,
+            "invalid_ratio": settings.alert_invalid_ratio,
+        },
+        curve_denied=(lambda: authenticator.denied) if authenticator else (lambda: 0),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        receiver.start()
+        # The ZAP handler must answer before the first peer can connect: without one,
+        # libzmq lets any client that knows the server key in.
+        if authenticator is not None:
+            authenticator.start()
         try:
-            yield
+            receiver.start()
+            try:
+                yield
+            finally:
+                receiver.stop()
         finally:
-            receiver.stop()
+            if authenticator is not None:
+                authenticator.stop()
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -64,6 +129,7 @@ def create_app(
                 "service": "trading-sidecar",
                 "zmq": receiver.bound_address or settings.zmq_bind,
                 "endpoints": ["/metrics", "/healthz", "/readyz"],
+                "curve": authenticator is not None,
             }
         )
 
@@ -76,6 +142,8 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    app.add_middleware(ProbePortOnly, probe_port=settings.probe_port)
+    app.state.curve = authenticator
     app.state.receiver = receiver
     app.state.metrics = metrics
     app.state.registry = registry

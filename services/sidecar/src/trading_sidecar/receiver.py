@@ -41,12 +41,15 @@ class Receiver:
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         rcvhwm: int = DEFAULT_RCVHWM,
         poll_ms: int = 100,
+        configure: Callable[[zmq.Socket[bytes]], None] | None = None,
     ) -> None:
         self.address = address
         self.metrics = metrics
         self._context = context or zmq.Context.instance()
         self._rcvhwm = rcvhwm
         self._poll_ms = poll_ms
+        #: Runs on the socket before bind (CURVE server options, see curve.py).
+        self._configure = configure
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._socket: zmq.Socket[bytes] | None = None
@@ -57,7 +60,9 @@ class Receiver:
 
     def start(self) -> None:
         """Bind in the caller's thread, so a taken port fails start-up loudly."""
-        self._socket = pull_socket(self._context, self.address, rcvhwm=self._rcvhwm)
+        self._socket = pull_socket(
+            self._context, self.address, rcvhwm=self._rcvhwm, configure=self._configure
+        )
         self.bound_address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.heartbeat = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="zmq-pull", daemon=True)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from telemetry_contract.ports import DEFAULT_SIDECAR_PROBE_PORT
 from telemetry_contract.settings_source import load_settings
 from telemetry_contract.transport import (
     DEFAULT_RCVHWM,
@@ -27,6 +28,16 @@ class SidecarSettings:
     log_level: str = "info"
     #: Seconds without a loop heartbeat before /healthz turns 503.
     stall_seconds: float = 5.0
+    #: Second HTTP port on ``http_host`` answering only /healthz and /readyz; 0: none.
+    probe_port: int = DEFAULT_SIDECAR_PROBE_PORT
+    #: CURVE is on when both are set: the server's ``*.key_secret`` certificate file and a
+    #: folder of allowed client ``*.key`` public certificates (zmq.auth's layout).
+    curve_secret_key_file: str = ""
+    curve_clients_dir: str = ""
+    #: Alert thresholds, exported as ``telemetry_alert_threshold`` for the rules to read.
+    alert_no_trades_seconds: float = 900.0
+    alert_e2e_p99_seconds: float = 0.1
+    alert_invalid_ratio: float = 0.01
 
 
 def load(

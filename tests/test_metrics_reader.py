@@ -1,4 +1,5 @@
-"""sidecar_status against a real sidecar, and every way of not reaching one without raising."""
+"""The one /metrics reader: real sidecars (one and several), every way of not reaching
+one without raising, restart detection and the UI's rate history."""
 
 from __future__ import annotations
 
@@ -6,12 +7,26 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import zmq
-from support import Sidecar, free_port, wait_for
+from support import Sidecar, free_port, new_sidecar, wait_for
 from telemetry_contract.codec import encode_trade
-from trading_publisher.sidecar_status import fetch_status, parse_status
+from trading_publisher.metrics_reader import (
+    RateHistory,
+    SidecarStatus,
+    TotalsSource,
+    detect_restarts,
+    fetch_all,
+    fetch_status,
+    parse_samples,
+    status_from_samples,
+)
+
+
+def parse_status(text: str) -> SidecarStatus:
+    return status_from_samples(parse_samples(text))
 
 
 def test_reads_the_real_sidecars_totals(sidecar: Sidecar) -> None:
@@ -132,3 +147,90 @@ def test_parse_status_sums_every_invalid_reason() -> None:
     assert status.last_trade_ts == 1.7e9
     assert status.invalid_total == 7
     assert status.lost == 4
+
+
+def _send(address: str, *frames: bytes) -> None:
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.connect(address)
+    try:
+        for frame in frames:
+            push.send(frame)
+    finally:
+        push.close(linger=2000)
+        ctx.term()
+
+
+def test_several_replicas_are_summed(sidecar: Sidecar, tmp_path: Path) -> None:
+    other = new_sidecar().start(tmp_path)
+    try:
+        _send(sidecar.zmq_address, encode_trade("buy", 2.0, 1_700_000_000.0, "r1", 0))
+        _send(
+            other.zmq_address,
+            encode_trade("buy", 3.0, 1_700_000_005.0, "r2", 0),
+            encode_trade("sell", 1.0, 1_700_000_006.0, "r2", 2),
+        )
+        source = TotalsSource.from_settings(f"{sidecar.url}, {other.url}")
+        assert source.sidecar_urls == (sidecar.url, other.url)
+
+        def both_counted() -> SidecarStatus | None:
+            status = source.read(timeout=5)
+            return status if status.trades["sell"] == 1 else None
+
+        status = wait_for(both_counted, what="both replicas counted")
+        assert status.reachable and status.replicas_up == status.replicas == 2
+        assert dict(status.trades) == {"buy": 2, "sell": 1}
+        assert dict(status.volume) == {"buy": 5.0, "sell": 1.0}
+        assert status.last_trade_ts == 1_700_000_006.0
+        assert status.lost == 1
+
+        # One replica away: the sum is flagged as partial, never passed off as whole.
+        assert other.stop() == 0
+        partial = source.read(timeout=5)
+        assert not partial.reachable and partial.any_reachable
+        assert partial.replicas_up == 1 and other.url in partial.error
+        assert dict(partial.trades) == {"buy": 1, "sell": 0}
+    finally:
+        if other.proc is not None:
+            other.stop()
+
+
+def test_nothing_reachable_at_all() -> None:
+    status = fetch_all([f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"])
+    assert not status.any_reachable and status.replicas == 2
+    assert status.error.count("refused") == 2
+
+
+def _status(started: dict[str, float], trades: dict[str, float]) -> SidecarStatus:
+    return SidecarStatus(reachable=True, started=started, replica_trades=trades)
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "restarted"),
+    [
+        (_status({"a": 1.0}, {"a": 5}), _status({"a": 1.0}, {"a": 6}), []),
+        (_status({"a": 1.0}, {"a": 5}), _status({"a": 2.0}, {"a": 6}), ["a"]),
+        (_status({}, {"a": 5}), _status({}, {"a": 0}), ["a"]),
+        (_status({"a": 1.0}, {"a": 5}), _status({"a": 2.0}, {"a": 0}), ["a"]),
+        (_status({}, {"a": 5}), _status({}, {"a": 5, "b": 0}), []),
+        (_status({}, {"a": 5, "b": 3}), _status({}, {"a": 5, "b": 1}), ["b"]),
+    ],
+)
+def test_detect_restarts(before: SidecarStatus, now: SidecarStatus, restarted: list[str]) -> None:
+    assert detect_restarts(before, now) == restarted
+
+
+def test_rate_history_rates_by_side_and_resets() -> None:
+    history = RateHistory(window_s=10, min_step_s=0.5)
+    history.add(100.0, {"buy": 0, "sell": 0})
+    history.add(100.2, {"buy": 99, "sell": 0})  # too soon: skipped
+    history.add(101.0, {"buy": 10, "sell": 4})
+    history.add(103.0, {"buy": 20, "sell": 4})
+    history.add(104.0, {"buy": 3, "sell": 1})  # went down: a restart, counted from zero
+    assert history.points() == [
+        (101.0, {"buy": 10.0, "sell": 4.0}),
+        (103.0, {"buy": 5.0, "sell": 0.0}),
+        (104.0, {"buy": 3.0, "sell": 1.0}),
+    ]
+    history.add(112.0, {"buy": 3, "sell": 1})
+    assert [t for t, _ in history.points()] == [103.0, 104.0, 112.0]

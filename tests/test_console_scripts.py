@@ -1,0 +1,98 @@
+"""Every console script as a newcomer meets it: ``--version``, ``--help`` with defaults,
+one help style, and a bad setting or argument as one line with exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from support import BIN, ROOT
+
+#: script → (distribution it reports the version of, a bad setting for it).
+SCRIPTS = {
+    "trading-sidecar": ("trading-sidecar", {"TT_SIDECAR_HTTP_PORT": "notaport"}),
+    "trading-ui": ("trading-publisher", {"TT_PUBLISHER_UI_PORT": "notaport"}),
+    "trading-publisher-http": ("trading-publisher", {"TT_PUBLISHER_HTTP_PORT": "notaport"}),
+    "trading-bench": ("trading-bench", {"TT_BENCH_EVENTS": "notanumber"}),
+}
+
+
+def run(
+    script: str, *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_version(script: str) -> None:
+    result = run(script, "--version")
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(rf"{script} \d+\.\d+\.\d+\S*\n", result.stdout), result.stdout
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_help_shows_defaults_in_one_style(script: str) -> None:
+    result = run(script, "--help")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith(f"usage: {script} "), out
+    assert "--version" in out and "options:" in out, out
+    assert "(default: " in out, f"{script} --help shows no defaults:\n{out}"
+    assert "TT_" in out, f"{script} --help does not say which env vars it reads:\n{out}"
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_a_bad_setting_is_one_line_and_exit_2(script: str, tmp_path: Path) -> None:
+    _, bad = SCRIPTS[script]
+    args = ["burst"] if script == "trading-bench" else []
+    result = run(script, *args, env=bad, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    (name, value) = next(iter(bad.items()))
+    assert script in lines[0] and value in lines[0], lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["burst", "--events", "-5"],
+        ["burst", "--events", "0"],
+        ["hotpath", "--events", "1.5"],
+        ["sustained", "--rate", "-1000"],
+        ["sustained", "--rate", "1000,nan"],
+        ["sustained", "--rate", "inf"],
+        ["sustained", "--duration", "0"],
+        ["sustained", "--duration", "-2"],
+        ["burst", "--sndhwm", "-1"],
+        ["burst", "--run-id", "has space"],
+        ["nomode"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_bench_refuses_invalid_arguments_before_running_anything(
+    args: list[str], tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    result = run("trading-bench", *args, "--results-dir", str(results), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("trading-bench: error: "), result.stderr
+    assert result.stdout == "" and not results.exists(), "something ran"
+
+
+def test_bench_refuses_invalid_settings_from_the_environment(tmp_path: Path) -> None:
+    result = run("trading-bench", "sustained", env={"TT_BENCH_DURATION": "-1"}, cwd=tmp_path)
+    assert result.returncode == 2 and "--duration" in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
