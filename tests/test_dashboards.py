@@ -251,8 +251,9 @@ def test_sidecar_up_and_restarts_panel() -> None:
     panel = _panel("Sidecar replicas up and restarts")
     exprs = " ".join(t["expr"] for t in panel["targets"])
     assert "sum(up{" in exprs
+    assert "changes(process_start_time_seconds{" in exprs
     names_overridden = [o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]]
-    assert "replicas up" in names_overridden
+    assert {"replicas up", "restarts in range"} <= set(names_overridden)
 
 
 def test_messages_received_description_matches_what_it_plots() -> None:

@@ -166,11 +166,12 @@ def _pids_of(script: str, env_var: str, env_value: str) -> list[int]:
 @pytest.mark.prometheus
 @pytest.mark.browser
 def test_second_make_run_is_refused_and_a_killed_sidecar_comes_back(tmp_path: Path) -> None:
-    zmq_port, http_port, ui_port, prom_port = (free_port() for _ in range(4))
+    zmq_port, http_port, ui_port, prom_port, probe_port = (free_port() for _ in range(5))
     env = {
         **os.environ,
         "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{zmq_port}",
         "TT_SIDECAR_HTTP_PORT": str(http_port),
+        "TT_SIDECAR_PROBE_PORT": str(probe_port),
         "TT_PUBLISHER_ZMQ_CONNECT": f"tcp://127.0.0.1:{zmq_port}",
         "TT_PUBLISHER_SIDECAR_URL": f"http://127.0.0.1:{http_port}",
         "TT_PUBLISHER_UI_PORT": str(ui_port),
