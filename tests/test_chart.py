@@ -1292,8 +1292,10 @@ def variable_query(variable: Obj) -> str:
 
 def test_every_metric_a_dashboard_queries_is_one_the_sidecar_exports(default: Rendered) -> None:
     exported = set(names.ALL) | {f"{names.E2E_LATENCY}{s}" for s in ("_bucket", "_sum", "_count")}
-    # Series Prometheus writes itself for every scrape target (the sidecar up/restarts panel).
+    # Series Prometheus writes itself for every scrape target, and prometheus_client's process
+    # collector on the sidecar (the sidecar up/restarts panel reads both).
     exported |= {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+    exported |= {"process_start_time_seconds"}
     queried: set[str] = set()
     for cm in dashboard_configmaps(default):
         for key, text in cm["data"].items():
