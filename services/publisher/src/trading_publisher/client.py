@@ -59,8 +59,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final, Protocol
 
 import zmq
-from telemetry_contract.events import MAX_SOURCE_LEN, SIDES
-from telemetry_contract.transport import DEFAULT_LINGER_MS, DEFAULT_ZMQ_ADDRESS
+from telemetry_contract.events import MAX_QTY, MAX_SOURCE_LEN, MAX_TS_AHEAD_S, MIN_TS, SIDES
+from telemetry_contract.transport import DEFAULT_LINGER_MS, DEFAULT_ZMQ_ADDRESS, MAX_BATCH_ITEMS
 
 from trading_publisher import zmq_direct
 
@@ -74,14 +74,6 @@ DEFAULT_BATCH_SIZE: Final = 64
 DEFAULT_MAX_DELAY_S: Final = 0.001
 #: What queued telemetry may occupy, by default, however long the sidecar is away.
 DEFAULT_MAX_QUEUE_BYTES: Final = 64 * 1024 * 1024
-
-# The contract's bounds that trade() checks. WIRE's contract module will export them;
-# until it lands on main they are spelled here once and imported from there after.
-MAX_BATCH_ITEMS: Final = 1024
-MAX_QTY: Final = 1e15
-MIN_TS: Final = 946_684_800.0  # 2000-01-01T00:00:00Z
-MAX_TS_AHEAD_S: Final = 86_400.0
-MAX_SAFE_INT: Final = 2**53 - 1
 
 #: What one event waiting in Python occupies: a 3-tuple (64 B), an int of the ns clock
 #: (36 B), a float (24 B), its list slot (8 B), plus allocator slack.
@@ -218,8 +210,12 @@ class Publisher:
         self.addresses = split_addresses(address)
         self.address = ",".join(self.addresses)
         self.source = source or default_source()
-        if not (0 < len(self.source) <= MAX_SOURCE_LEN and self.source.isascii()):
-            raise ValueError(f"source must be 1..{MAX_SOURCE_LEN} ASCII characters")
+        if not (
+            0 < len(self.source) <= MAX_SOURCE_LEN
+            and self.source.isascii()
+            and self.source.isprintable()
+        ):
+            raise ValueError(f"source must be 1..{MAX_SOURCE_LEN} printable ASCII characters")
         self.batch_size = batch_size
         self.max_delay_s = max_delay_s
         self.max_queue_bytes = max_queue_bytes
