@@ -53,13 +53,19 @@ def test_drops_and_seq_gaps_add_up(frozen: Sidecar) -> None:
     pid = frozen.proc.process.pid
     os.kill(pid, signal.SIGCONT)
     before = reader.counts()
-    os.kill(pid, signal.SIGSTOP)
     with Publisher(
         frozen.zmq_address,
         source=BENCH_SOURCE_PREFIX + "forced-drops",
         sndhwm=ctx.sndhwm,
         max_queue_bytes=1024 * 1024,
     ) as pub:
+        # One delivered frame first: the sidecar baselines the stream at its first seq,
+        # so drops before any delivery would have nothing to be a gap after.
+        wait_for(lambda: pub.connected, what="connected")
+        pub.trade("sell", 1.0)
+        pub.flush()
+        reader.settle(before.received + 1, timeout_s=30)
+        os.kill(pid, signal.SIGSTOP)
         sent = burst.send(ctx, pub, EVENTS)
         assert sent.dropped > 0, "the frozen sidecar and a 1 MiB budget must force drops"
         assert sent.sent + sent.dropped + sent.queued == EVENTS
@@ -74,12 +80,12 @@ def test_drops_and_seq_gaps_add_up(frozen: Sidecar) -> None:
         row = burst.row(ctx, sent, before, after, drained_s=1.0).result
 
         assert row.received == pub.sent  # everything queued anywhere arrived
-        assert pub.sent + pub.dropped == EVENTS and pub.dropped == row.dropped
+        assert pub.sent + pub.dropped == EVENTS + 1 and pub.dropped == row.dropped
         # What waited in the client is stamped when it goes, after the dropped seqs:
         # it reveals every gap already.
         assert row.lost == row.dropped
 
-        assert pub.trade("buy", 1.0)  # seq = EVENTS: one past every dropped seq
+        assert pub.trade("buy", 1.0)  # one past every dropped seq: nothing more to see
         pub.flush()
         final = reader.settle(after.received + 1, timeout_s=30)
     delta = final.minus(before)
