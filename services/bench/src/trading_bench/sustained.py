@@ -61,6 +61,7 @@ def _e2e(buckets: tuple[tuple[float, float], ...]) -> tuple[Percentiles, dict[st
         "e2e_max_le_us": us[4],
         "e2e_within_250us": e2e.fraction_within(E2E_TARGET_S, buckets),
         "e2e_limit_us": e2e_limit_s() * 1e6,
+        "e2e_within_limit": e2e.fraction_within(e2e_limit_s(), buckets),
         # Events beyond the last finite bound: their percentile is only "> that bound".
         "e2e_overflow": buckets[-1][1] - buckets[-2][1] if len(buckets) > 1 else 0.0,
     }
