@@ -522,6 +522,9 @@ class Publisher:
             return
         self._held.append(chunk)
         self._held_count += len(chunk)
+        if self._idle:  # someone must retry it: an idle flusher waits for nothing
+            self._idle = False
+            self._wake.set()
 
     def _drop(self, count: int) -> None:
         """Count ``count`` events as dropped; they consume seq numbers of the next stream
