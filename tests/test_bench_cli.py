@@ -119,7 +119,7 @@ def test_report_has_every_field_and_sane_values(run: Run, mode: str) -> None:
 def test_hotpath_rows(run: Run) -> None:
     found = rows(run, "hotpath")
     assert set(found) == {"empty", "floor", "client", "seed-json", "prometheus-client",
-                          "opentelemetry", "statsd"}  # fmt: skip
+                          "opentelemetry", "statsd", "floor-curve"}  # fmt: skip
     overhead = found["empty"]["p50_us"]
     assert overhead > 0
     floor = found["floor"]
@@ -181,7 +181,12 @@ def test_sustained_rows(run: Run, rate: int) -> None:
 
 def test_ingest_rows(run: Run) -> None:
     found = rows(run, "ingest")
-    assert set(found) == {"raw-recv", "sidecar", "naive-json-prometheus"}
+    assert set(found) == {"raw-recv", "sidecar", "naive-json-prometheus", "stream", "stream-curve"}
+    for name in ("stream", "stream-curve"):  # trading_bench.curve: CURVE's cost in ingest
+        row = found.pop(name)
+        assert row["received"] == row["sent"] == row["events"] == 20000 and row["lost"] == 0
+        assert row["ratio_to_plain"] > 0 and row["spread"] >= 0
+    assert found["sidecar"]["ratio_to_floor"] > 0
     for row in found.values():
         # received: what each consumer itself counted, in the round that counted least.
         assert row["events"] == 20000 and row["received"] == 20000 and row["lost"] == 0

@@ -18,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from trading_bench import variants
+from trading_bench import curve, variants
 from trading_bench.common import RunContext, progress_bar, trade_mix
 from trading_bench.latency import Percentiles, new_samples, summarize
 from trading_bench.rows import Row, make_row
@@ -54,6 +54,7 @@ def build(ctx: RunContext, zctx: zmq.Context[zmq.Socket[bytes]], calls: int) -> 
         variants.prometheus(trades),
         variants.opentelemetry(trades),
         variants.statsd_udp(trades),
+        curve.hotpath_variant(zctx, trades),
     ]
 
 

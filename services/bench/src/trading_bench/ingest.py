@@ -37,6 +37,7 @@ from telemetry_contract.transport import (
 from trading_sidecar.metrics import TradeMetrics
 from trading_sidecar.receiver import DRAIN_BATCH, drain
 
+from trading_bench import curve
 from trading_bench.common import BenchError, RunContext, progress_bar, trade_mix
 from trading_bench.rows import Row, make_row
 from trading_bench.sidecar import free_port
@@ -241,4 +242,6 @@ def run(ctx: RunContext, events: int = DEFAULT_EVENTS, rounds: int = ROUNDS) -> 
                 },
             )
         )  # fmt: skip
+    # CURVE's cost shows only with sender and consumer running at once (trading_bench.curve).
+    rows.extend(curve.stream_rows(ctx, min(events, curve.DEFAULT_STREAM_EVENTS), rounds))
     return rows

@@ -136,7 +136,9 @@ def _sidecar_command() -> list[str]:
 class LocalSidecar:
     """A ``trading-sidecar`` child process on free loopback ports, stopped with SIGTERM."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+        #: Settings on top of the defaults below (e.g. CURVE keys for trading_bench.curve).
+        self.extra_env = dict(extra_env or {})
         self.zmq_address = f"tcp://127.0.0.1:{free_port()}"
         self.http_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
@@ -155,6 +157,7 @@ class LocalSidecar:
             # fixed default port would collide between sidecars started side by side.
             "TT_SIDECAR_PROBE_PORT": "0",
             "TT_SIDECAR_LOG_LEVEL": "warning",
+            **self.extra_env,
         }
         self._process = subprocess.Popen(
             _sidecar_command(), stdout=self._log, stderr=subprocess.STDOUT, env=env

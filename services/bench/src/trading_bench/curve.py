@@ -1,0 +1,266 @@
+"""What CURVE costs: the hot path's send, and a stream through the sidecar's loop.
+
+Kept out of hotpath.py and ingest.py so those modes gain a CURVE variant with one line
+each; everything CURVE-specific (keys, a CURVE sidecar, CURVE sockets) is here.
+
+- ``hotpath`` variant ``floor-curve``: the floor's raw ``send`` of pre-encoded frames, on
+  a socket with CURVE client keys, into a real ``trading-sidecar`` started with CURVE on.
+  libzmq encrypts in its I/O thread, so the calling thread's cost should barely move;
+  what does move is how much CPU the I/O thread takes from everything else.
+- ``ingest`` variants ``stream`` and ``stream-curve``: ingest's own rows time a drain of a
+  queue filled beforehand, and CURVE decrypts on arrival, during the fill, so they would
+  not see it. Here sender and consumer run at once: the consumer (the sidecar's counting
+  code, in a child process) is timed from its first frame to the last, so the rate is
+  that of the slowest stage, encryption and decryption included. ``stream`` is the same
+  without CURVE, in the same run; ``ratio_to_plain`` is the cost.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import zmq
+import zmq.auth
+from telemetry_contract.codec import BENCH_SOURCE_PREFIX, TradeEncoder
+from telemetry_contract.transport import (
+    DEFAULT_LINGER_MS,
+    DEFAULT_RCVHWM,
+    DEFAULT_SNDHWM,
+    pull_socket,
+)
+from trading_sidecar.curve import CurveAuthenticator, apply_curve_server, load_server_keys
+
+from trading_bench.common import RunContext, progress_bar
+from trading_bench.rows import Row, make_row
+from trading_bench.sidecar import LocalSidecar, free_port
+from trading_bench.variants import Variant
+
+HOTPATH_VARIANT = "floor-curve"
+STREAM_VARIANTS = ("stream", "stream-curve")
+#: Events per ingest stream round; small, since the rate settles within a fraction of it.
+DEFAULT_STREAM_EVENTS = 100_000
+HANDSHAKE_TIMEOUT_S = 10.0
+IDLE_MS = 5_000
+
+
+@dataclass(frozen=True)
+class Keys:
+    """A server pair and one allowed client pair, as files and as keys."""
+
+    folder: Path
+    server_public: bytes
+    server_secret: bytes
+    client_public: bytes
+    client_secret: bytes
+
+    @property
+    def server_secret_file(self) -> Path:
+        return self.folder / "server.key_secret"
+
+    @property
+    def clients_dir(self) -> Path:
+        return self.folder / "clients"
+
+
+def make_keys(folder: Path) -> Keys:
+    """zmq.auth certificates in ``folder``, laid out as ``trading-sidecar-keys`` writes them:
+    the sidecar's clients folder gets the client's public certificate only."""
+    _, server_secret_file = zmq.auth.create_certificates(folder, "server")
+    (folder / "publishers").mkdir()
+    client_public_file, client_secret_file = zmq.auth.create_certificates(
+        folder / "publishers", "bench"
+    )
+    (folder / "clients").mkdir()
+    shutil.copyfile(client_public_file, folder / "clients" / "bench.key")
+    server_public, server_secret = zmq.auth.load_certificate(server_secret_file)
+    client_public, client_secret = zmq.auth.load_certificate(client_secret_file)
+    assert server_secret is not None and client_secret is not None
+    return Keys(folder, server_public, server_secret, client_public, client_secret)
+
+
+def curve_push(
+    ctx: zmq.Context[zmq.Socket[bytes]],
+    address: str,
+    server_public: bytes,
+    client_public: bytes,
+    client_secret: bytes,
+    *,
+    sndhwm: int = DEFAULT_SNDHWM,
+) -> zmq.Socket[bytes]:
+    """A PUSH socket like the client's, CURVE keys set before it connects; waits for the
+    handshake so no timing ever includes it."""
+    sock = ctx.socket(zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, sndhwm)
+    sock.setsockopt(zmq.LINGER, DEFAULT_LINGER_MS)
+    if server_public:
+        sock.curve_serverkey = server_public
+        sock.curve_publickey = client_public
+        sock.curve_secretkey = client_secret
+    monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    try:
+        sock.connect(address)
+        if not monitor.poll(int(HANDSHAKE_TIMEOUT_S * 1000)):
+            sock.close(linger=0)
+            raise RuntimeError(f"no CURVE handshake with {address} in {HANDSHAKE_TIMEOUT_S} s")
+        monitor.recv_multipart()
+    finally:
+        sock.disable_monitor()
+        monitor.close(linger=0)
+    return sock
+
+
+def curve_sidecar_env(keys: Keys) -> dict[str, str]:
+    return {
+        "TT_SIDECAR_CURVE_SECRET_KEY_FILE": str(keys.server_secret_file),
+        "TT_SIDECAR_CURVE_CLIENTS_DIR": str(keys.clients_dir),
+    }
+
+
+def hotpath_variant(
+    zctx: zmq.Context[zmq.Socket[bytes]], trades: list[tuple[str, float]]
+) -> Variant:
+    """``floor-curve``: the floor's raw send, CURVE on, into a CURVE sidecar of its own."""
+    folder = Path(tempfile.mkdtemp(prefix="trading-bench-curve-"))
+    sidecar: LocalSidecar | None = None
+    try:
+        keys = make_keys(folder)
+        sidecar = LocalSidecar(extra_env=curve_sidecar_env(keys)).start()
+        sock = curve_push(
+            zctx, sidecar.zmq_address, keys.server_public, keys.client_public, keys.client_secret
+        )
+    except BaseException:
+        if sidecar is not None:
+            sidecar.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    encode = TradeEncoder(BENCH_SOURCE_PREFIX + HOTPATH_VARIANT)
+    now = time.time()
+    frames = [(encode(side, qty, now, seq), zmq.NOBLOCK) for seq, (side, qty) in enumerate(trades)]
+    running = sidecar
+
+    def close() -> None:
+        sock.close(linger=2_000)
+        running.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    return Variant(HOTPATH_VARIANT, sock.send, frames, close=close)
+
+
+def _stream_child(
+    address: str, keys: Keys | None, events: int, rcvhwm: int, conn: Connection
+) -> None:
+    """Bind (a CURVE server with the sidecar's own code when ``keys``), report ready, then
+    count ``events`` trades with the sidecar's counting code, timed from the first frame."""
+    from trading_bench.ingest import _consume_sidecar  # ingest's sidecar consumer, unchanged
+
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    auth: CurveAuthenticator | None = None
+    server = load_server_keys(str(keys.server_secret_file), str(keys.clients_dir)) if keys else None
+    if server is not None:
+        auth = CurveAuthenticator(ctx, server)
+        auth.start()
+    sock = pull_socket(
+        ctx,
+        address,
+        rcvhwm=rcvhwm,
+        configure=(lambda s: apply_curve_server(s, server)) if server is not None else None,
+    )
+    sock.setsockopt(zmq.RCVTIMEO, IDLE_MS)
+    try:
+        conn.send("ready")
+        if not sock.poll(60_000, zmq.POLLIN):
+            conn.send((0, 0.0))
+            return
+        t0 = time.perf_counter()
+        counted = _consume_sidecar(sock, events)
+        conn.send((counted, time.perf_counter() - t0))
+    finally:
+        sock.close(linger=0)
+        if auth is not None:
+            auth.stop()
+        ctx.term()
+
+
+def _stream_once(frames: list[bytes], keys: Keys | None) -> tuple[int, float]:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    spawn = multiprocessing.get_context("spawn")
+    parent, child_end = spawn.Pipe()
+    child = spawn.Process(
+        target=_stream_child, args=(address, keys, len(frames), DEFAULT_RCVHWM, child_end)
+    )
+    child.start()
+    zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        if not parent.poll(60):
+            raise RuntimeError("CURVE stream consumer did not start")
+        parent.recv()
+        if keys is None:
+            sock = curve_push(zctx, address, b"", b"", b"")
+        else:
+            sock = curve_push(
+                zctx, address, keys.server_public, keys.client_public, keys.client_secret
+            )
+        send = sock.send
+        for frame in frames:
+            send(frame)
+        if not parent.poll(600):
+            raise RuntimeError("CURVE stream consumer did not finish")
+        counted, seconds = parent.recv()
+        sock.close(linger=0)
+        return int(counted), float(seconds)
+    finally:
+        zctx.term()
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+
+
+def stream_rows(ctx: RunContext, events: int, rounds: int = 3) -> list[Row]:
+    """``stream`` and ``stream-curve``, alternating, ``rounds`` each; medians compared."""
+    from trading_bench.ingest import _frames  # the very frames ingest's own rows use
+
+    frames = _frames(events)
+    started_at = time.time()
+    times: dict[str, list[float]] = {variant: [] for variant in STREAM_VARIANTS}
+    counted: dict[str, list[int]] = {variant: [] for variant in STREAM_VARIANTS}
+    folder = Path(tempfile.mkdtemp(prefix="trading-bench-curve-"))
+    try:
+        keys = make_keys(folder)
+        with progress_bar(ctx, len(STREAM_VARIANTS) * rounds, "ingest curve", unit="run") as bar:
+            for r in range(rounds):
+                order = STREAM_VARIANTS if r % 2 == 0 else STREAM_VARIANTS[::-1]
+                for variant in order:
+                    count, seconds = _stream_once(
+                        frames, keys if variant.endswith("curve") else None
+                    )
+                    times[variant].append(seconds)
+                    counted[variant].append(count)
+                    bar.update(1)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    median = {variant: statistics.median(found) for variant, found in times.items()}
+    plain_rate = events / median["stream"]
+    rows = []
+    for variant in STREAM_VARIANTS:
+        seconds = median[variant]
+        received = min(counted[variant])
+        rows.append(
+            make_row(
+                run_id=ctx.run_id, mode="ingest", variant=variant, events=events,
+                sent=events, received=received, lost=events - received,
+                elapsed_s=seconds, started_at=started_at,
+                extra={
+                    "ratio_to_plain": events / seconds / plain_rate,
+                    "ns_per_event": seconds * 1e9 / events,
+                    "spread": (max(times[variant]) - min(times[variant])) / seconds,
+                },
+            )
+        )  # fmt: skip
+    return rows
