@@ -30,11 +30,12 @@ uv: ## install uv with pip when it is missing
 sync: uv ## create .venv from the committed uv.lock
 	@$(UV) sync --frozen --all-packages --quiet
 
-system-deps: ## Debian prometheus (with promtool) + chromium for the tests (installed with apt when root)
+system-deps: ## Debian prometheus (with promtool), chromium, shellcheck for the tests (apt, when root)
 	@missing=""; \
 	command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
 	  || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v shellcheck >/dev/null 2>&1 || missing="$$missing shellcheck"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing with apt-get"; \

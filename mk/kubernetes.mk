@@ -1,49 +1,50 @@
-# Kubernetes: images, a kind cluster with ingress-nginx and kube-prometheus-stack, the Helm
-# chart. Needs docker, kind, helm and kubectl on PATH; every target checks for the ones it
-# uses before doing anything. Walk-through: docs/kubernetes.md.
+# Kubernetes: images, a kind cluster with cloud-provider-kind and kube-prometheus-stack, the
+# Helm chart, and a smoke test of all of it. Needs docker (engine + buildx), kind, helm and
+# kubectl on PATH; every target checks for the ones it uses before doing anything.
+# Walk-through: docs/kubernetes.md.
+
+include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 
 KIND_CLUSTER ?= trading-telemetry
 KIND_CONFIG := kind-config.yaml
 KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
-NAMESPACE ?= trading
-RELEASE ?= trading-telemetry
-CHART := charts/trading-telemetry
 MONITORING_NAMESPACE ?= monitoring
 MONITORING_RELEASE ?= monitoring
 KPS_VALUES := deploy/kind/kube-prometheus-stack-values.yaml
-INGRESS_VALUES := deploy/kind/ingress-nginx-values.yaml
-# Chart versions, pinned so `make kind-up` installs the same thing next month. Chosen on
-# 2026-11-24: kube-prometheus-stack 87.15.1 is the newest release found in
-# prometheus-community/helm-charts release notes (kube-prometheus-stack-87.15.1); ingress-nginx
-# 4.14.3 (controller v1.14.3) is the newest chart whose supported-versions table in the
-# ingress-nginx README lists Kubernetes 1.34, the node image pinned in kind-config.yaml.
-# Override on the command line (KPS_CHART_VERSION=...); keep the node image in step.
+# Pinned so `make kind-up` installs the same thing next month. Chosen on 2026-11-24:
+# kube-prometheus-stack 87.15.1 is the newest release found in prometheus-community/helm-charts
+# release notes. kind 0.30.0 is the release whose node image kind-config.yaml pins.
+# cloud-provider-kind v0.11.1 is the newest image tag found in public configurations
+# (2026-11-30); it serves LoadBalancer Services, Ingress (class "cloud-provider-kind", since
+# v0.9.0) and Gateway API, which is kind's current recommendation now that ingress-nginx is
+# retired. Override on the command line (KPS_CHART_VERSION=...); keep the node image in step.
 KPS_CHART_VERSION ?= 87.15.1
-INGRESS_NGINX_CHART_VERSION ?= 4.14.3
+KIND_MIN_VERSION ?= v0.30.0
+CLOUD_PROVIDER_KIND_IMAGE ?= registry.k8s.io/cloud-provider-kind/cloud-controller-manager:v0.11.1
+CLOUD_PROVIDER_KIND_CONTAINER ?= $(KIND_CLUSTER)-cloud-provider
+# Docker Desktop (macOS, Windows) and rootless engines cannot route to the kind network: set
+# CLOUD_PROVIDER_KIND_ARGS=--enable-lb-port-mapping to publish each load balancer on a host port.
+CLOUD_PROVIDER_KIND_ARGS ?=
+# Grafana's host name: the Ingress rule and Grafana's root_url both take it.
 GRAFANA_HOST ?= grafana.localhost
+GRAFANA_PORT ?= 3000
 UI_PORT ?= 8501
-# Images are tagged with the chart's appVersion: the chart's default tag, so no --set needed.
-IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' $(CHART)/Chart.yaml)
-PUBLISHER_IMAGE := trading-telemetry-publisher:$(IMAGE_TAG)
-SIDECAR_IMAGE := trading-telemetry-sidecar:$(IMAGE_TAG)
-OPERATOR_IMAGE := trading-telemetry-operator:$(IMAGE_TAG)
+# Where the UI reads totals from: kube-prometheus-stack's Prometheus Service (sum over replicas).
+PROMETHEUS_URL ?= http://$(MONITORING_RELEASE)-kube-prometheus-prometheus.$(MONITORING_NAMESPACE):9090
 OPERATOR_DOCKERFILE := services/operator/Dockerfile
 # No provenance/SBOM attestations: with them, Docker Engine 29+ (containerd image store) makes
 # a multi-manifest image that `kind load docker-image` cannot import ("ctr: content digest
-# ... not found", kubernetes-sigs/kind#3795).
+# ... not found", kubernetes-sigs/kind#3795). --provenance needs BuildKit (buildx).
 DOCKER_BUILD := docker build --provenance=false --sbom=false
-# Helm waits this long for `make deploy` (rollout of both Deployments).
+# Helm waits this long for `make deploy` (rollout of the Deployments and the StatefulSet).
 DEPLOY_TIMEOUT ?= 5m
-# The benchmark Job's deadline (benchmark.activeDeadlineSeconds, default from values.yaml);
-# `make bench-job` sets it and gives Helm that plus BENCH_TIMEOUT_MARGIN seconds, so Helm
-# reports the Job's own failure instead of timing out first.
-BENCH_DEADLINE ?= $(shell sed -n 's/^  activeDeadlineSeconds: *\([0-9][0-9]*\)$$/\1/p' $(CHART)/values.yaml)
+# The LatencyBenchmark `make bench-job` renders: its timeoutSeconds, plus a margin for
+# kubectl wait, so the benchmark's own Failed/DeadlineExceeded is what you see.
+BENCH_DEADLINE ?= $(shell sed -n '/^benchmark:/,/^[a-z]/s/^  timeoutSeconds: *\([0-9][0-9]*\)$$/\1/p' $(CHART)/values.yaml)
 BENCH_TIMEOUT_MARGIN ?= 120
 
 KUBECTL := kubectl --context $(KUBE_CONTEXT)
 HELM := helm --kube-context $(KUBE_CONTEXT)
-# The fullname the chart gives its objects (the release name contains the chart name here).
-FULLNAME := $(if $(findstring trading-telemetry,$(RELEASE)),$(RELEASE),$(RELEASE)-trading-telemetry)
 
 # $(call need-tools,docker kind ...): fail at once, naming each missing tool and where to get it.
 define need-tools
@@ -68,67 +69,83 @@ define need-docker-engine
 	  exit 1; }
 endef
 
+# --provenance/--sbom and RUN --mount need BuildKit, which the buildx plugin provides.
+define need-buildx
+	@docker buildx version >/dev/null 2>&1 || { \
+	  echo "make $@: docker buildx is missing; the images need BuildKit" \
+	    "(https://github.com/docker/buildx#installing)" >&2; \
+	  exit 1; }
+endef
+
 define need-cluster
 	@kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || { \
 	  echo "make $@: kind cluster '$(KIND_CLUSTER)' does not exist; run 'make kind-up' first" >&2; \
 	  exit 1; }
 endef
 
-.PHONY: images kind-load kind-up kind-down deploy ui grafana bench-job
+.PHONY: images kind-load kind-up kind-down deploy ui grafana grafana-forward bench-job kind-smoke
 
-images: ## build the publisher and sidecar images (and the operator's, when it has a Dockerfile)
+images: ## build the publisher, sidecar, operator and benchmark images (needs buildx)
 	$(call need-tools,docker)
 	$(call need-docker-engine)
+	$(call need-buildx)
 	$(DOCKER_BUILD) -f services/publisher/Dockerfile -t $(PUBLISHER_IMAGE) .
 	$(DOCKER_BUILD) -f services/sidecar/Dockerfile -t $(SIDECAR_IMAGE) .
-	@if [ -f $(OPERATOR_DOCKERFILE) ]; then \
-	  echo "$(DOCKER_BUILD) -f $(OPERATOR_DOCKERFILE) -t $(OPERATOR_IMAGE) ."; \
-	  $(DOCKER_BUILD) -f $(OPERATOR_DOCKERFILE) -t $(OPERATOR_IMAGE) .; \
-	fi
+	$(DOCKER_BUILD) -f $(OPERATOR_DOCKERFILE) -t $(OPERATOR_IMAGE) .
+	$(DOCKER_BUILD) -f services/publisher/Dockerfile -t $(BENCH_IMAGE) .
 
 kind-load: ## copy the built images into the kind cluster's node
 	$(call need-tools,docker kind)
 	$(call need-docker-engine)
 	$(call need-cluster)
-	kind load docker-image --name $(KIND_CLUSTER) $(PUBLISHER_IMAGE) $(SIDECAR_IMAGE)
-	@if docker image inspect $(OPERATOR_IMAGE) >/dev/null 2>&1; then \
-	  echo "kind load docker-image --name $(KIND_CLUSTER) $(OPERATOR_IMAGE)"; \
-	  kind load docker-image --name $(KIND_CLUSTER) $(OPERATOR_IMAGE); \
-	fi
+	kind load docker-image --name $(KIND_CLUSTER) $(PUBLISHER_IMAGE) $(SIDECAR_IMAGE) $(OPERATOR_IMAGE) $(BENCH_IMAGE)
 
-kind-up: ## create the kind cluster with ingress-nginx and kube-prometheus-stack
+kind-up: ## check every tool, create the kind cluster, cloud-provider-kind, kube-prometheus-stack
 	$(call need-tools,docker kind helm kubectl)
-	$(call need-docker-engine)
+	@echo "tools:"; deploy/kind/check-tools.sh $(KIND_MIN_VERSION) docker buildx kind helm kubectl cloud-provider-kind || { \
+	  echo "make $@: fix the MISSING lines above first" >&2; exit 1; }
 	@if kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
 	  echo "kind cluster '$(KIND_CLUSTER)' exists, reusing it"; \
 	else \
 	  echo "kind create cluster --name $(KIND_CLUSTER) --config $(KIND_CONFIG) --wait 120s"; \
 	  kind create cluster --name $(KIND_CLUSTER) --config $(KIND_CONFIG) --wait 120s; \
 	fi
-	helm repo add ingress-nginx https://kubernetes.github.io/ingress-nginx --force-update
+	@if [ -n "$$(docker ps -q --filter name=^$(CLOUD_PROVIDER_KIND_CONTAINER)$$)" ]; then \
+	  echo "cloud-provider-kind container '$(CLOUD_PROVIDER_KIND_CONTAINER)' is running, reusing it"; \
+	else \
+	  echo "docker run cloud-provider-kind ($(CLOUD_PROVIDER_KIND_IMAGE)) on the kind network"; \
+	  docker rm -f $(CLOUD_PROVIDER_KIND_CONTAINER) >/dev/null 2>&1 || true; \
+	  docker run -d --name $(CLOUD_PROVIDER_KIND_CONTAINER) --restart unless-stopped --network kind \
+	    -v /var/run/docker.sock:/var/run/docker.sock \
+	    $(CLOUD_PROVIDER_KIND_IMAGE) $(CLOUD_PROVIDER_KIND_ARGS) >/dev/null; \
+	fi
 	helm repo add prometheus-community https://prometheus-community.github.io/helm-charts --force-update
-	helm repo update ingress-nginx prometheus-community
-	$(HELM) upgrade --install ingress-nginx ingress-nginx/ingress-nginx \
-	  $(if $(INGRESS_NGINX_CHART_VERSION),--version $(INGRESS_NGINX_CHART_VERSION)) \
-	  --namespace ingress-nginx --create-namespace \
-	  -f $(INGRESS_VALUES) --wait --timeout 5m
+	helm repo update prometheus-community
 	$(HELM) upgrade --install $(MONITORING_RELEASE) prometheus-community/kube-prometheus-stack \
-	  $(if $(KPS_CHART_VERSION),--version $(KPS_CHART_VERSION)) \
+	  --version $(KPS_CHART_VERSION) \
 	  --namespace $(MONITORING_NAMESPACE) --create-namespace \
-	  -f $(KPS_VALUES) --wait --timeout 10m
+	  -f $(KPS_VALUES) \
+	  --set-string 'grafana.ingress.hosts[0]=$(GRAFANA_HOST)' \
+	  --set-string 'grafana.grafana\.ini.server.root_url=http://$(GRAFANA_HOST)/' \
+	  --wait --timeout 10m
 	@echo "cluster '$(KIND_CLUSTER)' is up; next: make images kind-load deploy"
 
-kind-down: ## delete the kind cluster and everything in it
+kind-down: ## delete the kind cluster, everything in it and the cloud-provider-kind container
 	$(call need-tools,kind)
 	kind delete cluster --name $(KIND_CLUSTER)
+	-docker rm -f $(CLOUD_PROVIDER_KIND_CONTAINER)
 
-deploy: ## helm upgrade --install the chart into the kind cluster
+deploy: ## helm upgrade --install the chart (with the operator) into the kind cluster
 	$(call need-tools,kind helm kubectl)
 	$(call need-cluster)
 	$(HELM) upgrade --install $(RELEASE) $(CHART) \
 	  --namespace $(NAMESPACE) --create-namespace \
 	  --set networkPolicy.monitoringNamespace=$(MONITORING_NAMESPACE) \
 	  --set-string serviceMonitor.additionalLabels.release=$(MONITORING_RELEASE) \
+	  --set-string prometheusRule.additionalLabels.release=$(MONITORING_RELEASE) \
+	  --set-string publisher.prometheusUrl=$(PROMETHEUS_URL) \
+	  --set-string dashboards.grafanaUrl=http://$(GRAFANA_HOST)/ \
+	  --set operator.enabled=true \
 	  --wait --timeout $(DEPLOY_TIMEOUT)
 
 ui: ## port-forward the Streamlit UI to http://localhost:8501 (UI_PORT=...)
@@ -137,42 +154,65 @@ ui: ## port-forward the Streamlit UI to http://localhost:8501 (UI_PORT=...)
 	@echo "trading UI: http://localhost:$(UI_PORT)  (Ctrl-C stops the port-forward)"
 	$(KUBECTL) --namespace $(NAMESPACE) port-forward service/$(FULLNAME)-ui $(UI_PORT):8501
 
-grafana: ## print the Grafana URL (through the ingress) and its login
-	$(call need-tools,kind kubectl)
-	$(call need-cluster)
-	@secret="$(MONITORING_RELEASE)-grafana"; \
+# The Grafana login, from kube-prometheus-stack's Secret; exits non-zero with the reason.
+define grafana-login
+	secret="$(MONITORING_RELEASE)-grafana"; \
 	user=$$($(KUBECTL) --namespace $(MONITORING_NAMESPACE) get secret $$secret \
 	    -o jsonpath='{.data.admin-user}') && [ -n "$$user" ] && \
 	password=$$($(KUBECTL) --namespace $(MONITORING_NAMESPACE) get secret $$secret \
 	    -o jsonpath='{.data.admin-password}') && [ -n "$$password" ] && \
 	user=$$(printf '%s' "$$user" | base64 -d) && \
 	password=$$(printf '%s' "$$password" | base64 -d) || { \
-	  echo "make grafana: cannot read secret $$secret in namespace $(MONITORING_NAMESPACE);" \
-	    "is kube-prometheus-stack installed ('make kind-up')?" >&2; exit 1; }; \
+	  echo "make $@: cannot read secret $$secret in namespace $(MONITORING_NAMESPACE);" \
+	    "is kube-prometheus-stack installed ('make kind-up')?" >&2; exit 1; }
+endef
+
+grafana: ## print Grafana's URL through the Ingress (cloud-provider-kind) and its login
+	$(call need-tools,kind kubectl)
+	$(call need-cluster)
+	@$(grafana-login); \
+	address=$$($(KUBECTL) --namespace $(MONITORING_NAMESPACE) get ingress $(MONITORING_RELEASE)-grafana \
+	  -o jsonpath='{.status.loadBalancer.ingress[0].ip}' 2>/dev/null || true); \
 	echo "Grafana:   http://$(GRAFANA_HOST)/"; \
 	echo "login:     $$user / $$password"; \
-	echo "dashboard: http://$(GRAFANA_HOST)/d/trading-telemetry"
+	echo "dashboard: http://$(GRAFANA_HOST)/d/trading-telemetry"; \
+	if [ -n "$$address" ]; then \
+	  echo "Ingress address: $$address  (add '$$address $(GRAFANA_HOST)' to /etc/hosts, or"; \
+	  echo "  curl -H 'Host: $(GRAFANA_HOST)' http://$$address/api/health)"; \
+	else \
+	  echo "The Ingress has no address yet (is cloud-provider-kind running? docker ps);"; \
+	  echo "'make grafana-forward' needs nothing but kubectl."; \
+	fi
 
-bench-job: ## run the in-cluster benchmark Job against the ZMQ Service and print its result
+grafana-forward: ## port-forward Grafana to http://localhost:3000 (GRAFANA_PORT=...) and print the login
+	$(call need-tools,kind kubectl)
+	$(call need-cluster)
+	@$(grafana-login); \
+	echo "Grafana:   http://localhost:$(GRAFANA_PORT)/  (Ctrl-C stops the port-forward)"; \
+	echo "login:     $$user / $$password"; \
+	echo "dashboard: http://localhost:$(GRAFANA_PORT)/d/trading-telemetry"
+	$(KUBECTL) --namespace $(MONITORING_NAMESPACE) port-forward service/$(MONITORING_RELEASE)-grafana $(GRAFANA_PORT):80
+
+bench-job: ## run a LatencyBenchmark (burst) through the operator and print its status
 	$(call need-tools,kind helm kubectl)
 	$(call need-cluster)
 	@case "$(BENCH_DEADLINE)" in ''|*[!0-9]*) \
 	  echo "make bench-job: BENCH_DEADLINE must be whole seconds, got '$(BENCH_DEADLINE)'" >&2; \
-	  exit 1 ;; esac; \
-	status=0; timeout=$$(( $(BENCH_DEADLINE) + $(BENCH_TIMEOUT_MARGIN) ))s; \
-	echo "helm upgrade $(RELEASE) --reuse-values --set benchmark.enabled=true" \
-	  "(waits up to $$timeout for the Job)"; \
+	  exit 1 ;; esac
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --reuse-values \
-	  --set benchmark.enabled=true \
-	  --set benchmark.activeDeadlineSeconds=$(BENCH_DEADLINE) \
-	  --wait --timeout $$timeout || status=$$?; \
-	$(KUBECTL) --namespace $(NAMESPACE) logs job/$(FULLNAME)-bench --tail=50 || true; \
-	echo "result row (the Job's termination message):"; \
-	$(KUBECTL) --namespace $(NAMESPACE) get pods -l job-name=$(FULLNAME)-bench \
-	  -o jsonpath='{.items[0].status.containerStatuses[0].state.terminated.message}' || true; \
-	echo; \
-	if [ $$status -ne 0 ]; then \
-	  echo "make bench-job: the benchmark hook failed, so Helm marked release $(RELEASE) FAILED" \
-	    "(the Deployments keep running); 'make deploy' installs a good revision again" >&2; \
-	fi; \
+	  --set operator.enabled=true --set benchmark.enabled=true \
+	  --set benchmark.timeoutSeconds=$(BENCH_DEADLINE) --wait --timeout $(DEPLOY_TIMEOUT)
+	@status=0; timeout=$$(( $(BENCH_DEADLINE) + $(BENCH_TIMEOUT_MARGIN) ))s; \
+	echo "waiting up to $$timeout for LatencyBenchmark $(FULLNAME)-bench"; \
+	$(KUBECTL) --namespace $(NAMESPACE) wait lbench/$(FULLNAME)-bench \
+	  --for=jsonpath='{.status.state}'=Succeeded --timeout=$$timeout || status=$$?; \
+	$(KUBECTL) --namespace $(NAMESPACE) get lbench/$(FULLNAME)-bench -o wide || true; \
+	$(KUBECTL) --namespace $(NAMESPACE) get lbench/$(FULLNAME)-bench -o jsonpath='{.status.message}{"\n"}' || true; \
 	exit $$status
+
+kind-smoke: ## kind-up, images, load, deploy, helm test, then check it all from outside (KEEP=0 tears down)
+	$(call need-tools,docker kind helm kubectl)
+	KUBE_CONTEXT=$(KUBE_CONTEXT) NAMESPACE=$(NAMESPACE) RELEASE=$(RELEASE) \
+	  FULLNAME=$(FULLNAME) MONITORING_NAMESPACE=$(MONITORING_NAMESPACE) \
+	  MONITORING_RELEASE=$(MONITORING_RELEASE) UV_RUN="$(RUN)" KEEP=$(or $(KEEP),1) \
+	  deploy/kind/smoke.sh

@@ -1,16 +1,14 @@
 # LatencyBenchmark operator (kopf) outside the cluster, against the current kubeconfig
 # context: the operator runs here, the benchmark Jobs it creates run in the cluster.
 # Walk-through: docs/operator.md.
-# PUBLISHER_IMAGE comes from mk/kubernetes.mk (included first): the Jobs run the very image
-# `make images kind-load` put into the cluster, not a :latest that was never built.
+# BENCH_IMAGE comes from mk/common.mk: the Jobs run the very image `make images kind-load` put
+# into the cluster, not a :latest that was never built.
 # operator-crd forces server-side apply conflicts because a CRD that Helm installed is owned
 # by Helm's field manager; this file is the same CRD, so taking the fields over is right.
 
-NAMESPACE ?= trading
-RELEASE ?= trading-telemetry
-# The fullname the chart gives its objects (the release name contains the chart name here).
-OPERATOR_FULLNAME ?= $(if $(findstring trading-telemetry,$(RELEASE)),$(RELEASE),$(RELEASE)-trading-telemetry)
-OPERATOR_CRD := charts/trading-telemetry/crds/latencybenchmarks.yaml
+include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
+
+OPERATOR_CRD := $(CHART)/crds/latencybenchmarks.yaml
 OPERATOR_SAMPLE ?= examples/latencybenchmark.yaml
 # kopf's liveness endpoint when run locally (the chart's Deployment uses 0.0.0.0:8080).
 OPERATOR_LIVENESS ?= http://127.0.0.1:8080/healthz
@@ -34,10 +32,10 @@ operator-dev: sync ## run the LatencyBenchmark operator locally (kopf run) again
 	@kubectl get crd latencybenchmarks.telemetry.trading-telemetry.io >/dev/null 2>&1 || { \
 	  echo "make $@: the LatencyBenchmark CRD is not installed; run 'make operator-crd' (or install the chart)" >&2; \
 	  exit 1; }
-	TT_OPERATOR_BENCH_IMAGE=$(PUBLISHER_IMAGE) \
+	TT_OPERATOR_BENCH_IMAGE=$(BENCH_IMAGE) \
 	TT_OPERATOR_INSTANCE=$(RELEASE) \
-	TT_OPERATOR_DEFAULT_SERVICE=$(OPERATOR_FULLNAME)-zmq \
-	TT_OPERATOR_SIDECAR_URL=http://$(OPERATOR_FULLNAME)-metrics:8001 \
+	TT_OPERATOR_DEFAULT_SERVICE=$(FULLNAME)-sidecar-bench \
+	TT_OPERATOR_SIDECAR_URL=http://$(FULLNAME)-sidecar-bench:8001 \
 	$(RUN) kopf run --standalone --namespace $(NAMESPACE) --liveness=$(OPERATOR_LIVENESS) \
 	  -m trading_operator.handlers
 

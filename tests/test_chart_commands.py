@@ -32,6 +32,9 @@ from telemetry_contract import decode
 from telemetry_contract import metric_names as names
 from telemetry_contract.events import BenchmarkResult
 from test_chart import CHART_DIR, RELEASE, Obj, Rendered, container, env, render
+from trading_operator.job import render_job
+from trading_operator.settings import PREFIX, load
+from trading_operator.spec import parse_spec
 from trading_publisher.client import Publisher
 
 LOOPBACK = "127.0.0.1"
@@ -39,14 +42,19 @@ LOOPBACK = "127.0.0.1"
 
 @pytest.fixture(scope="module")
 def ports() -> dict[str, int]:
-    return {"zmq": free_port(), "metrics": free_port(), "ui": free_port()}
+    return {"zmq": free_port(), "metrics": free_port(), "probe": free_port(), "ui": free_port()}
 
 
 @pytest.fixture(scope="module")
 def rendered(ports: dict[str, int]) -> Rendered:
     values = {
-        "sidecar": {"zmqPort": ports["zmq"], "metricsPort": ports["metrics"]},
+        "sidecar": {
+            "zmqPort": ports["zmq"],
+            "metricsPort": ports["metrics"],
+            "probePort": ports["probe"],
+        },
         "publisher": {"uiPort": ports["ui"]},
+        "operator": {"enabled": True},
         "benchmark": {"enabled": True, "mode": "burst", "events": 2000},
         "tests": {"enabled": True},
     }
@@ -63,6 +71,12 @@ def to_loopback(address: str) -> str:
     parts = urlsplit(address)
     assert parts.hostname and parts.port, address
     return urlunsplit(parts._replace(netloc=f"{LOOPBACK}:{parts.port}"))
+
+
+def only(addresses: str) -> str:
+    """The one address of a one-replica list (the default sidecar.replicas: 1)."""
+    (address,) = addresses.split(",")
+    return address
 
 
 def loopback_env(c: Obj) -> dict[str, str]:
@@ -86,8 +100,8 @@ def probe_url(c: Obj, probe: str) -> str:
 
 @pytest.fixture(scope="module")
 def sidecar(rendered: Rendered, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    """trading-sidecar started from the sidecar Deployment's command and env."""
-    spec = container(rendered.get("Deployment", f"{fullname()}-sidecar"))
+    """trading-sidecar started from the sidecar StatefulSet's command and env."""
+    spec = container(rendered.get("StatefulSet", f"{fullname()}-sidecar"))
     proc = start_process(
         executable(spec["command"]),
         tmp_path_factory.mktemp("sidecar") / "sidecar.log",
@@ -95,20 +109,21 @@ def sidecar(rendered: Rendered, tmp_path_factory: pytest.TempPathFactory) -> Ite
         name="trading-sidecar (chart)",
     )
     try:
-        wait_http_ok(proc, probe_url(spec, "readinessProbe"))
+        ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
+        wait_http_ok(proc, f"http://{LOOPBACK}:{ports['http-metrics']}/readyz")
         yield proc
     finally:
         code = proc.stop()
         assert code == 0, f"sidecar exited {code} on SIGTERM, Kubernetes expects 0:\n{proc.log()}"
 
 
-def test_sidecar_answers_its_probes_on_the_charts_ports(
+def test_sidecar_answers_its_probes_on_the_charts_probe_port(
     rendered: Rendered, sidecar: Proc, ports: dict[str, int]
 ) -> None:
-    spec = container(rendered.get("Deployment", f"{fullname()}-sidecar"))
+    spec = container(rendered.get("StatefulSet", f"{fullname()}-sidecar"))
     for probe in ("livenessProbe", "readinessProbe"):
         url = probe_url(spec, probe)
-        assert str(ports["metrics"]) in url
+        assert f":{ports['probe']}/" in url
         assert httpx.get(url, timeout=5).status_code == 200, url
 
 
@@ -116,8 +131,9 @@ def test_a_trade_sent_to_the_publishers_address_is_counted(
     rendered: Rendered, sidecar: Proc
 ) -> None:
     publisher_env = env(container(rendered.get("Deployment", f"{fullname()}-publisher")))
-    metrics_url = to_loopback(publisher_env["TT_PUBLISHER_SIDECAR_URL"]) + "/metrics"
-    with Publisher(to_loopback(publisher_env["TT_PUBLISHER_ZMQ_CONNECT"]), source="chart") as pub:
+    metrics_url = to_loopback(only(publisher_env["TT_PUBLISHER_SIDECAR_URL"])) + "/metrics"
+    address = to_loopback(only(publisher_env["TT_PUBLISHER_ZMQ_CONNECT"]))
+    with Publisher(address, source="chart") as pub:
         assert pub.trade("buy", 2.5)
 
     def counted() -> bool:
@@ -160,17 +176,23 @@ def test_helm_test_pod_command_fails_when_metrics_are_not_there(
     assert "missing series: none" not in run.stdout
 
 
-def test_benchmark_job_command_runs_and_writes_its_termination_message(
+def test_the_charts_benchmark_runs_as_the_operators_job_and_reports(
     rendered: Rendered, sidecar: Proc, tmp_path: Path
 ) -> None:
-    """The Job's argv, with only the addresses and the two writable paths translated."""
-    command = list(container(rendered.get("Job", f"{fullname()}-bench"))["command"])
+    """The chart's LatencyBenchmark, turned into the Job the operator would create with the
+    chart's operator env; its argv run with only the addresses and writable paths translated."""
+    benchmark = rendered.get("LatencyBenchmark", f"{fullname()}-bench")
+    operator = env(container(rendered.get("Deployment", f"{fullname()}-operator")))
+    settings = load({k: v for k, v in operator.items() if k.startswith(PREFIX)}, dotenv=None)
+    job = render_job(parse_spec(benchmark["spec"], settings), "chart-bench", "trading", settings)
+    bench = container(job)
+    command = [*bench["command"], *bench["args"]]
     for flag in ("--address", "--sidecar-url"):
         i = command.index(flag) + 1
         command[i] = to_loopback(command[i])
     termination_log = tmp_path / "termination-log"
-    command[command.index("/dev/termination-log")] = str(termination_log)
-    command[command.index("/tmp/results")] = str(tmp_path / "results")
+    command[command.index(bench["terminationMessagePath"])] = str(termination_log)
+    command[command.index("--results-dir") + 1] = str(tmp_path / "results")
     run = subprocess.run(
         executable(command), capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
@@ -179,7 +201,7 @@ def test_benchmark_job_command_runs_and_writes_its_termination_message(
     assert len(frame) < 4096
     result = decode(frame)
     assert isinstance(result, BenchmarkResult)
-    assert (result.run_id, result.mode, result.events) == (f"{RELEASE}-r1", "burst", 2000)
+    assert (result.run_id, result.mode, result.events) == ("chart-bench", "burst", 2000)
     assert result.sent == 2000
 
 

@@ -1,12 +1,14 @@
 """The kind cluster set-up and the Kubernetes Make targets, without a cluster.
 
-The files are parsed and checked against each other and against the chart: the node label
-ingress-nginx is pinned to, the host ports, the Grafana ingress host and class, the
-dashboard label Grafana's sidecar watches, and the ServiceMonitor selection. The Make
-targets run for real with docker, kind, helm and kubectl absent (each must stop at once,
-naming what is missing) and then with stand-ins for those four cluster-side tools that only
-record their arguments, so every file, release and object name a target passes can be
-checked against the repository and the rendered chart.
+The files are parsed and checked against each other and against the chart: the Grafana
+Ingress (served by cloud-provider-kind) and its host, the dashboard label Grafana's sidecar
+watches, and the ServiceMonitor selection. The Make targets run for real with docker, kind,
+helm and kubectl absent (each must stop at once, naming what is missing) and then with
+stand-ins for those four cluster-side tools that only record their arguments, so every file,
+release and object name a target passes can be checked against the repository and the
+rendered chart. The smoke test script and the GitHub Actions workflow that runs it cannot run
+here (no Docker engine): they are parsed, shellchecked, and every make target they call must
+exist.
 """
 
 from __future__ import annotations
@@ -26,10 +28,26 @@ from test_chart import CHART_DIR, Rendered, render
 
 KIND_CONFIG = ROOT / "kind-config.yaml"
 KPS_VALUES = ROOT / "deploy" / "kind" / "kube-prometheus-stack-values.yaml"
-INGRESS_VALUES = ROOT / "deploy" / "kind" / "ingress-nginx-values.yaml"
 MAKEFRAG = ROOT / "mk" / "kubernetes.mk"
+COMMON = ROOT / "mk" / "common.mk"
+SMOKE = ROOT / "deploy" / "kind" / "smoke.sh"
+CHECK_TOOLS = ROOT / "deploy" / "kind" / "check-tools.sh"
+WORKFLOW = ROOT / ".github" / "workflows" / "kind-smoke.yml"
 CLUSTER_TOOLS = ("docker", "kind", "helm", "kubectl")
-TARGETS = ("images", "kind-load", "kind-up", "kind-down", "deploy", "ui", "grafana", "bench-job")
+TARGETS = (
+    "images",
+    "kind-load",
+    "kind-up",
+    "kind-down",
+    "deploy",
+    "ui",
+    "grafana",
+    "grafana-forward",
+    "bench-job",
+    "kind-smoke",
+)
+#: cloud-provider-kind's IngressClass (pkg/ingress/controller.go: IngressClassName).
+CLOUD_PROVIDER_KIND_CLASS = "cloud-provider-kind"
 
 
 def load(path: Path) -> Any:
@@ -37,52 +55,38 @@ def load(path: Path) -> Any:
 
 
 def make_default(variable: str) -> str:
-    """A ``VAR ?= value`` default from mk/kubernetes.mk."""
-    match = re.search(rf"^{variable} \?= *(.*)$", MAKEFRAG.read_text(), re.MULTILINE)
-    assert match, variable
-    return match.group(1).strip()
+    """A ``VAR ?= value`` default from mk/kubernetes.mk or mk/common.mk."""
+    for path in (MAKEFRAG, COMMON):
+        match = re.search(rf"^{variable} \?= *(.*)$", path.read_text(), re.MULTILINE)
+        if match:
+            return match.group(1).strip()
+    raise AssertionError(variable)
 
 
 def chart_values() -> Any:
     return load(CHART_DIR / "values.yaml")
 
 
-def test_kind_config_has_one_ingress_ready_node_with_ports_80_and_443() -> None:
+def test_kind_config_has_one_node_and_publishes_no_host_port() -> None:
+    """cloud-provider-kind serves the Ingress on the kind network: nothing binds the host."""
     config = load(KIND_CONFIG)
     assert (config["kind"], config["apiVersion"]) == ("Cluster", "kind.x-k8s.io/v1alpha4")
     assert config["name"] == make_default("KIND_CLUSTER")
     (node,) = config["nodes"]
     assert node["role"] == "control-plane"
-    assert node["labels"] == {"ingress-ready": "true"}
-    mappings = {
-        (m["containerPort"], m["hostPort"], m["protocol"]) for m in node["extraPortMappings"]
-    }
-    assert mappings == {(80, 80, "TCP"), (443, 443, "TCP")}
+    for mapping in node.get("extraPortMappings", []):
+        assert mapping.get("listenAddress") == "127.0.0.1", mapping
 
 
-def test_ingress_nginx_binds_the_mapped_ports_on_the_labelled_node() -> None:
-    controller = load(INGRESS_VALUES)["controller"]
-    (node,) = load(KIND_CONFIG)["nodes"]
-    assert controller["hostPort"]["enabled"] is True
-    container_ports = {m["containerPort"] for m in node["extraPortMappings"]}
-    assert set(controller["hostPort"]["ports"].values()) == container_ports
-    for key, value in controller["nodeSelector"].items():
-        if key != "kubernetes.io/os":
-            assert node["labels"][key] == value
-
-
-def test_grafana_is_reachable_through_the_ingress_the_make_target_prints() -> None:
+def test_grafana_is_reachable_through_the_cloud_provider_kind_ingress() -> None:
     grafana = load(KPS_VALUES)["grafana"]
     ingress = grafana["ingress"]
     assert ingress["enabled"] is True
-    assert (
-        ingress["ingressClassName"]
-        == load(INGRESS_VALUES)["controller"]["ingressClassResource"]["name"]
-    )
+    assert ingress["ingressClassName"] == CLOUD_PROVIDER_KIND_CLASS
     assert ingress["hosts"] == [make_default("GRAFANA_HOST")]
     assert ingress["path"] == "/"
     assert grafana["grafana.ini"]["server"]["root_url"] == f"http://{make_default('GRAFANA_HOST')}/"
-    # The install notes print the same URL for those without the repository's `make grafana`.
+    # The install notes print the same URL for those without the repository's Makefile.
     assert (
         chart_values()["dashboards"]["grafanaUrl"] == grafana["grafana.ini"]["server"]["root_url"]
     )
@@ -96,15 +100,16 @@ def test_grafana_sidecar_watches_the_label_the_chart_puts_on_dashboards() -> Non
     assert dashboards["searchNamespace"] == "ALL", "the app runs outside the monitoring namespace"
 
 
-def test_prometheus_selects_this_charts_servicemonitor() -> None:
+def test_prometheus_selects_this_charts_servicemonitor_and_rules() -> None:
     spec = load(KPS_VALUES)["prometheus"]["prometheusSpec"]
     assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
     assert spec["serviceMonitorSelector"] == {} and spec["serviceMonitorNamespaceSelector"] == {}
+    assert spec["ruleSelectorNilUsesHelmValues"] is False
     # And the label kube-prometheus-stack would select on by default, should that change.
     values = chart_values()
-    assert values["serviceMonitor"]["additionalLabels"]["release"] == make_default(
-        "MONITORING_RELEASE"
-    )
+    release = make_default("MONITORING_RELEASE")
+    assert values["serviceMonitor"]["additionalLabels"]["release"] == release
+    assert values["prometheusRule"]["additionalLabels"]["release"] == release
     assert values["networkPolicy"]["monitoringNamespace"] == make_default("MONITORING_NAMESPACE")
 
 
@@ -115,7 +120,10 @@ def toolbox(tmp_path: Path, stubs: bool) -> tuple[Path, Path]:
     """A PATH with the plain tools a recipe needs, plus (optionally) recording stand-ins."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("bash", "sh", "make", "sed", "grep", "cat", "env", "base64", "awk", "sort", "tr"):
+    for tool in (
+        "bash", "sh", "make", "sed", "grep", "cat", "env", "base64", "awk", "sort", "tr",
+        "head", "printf",
+    ):  # fmt: skip
         found = shutil.which(tool)
         assert found, tool
         (bin_dir / tool).symlink_to(found)
@@ -128,12 +136,21 @@ def toolbox(tmp_path: Path, stubs: bool) -> tuple[Path, Path]:
                 f'echo "{tool} $*" >> "{log}"\n'
                 f'case "{tool} $*" in\n'
                 '  "kind get clusters") echo "$STUB_KIND_CLUSTERS" ;;\n'
+                '  "kind version")\n'
+                '    echo "kind ${STUB_KIND_VERSION:-v0.30.0} go1.24.6 linux/amd64" ;;\n'
+                '  "docker version "*) echo 28.5.1 ;;\n'
+                '  "docker buildx version")\n'
+                '    [ -z "$STUB_NO_BUILDX" ] || exit 1\n'
+                "    echo 'github.com/docker/buildx v0.29.1 a1b2c3' ;;\n"
+                '  "helm version --short") echo v3.19.0 ;;\n'
+                '  "kubectl version --client") echo "Client Version: v1.34.0" ;;\n'
                 '  "kubectl "*" get secret "*)\n'
                 '    case "$STUB_SECRET" in\n'
                 '      missing) echo "Error from server (NotFound): not found" >&2; exit 1 ;;\n'
                 "      empty) exit 0 ;;\n"  # the secret exists without the admin keys
                 "    esac\n"
                 "    printf c2VjcmV0 ;;\n"  # base64 of "secret"
+                '  "kubectl "*" get ingress "*) printf 172.18.0.5 ;;\n'
                 "esac\n"
                 "exit 0\n"
             )
@@ -190,7 +207,9 @@ def test_each_target_stops_at_once_naming_the_missing_tools(target: str, tmp_pat
     assert not log.exists(), "nothing may run before the check"
 
 
-@pytest.mark.parametrize("target", ["deploy", "ui", "grafana", "bench-job", "kind-load"])
+@pytest.mark.parametrize(
+    "target", ["deploy", "ui", "grafana", "grafana-forward", "bench-job", "kind-load"]
+)
 def test_cluster_targets_stop_when_the_cluster_does_not_exist(target: str, tmp_path: Path) -> None:
     bin_dir, log = toolbox(tmp_path, stubs=True)
     result = run_make(target, bin_dir, clusters="some-other-cluster")
@@ -205,7 +224,7 @@ def release_render() -> Rendered:
     with helm_python.Chart.load(CHART_DIR) as chart:
         return render(
             chart,
-            {"benchmark": {"enabled": True}},
+            {"operator": {"enabled": True}, "benchmark": {"enabled": True}},
             release=make_default("RELEASE"),
             namespace=make_default("NAMESPACE"),
         )
@@ -216,12 +235,14 @@ def calls(log: Path) -> list[list[str]]:
 
 
 def existing_file_arguments(call: list[str]) -> None:
+    if call[:2] == ["docker", "rm"]:
+        return  # -f is --force there
     for flag, value in zip(call, call[1:], strict=False):
         if flag in ("-f", "--config"):
             assert (ROOT / value).is_file(), f"{' '.join(call)}: {value} does not exist"
 
 
-def test_kind_up_creates_the_cluster_and_installs_ingress_and_monitoring(tmp_path: Path) -> None:
+def test_kind_up_creates_the_cluster_cloud_provider_kind_and_monitoring(tmp_path: Path) -> None:
     bin_dir, log = toolbox(tmp_path, stubs=True)
     result = run_make("kind-up", bin_dir)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -230,14 +251,70 @@ def test_kind_up_creates_the_cluster_and_installs_ingress_and_monitoring(tmp_pat
         existing_file_arguments(call)
     create = next(c for c in recorded if c[:3] == ["kind", "create", "cluster"])
     assert create[create.index("--config") + 1] == "kind-config.yaml"
+    (provider,) = [c for c in recorded if c[:2] == ["docker", "run"]]
+    assert provider[provider.index("--network") + 1] == "kind"
+    assert make_default("CLOUD_PROVIDER_KIND_IMAGE") in provider
     installs = {c[c.index("--install") + 1]: c for c in recorded if "--install" in c}
-    assert installs["ingress-nginx"][installs["ingress-nginx"].index("-f") + 1] == str(
-        INGRESS_VALUES.relative_to(ROOT)
-    )
+    assert set(installs) == {make_default("MONITORING_RELEASE")}, "no ingress controller any more"
     kps = installs[make_default("MONITORING_RELEASE")]
     assert "prometheus-community/kube-prometheus-stack" in kps
     assert kps[kps.index("-f") + 1] == str(KPS_VALUES.relative_to(ROOT))
     assert kps[kps.index("--namespace") + 1] == make_default("MONITORING_NAMESPACE")
+
+
+def test_kind_up_checks_every_tool_with_one_line_each(tmp_path: Path) -> None:
+    bin_dir, log = toolbox(tmp_path, stubs=True)
+    result = run_make("kind-up", bin_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("  ok ")]
+    tools = [line.split()[1] for line in lines]
+    assert tools == ["docker", "buildx", "kind", "helm", "kubectl", "cloud-provider-kind"]
+    assert "v0.30.0 (>= v0.30.0)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("stub_env", "missing"),
+    [
+        ({"STUB_KIND_VERSION": "v0.29.0"}, "kind"),
+        ({"STUB_NO_BUILDX": "1"}, "buildx"),
+    ],
+    ids=["old-kind", "no-buildx"],
+)
+def test_kind_up_refuses_an_old_kind_or_no_buildx_before_creating_anything(
+    tmp_path: Path, stub_env: dict[str, str], missing: str
+) -> None:
+    bin_dir, log = toolbox(tmp_path, stubs=True)
+    result = run_make("kind-up", bin_dir, stub_env=stub_env)
+    assert result.returncode != 0
+    assert re.search(rf"^  MISSING  {missing} ", result.stdout, re.MULTILINE), result.stdout
+    assert "fix the MISSING lines above first" in result.stderr
+    assert not [c for c in calls(log) if c[:2] in (["kind", "create"], ["docker", "run"])]
+
+
+def test_grafana_host_flows_into_the_route_and_root_url(tmp_path: Path) -> None:
+    bin_dir, log = toolbox(tmp_path, stubs=True)
+    host = "grafana.trading.test"
+    result = run_make("kind-up", bin_dir, variables=(f"GRAFANA_HOST={host}",))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (kps,) = [c for c in calls(log) if "--install" in c]
+    assert f"grafana.ingress.hosts[0]={host}" in kps
+    assert f"grafana.grafana\\.ini.server.root_url=http://{host}/" in kps
+    result = run_make(
+        "grafana",
+        bin_dir,
+        clusters=make_default("KIND_CLUSTER"),
+        variables=(f"GRAFANA_HOST={host}",),
+    )
+    assert f"Grafana:   http://{host}/" in result.stdout
+    assert f"172.18.0.5 {host}" in result.stdout  # the Ingress address, for /etc/hosts
+
+
+def test_images_need_buildx(tmp_path: Path) -> None:
+    bin_dir, log = toolbox(tmp_path, stubs=True)
+    result = run_make("images", bin_dir, stub_env={"STUB_NO_BUILDX": "1"})
+    assert result.returncode != 0
+    assert "make images: docker buildx is missing" in result.stderr
+    assert not [c for c in calls(log) if c[:2] == ["docker", "build"]]
 
 
 def test_images_are_built_with_the_names_and_tag_the_chart_deploys(
@@ -246,24 +323,32 @@ def test_images_are_built_with_the_names_and_tag_the_chart_deploys(
     bin_dir, log = toolbox(tmp_path, stubs=True)
     result = run_make("images", bin_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    built = {
-        c[c.index("-t") + 1]: c[c.index("-f") + 1]
-        for c in calls(log)
-        if c[:2] == ["docker", "build"]
-    }
     builds = [c for c in calls(log) if c[:2] == ["docker", "build"]]
-    assert len(builds) == 3, "publisher, sidecar and operator"
+    built = {c[c.index("-t") + 1]: c for c in builds}
+    assert len(builds) == 4, "publisher, sidecar, operator and benchmark"
     for build in builds:
         # Docker 29+ with the containerd image store: attestations break `kind load`
         # (kubernetes-sigs/kind#3795).
         assert "--provenance=false" in build and "--sbom=false" in build, build
+        assert (ROOT / build[build.index("-f") + 1]).is_file()
     chart_images = {
-        c["image"] for _, obj in release_render.objects if obj["kind"] in ("Deployment", "Job")
+        c["image"]
+        for _, obj in release_render.objects
+        if obj["kind"] in ("Deployment", "StatefulSet")
         for c in obj["spec"]["template"]["spec"]["containers"]
-    }  # fmt: skip
-    assert chart_images <= set(built), (chart_images, built)
-    for dockerfile in built.values():
-        assert (ROOT / dockerfile).is_file()
+    }
+    operator = next(
+        o for o in release_render.kinds("Deployment") if o["metadata"]["name"].endswith("-operator")
+    )
+    (operator_container,) = operator["spec"]["template"]["spec"]["containers"]
+    bench_image = next(
+        e["value"] for e in operator_container["env"] if e["name"] == "TT_OPERATOR_BENCH_IMAGE"
+    )
+    assert chart_images | {bench_image} <= set(built), (chart_images, built)
+    loaded = run_make("kind-load", bin_dir, clusters=make_default("KIND_CLUSTER"))
+    assert loaded.returncode == 0, loaded.stderr
+    (load_call,) = [c for c in calls(log) if c[:2] == ["kind", "load"]]
+    assert set(built) <= set(load_call)
 
 
 def test_deploy_ui_grafana_and_bench_job_use_the_charts_object_names(
@@ -271,11 +356,10 @@ def test_deploy_ui_grafana_and_bench_job_use_the_charts_object_names(
 ) -> None:
     bin_dir, log = toolbox(tmp_path, stubs=True)
     cluster = make_default("KIND_CLUSTER")
-    for target in ("deploy", "ui", "grafana", "bench-job"):
+    for target in ("deploy", "ui", "grafana", "grafana-forward", "bench-job"):
         result = run_make(target, bin_dir, clusters=cluster)
         assert result.returncode == 0, f"{target}:\n{result.stdout}{result.stderr}"
-        if target == "grafana":
-            assert f"http://{make_default('GRAFANA_HOST')}/" in result.stdout
+        if target.startswith("grafana"):
             assert "secret / secret" in result.stdout
     recorded = calls(log)
     names = release_render.names()
@@ -284,14 +368,33 @@ def test_deploy_ui_grafana_and_bench_job_use_the_charts_object_names(
     assert all(c[c.index("--kube-context") + 1] == f"kind-{cluster}" for c in helm)
     assert all(c[c.index("--namespace") + 1] == namespace for c in helm)
     assert all(str(CHART_DIR.relative_to(ROOT)) in c for c in helm)
-    forward = next(c for c in recorded if "port-forward" in c)
-    service = forward[forward.index("port-forward") + 1].replace("service/", "Service/")
-    assert service in names
-    assert forward[-1] == "8501:8501"
-    logs = next(c for c in recorded if "logs" in c)
-    assert logs[logs.index("logs") + 1].replace("job/", "Job/") in names
+    forwards = [c for c in recorded if "port-forward" in c]
+    ui = forwards[0]
+    assert ui[ui.index("port-forward") + 1].replace("service/", "Service/") in names
+    assert ui[-1] == "8501:8501"
+    grafana = forwards[1]
+    monitoring = make_default("MONITORING_RELEASE")
+    assert grafana[grafana.index("port-forward") + 1] == f"service/{monitoring}-grafana"
+    assert grafana[-1] == "3000:80"
+    wait = next(c for c in recorded if "wait" in c)
+    assert wait[wait.index("wait") + 1].replace("lbench/", "LatencyBenchmark/") in names
     secret = next(c for c in recorded if "secret" in c)
-    assert secret[secret.index("secret") + 1] == f"{make_default('MONITORING_RELEASE')}-grafana"
+    assert secret[secret.index("secret") + 1] == f"{monitoring}-grafana"
+
+
+def test_deploy_points_the_ui_at_prometheus_and_labels_for_the_stack(tmp_path: Path) -> None:
+    bin_dir, log = toolbox(tmp_path, stubs=True)
+    result = run_make("deploy", bin_dir, clusters=make_default("KIND_CLUSTER"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    call = helm_upgrade(log)
+    monitoring, namespace = make_default("MONITORING_RELEASE"), make_default("MONITORING_NAMESPACE")
+    assert (
+        f"publisher.prometheusUrl=http://{monitoring}-kube-prometheus-prometheus.{namespace}:9090"
+        in call
+    )
+    assert f"serviceMonitor.additionalLabels.release={monitoring}" in call
+    assert f"prometheusRule.additionalLabels.release={monitoring}" in call
+    assert "operator.enabled=true" in call
 
 
 # --- pins, timeouts and error paths of the targets ---
@@ -299,45 +402,44 @@ def test_deploy_ui_grafana_and_bench_job_use_the_charts_object_names(
 SEMVER = r"\d+\.\d+\.\d+"
 
 
-def test_chart_versions_and_the_node_image_are_pinned(tmp_path: Path) -> None:
+def test_chart_versions_images_and_the_node_image_are_pinned(tmp_path: Path) -> None:
     """An unpinned `make kind-up` installs whatever is newest that day."""
-    versions = {
-        "ingress-nginx/ingress-nginx": make_default("INGRESS_NGINX_CHART_VERSION"),
-        "prometheus-community/kube-prometheus-stack": make_default("KPS_CHART_VERSION"),
-    }
-    for chart, version in versions.items():
-        assert re.fullmatch(SEMVER, version), (chart, version)
+    assert re.fullmatch(SEMVER, make_default("KPS_CHART_VERSION"))
+    assert re.fullmatch(rf"v{SEMVER}", make_default("KIND_MIN_VERSION"))
+    assert re.fullmatch(
+        rf"registry\.k8s\.io/cloud-provider-kind/cloud-controller-manager:v{SEMVER}",
+        make_default("CLOUD_PROVIDER_KIND_IMAGE"),
+    )
     bin_dir, log = toolbox(tmp_path, stubs=True)
     result = run_make("kind-up", bin_dir)
     assert result.returncode == 0, result.stdout + result.stderr
-    installs = [c for c in calls(log) if "--install" in c]
-    assert len(installs) == 2
-    for call in installs:
-        (chart,) = [word for word in call if word in versions]
-        assert call[call.index("--version") + 1] == versions[chart], call
+    (call,) = [c for c in calls(log) if "--install" in c]
+    assert call[call.index("--version") + 1] == make_default("KPS_CHART_VERSION"), call
     (node,) = load(KIND_CONFIG)["nodes"]
     assert re.fullmatch(rf"kindest/node:v{SEMVER}@sha256:[0-9a-f]{{64}}", node["image"])
 
 
+@pytest.mark.parametrize("target", ["grafana", "grafana-forward"])
 @pytest.mark.parametrize("secret", ["missing", "empty"])
 @pytest.mark.parametrize("fragment_only", [False, True], ids=["Makefile", "fragment"])
 def test_grafana_fails_clearly_when_the_secret_cannot_be_read(
-    tmp_path: Path, secret: str, fragment_only: bool
+    tmp_path: Path, secret: str, fragment_only: bool, target: str
 ) -> None:
     """kubectl's own status must count, whatever shell options the including Makefile sets."""
     bin_dir, log = toolbox(tmp_path, stubs=True)
     result = run_make(
-        "grafana",
+        target,
         bin_dir,
         clusters=make_default("KIND_CLUSTER"),
         stub_env={"STUB_SECRET": secret},
         fragment_only=fragment_only,
     )
     assert result.returncode != 0
-    secret = f"{make_default('MONITORING_RELEASE')}-grafana"
-    assert f"make grafana: cannot read secret {secret}" in result.stderr, result.stderr
+    name = f"{make_default('MONITORING_RELEASE')}-grafana"
+    assert f"make {target}: cannot read secret {name}" in result.stderr, result.stderr
     assert "login:" not in result.stdout
     assert "get secret" in log.read_text(), "the failure must come from kubectl itself"
+    assert "port-forward" not in log.read_text()
 
 
 def helm_upgrade(log: Path) -> list[str]:
@@ -352,10 +454,10 @@ def seconds(duration: str) -> int:
 
 
 @pytest.mark.parametrize("deadline", [None, "60"], ids=["values-default", "override"])
-def test_bench_job_gives_helm_more_time_than_the_jobs_deadline(
+def test_bench_job_waits_longer_than_the_benchmarks_deadline(
     tmp_path: Path, deadline: str | None
 ) -> None:
-    """Helm timing out first would hide the Job's own result (and its failure reason)."""
+    """kubectl wait timing out first would hide the benchmark's own result and reason."""
     bin_dir, log = toolbox(tmp_path, stubs=True)
     variables = () if deadline is None else (f"BENCH_DEADLINE={deadline}",)
     result = run_make(
@@ -363,9 +465,13 @@ def test_bench_job_gives_helm_more_time_than_the_jobs_deadline(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     call = helm_upgrade(log)
-    expected = deadline or str(chart_values()["benchmark"]["activeDeadlineSeconds"])
-    assert f"benchmark.activeDeadlineSeconds={expected}" in call, call
-    assert seconds(call[call.index("--timeout") + 1]) > int(expected)
+    expected = deadline or str(chart_values()["benchmark"]["timeoutSeconds"])
+    assert f"benchmark.timeoutSeconds={expected}" in call, call
+    assert "benchmark.enabled=true" in call and "operator.enabled=true" in call
+    wait = next(c for c in calls(log) if "wait" in c)
+    timeout = next(w for w in wait if w.startswith("--timeout="))
+    assert seconds(timeout.removeprefix("--timeout=")) > int(expected)
+    assert "--for=jsonpath={.status.state}=Succeeded" in wait
 
 
 def test_deploy_waits_with_a_timeout_in_the_kind_context(tmp_path: Path) -> None:
@@ -375,3 +481,68 @@ def test_deploy_waits_with_a_timeout_in_the_kind_context(tmp_path: Path) -> None
     call = helm_upgrade(log)
     assert call[call.index("--kube-context") + 1] == f"kind-{make_default('KIND_CLUSTER')}"
     assert "--wait" in call and seconds(call[call.index("--timeout") + 1]) > 0
+
+
+# --- the smoke test and its CI workflow: checked statically, never run here ---
+
+
+def make_targets() -> set[str]:
+    """Every target the root Makefile (with mk/*.mk) defines, from make's own database."""
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-pRrq", "-C", str(ROOT), ":"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "UV": "uv"},
+    )
+    return set(re.findall(r"^([a-zA-Z][\w-]*):(?!=)", done.stdout, re.MULTILINE))
+
+
+def test_the_workflow_parses_and_calls_only_existing_targets() -> None:
+    workflow = load(WORKFLOW)
+    (job,) = workflow["jobs"].values()
+    steps = job["steps"]
+    runs = " ".join(step.get("run", "") for step in steps)
+    called = set(re.findall(r"\bmake ([a-z][\w-]*)", runs))
+    assert {"kind-smoke", "kind-down"} <= called
+    assert called <= make_targets(), called - make_targets()
+    uses = [step["uses"] for step in steps if "uses" in step]
+    for action in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+(\.\d+)*", action), f"{action} is not pinned"
+    kind = next(step for step in steps if step.get("uses", "").startswith("helm/kind-action@"))
+    assert kind["with"]["install_only"] is True, "make kind-up creates the cluster itself"
+    assert kind["with"]["version"] == make_default("KIND_MIN_VERSION")
+
+
+def test_the_smoke_script_calls_only_existing_targets_and_checks_what_the_issue_asks() -> None:
+    text = SMOKE.read_text()
+    called = set(re.findall(r'"\$MAKE" --no-print-directory ([a-z][\w-]*)', text))
+    assert called == {"kind-up", "images", "kind-load", "deploy", "kind-down"}
+    assert called <= make_targets()
+    for check in (
+        "helm test",
+        "sidecar targets up in Prometheus",
+        "Grafana API returns the trading dashboard",
+        "trade via port-forward seen by Prometheus",
+        "LatencyBenchmark Succeeded with numbers",
+    ):
+        assert check in text, check
+    # Every name the script needs comes from the Makefile's kind-smoke recipe.
+    required = set(re.findall(r'"\$\{(\w+):\?\}"', text))
+    recipe = MAKEFRAG.read_text().split("\nkind-smoke:", 1)[1]
+    for variable in required:
+        assert f"{variable}=" in recipe, variable
+
+
+@pytest.mark.parametrize("script", [SMOKE, CHECK_TOOLS], ids=lambda p: p.name)
+def test_the_scripts_parse_and_pass_shellcheck(script: Path) -> None:
+    assert os.access(script, os.X_OK), f"{script} is not executable"
+    syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        if os.environ.get("CI"):
+            pytest.fail("shellcheck is missing: `make system-deps` installs it")
+        pytest.skip("shellcheck is not installed (`make system-deps` installs it)")
+    lint = subprocess.run([shellcheck, str(script)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout

@@ -1,6 +1,6 @@
 """The chart's operator parts, rendered by the real Helm engine, against the operator's needs.
 
-The Role must grant what the operator uses (``trading_operator.rbac.RBAC_RULES``, which the
+The Role must grant what the operator uses (``RBAC_RULES`` in tests/operator_rbac.py, which the
 reconcile and adapter tests derive from real calls) and nothing beyond the two verbs the
 interfaces fixed; the Deployment's env must configure a Job that reaches the release's own
 Services; and the Job pods the operator labels must get through the sidecar's NetworkPolicy.
@@ -14,9 +14,9 @@ from typing import Any
 import helm_python
 import pytest
 import yaml
+from operator_rbac import RBAC_RULES, permissions_of
 from support import ROOT
 from trading_operator.job import job_labels, render_job
-from trading_operator.rbac import RBAC_RULES, permissions_of, role_rules
 from trading_operator.settings import PREFIX, OperatorSettings, load
 from trading_operator.spec import parse_spec
 
@@ -121,10 +121,6 @@ def test_role_grants_what_the_operator_uses_and_nothing_else(enabled: list[Obj])
     assert not [o for o in enabled if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
 
-def test_role_rules_helper_round_trips() -> None:
-    assert permissions_of(role_rules()) == RBAC_RULES
-
-
 def test_role_is_bound_to_the_operators_service_account(enabled: list[Obj]) -> None:
     parts = operator_parts(enabled)
     binding, account = parts["RoleBinding"], parts["ServiceAccount"]
@@ -175,14 +171,8 @@ def test_env_configures_jobs_that_reach_the_releases_own_services(enabled: list[
     metrics = one(enabled, "Service", host)
     assert int(port) in [p["port"] for p in metrics["spec"]["ports"]]
 
-    publisher = next(
-        o
-        for o in enabled
-        if o["kind"] == "Deployment"
-        and o["metadata"]["labels"].get("app.kubernetes.io/component") == "publisher"
-    )
-    images = {c["image"] for c in publisher["spec"]["template"]["spec"]["containers"]}
-    assert settings.bench_image in images  # the image that ships trading-bench
+    # The benchmark image (trading-bench alone), tagged like the release's other images.
+    assert settings.bench_image == "trading-telemetry-bench:0.1.0"
 
 
 def test_the_operators_job_pods_pass_the_sidecars_network_policy(enabled: list[Obj]) -> None:
@@ -190,11 +180,11 @@ def test_the_operators_job_pods_pass_the_sidecars_network_policy(enabled: list[O
     job = render_job(parse_spec({"mode": "burst"}, settings), "lb", NAMESPACE, settings)
     pod_labels = job["spec"]["template"]["metadata"]["labels"]
     assert pod_labels == job_labels(settings)
-    policy = one(enabled, "NetworkPolicy")
+    policy = one(enabled, "NetworkPolicy", f"{RELEASE}-trading-telemetry-sidecar")
     admitted_ports = {
         port["port"]
         for rule in policy["spec"]["ingress"]
-        for peer in rule["from"]
+        for peer in rule.get("from", [])
         if "podSelector" in peer and "namespaceSelector" not in peer
         if selects(peer["podSelector"], pod_labels)
         for port in rule["ports"]
@@ -205,19 +195,19 @@ def test_the_operators_job_pods_pass_the_sidecars_network_policy(enabled: list[O
     assert not any(
         selects(peer["podSelector"], stranger)
         for rule in policy["spec"]["ingress"]
-        for peer in rule["from"]
+        for peer in rule.get("from", [])
         if "podSelector" in peer
     )
 
 
-def test_job_pods_pull_like_the_releases_publisher(chart: helm_python.Chart) -> None:
-    """The Job runs the publisher's image, so it needs the publisher's pull policy and secrets."""
+def test_job_pods_pull_with_the_releases_secrets(chart: helm_python.Chart) -> None:
+    """The Job image comes from the same registry: the release's pull secrets, its policy."""
     objects = render(
         chart,
         {
             "operator": {"enabled": True},
             "imagePullSecrets": [{"name": "regcred"}, {"name": "mirror"}],
-            "publisher": {"image": {"pullPolicy": "Always"}},
+            "benchmark": {"image": {"pullPolicy": "Always"}},
         },
     )
     settings = load({k: v for k, v in operator_env(objects).items() if k.startswith(PREFIX)}, None)

@@ -2,7 +2,7 @@
 
 The official client really serializes, sends and parses here; only the server is fake.
 Each request is turned back into the RBAC permission it needs (verb from the HTTP method,
-resource from the URL), which must be the one ``rbac.CLUSTER_CALLS`` lists for the method
+resource from the URL), which must be the one ``operator_rbac.CLUSTER_CALLS`` lists for the method
 that sent it, so the Role is derived from what goes over the wire, not from intentions.
 """
 
@@ -28,9 +28,9 @@ import yaml
 from kopf._core.engines import posting
 from kubernetes.client import ApiException
 from kubernetes.config import kube_config
+from operator_rbac import CLUSTER_CALLS, Permission
 from trading_operator.cluster import REQUEST_TIMEOUT, KubeCluster, load_client_config
 from trading_operator.job import owned_job, render_job
-from trading_operator.rbac import CLUSTER_CALLS, Permission
 from trading_operator.reconcile import TRANSIENT
 from trading_operator.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from trading_operator.settings import OperatorSettings

@@ -14,10 +14,10 @@ from typing import Any, cast
 import kopf
 import pytest
 from kopf._core.intents.causes import Activity
+from operator_rbac import KOPF_NEEDS, Permission
 from telemetry_contract import encode
 from test_operator_reconcile import RESULT, FakeCluster, benchmark, zmq_service
 from trading_operator import handlers, reconcile
-from trading_operator.rbac import KOPF_NEEDS, Permission
 from trading_operator.resource import GROUP, PLURAL, VERSION
 from trading_operator.settings import OperatorSettings
 

@@ -119,8 +119,8 @@ def test_explicit_spec_wins_over_defaults() -> None:
         ({"mode": "burst", "events": 2.5}, "spec.events must be a whole number"),
         ({"mode": "burst", "rate": 0}, "spec.rate must be > 0"),
         (
-            {"mode": "sustained", "duration": 60, "timeoutSeconds": 60},
-            "spec.timeoutSeconds (60) must be longer than spec.duration (60)",
+            {"mode": "sustained", "duration": 60, "timeoutSeconds": 89},
+            "spec.timeoutSeconds (89) must be at least spec.duration (60) + 30",
         ),
         (
             {"mode": "hotpath", "events": 2_000_001},

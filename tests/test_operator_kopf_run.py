@@ -24,10 +24,10 @@ import httpx2 as httpx
 import pytest
 import yaml
 from aiohttp import web
+from operator_rbac import RBAC_RULES, Permission, permissions_of
 from support import BIN, ROOT, Proc, free_port, start_process, wait_for
 from telemetry_contract import encode
 from test_operator_reconcile import RESULT
-from trading_operator.rbac import RBAC_RULES, Permission, permissions_of
 from trading_operator.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 NS = "trading"

@@ -47,14 +47,12 @@ def env_of(words: list[str], name: str) -> list[str]:
 def test_operator_dev_runs_jobs_with_the_image_kind_load_put_in_the_cluster() -> None:
     words = dry_run("operator-dev")
     assert "kopf" in words
-    assert env_of(words, "TT_OPERATOR_BENCH_IMAGE") == [
-        f"trading-telemetry-publisher:{app_version()}"
-    ]
+    assert env_of(words, "TT_OPERATOR_BENCH_IMAGE") == [f"trading-telemetry-bench:{app_version()}"]
 
 
 def test_operator_dev_follows_an_image_tag_override() -> None:
     words = dry_run("operator-dev", IMAGE_TAG="dev-7")
-    assert env_of(words, "TT_OPERATOR_BENCH_IMAGE") == ["trading-telemetry-publisher:dev-7"]
+    assert env_of(words, "TT_OPERATOR_BENCH_IMAGE") == ["trading-telemetry-bench:dev-7"]
 
 
 def test_operator_crd_takes_over_the_fields_of_a_helm_installed_crd() -> None:

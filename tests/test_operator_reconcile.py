@@ -3,7 +3,7 @@
 The Kubernetes API is the one thing faked (there is no API server here). The fake keeps
 objects as the API would (409 on a second create, 404 for what is missing, merge-patched
 status) and can be told to fail a call; every call it sees must be one the chart's Role
-grants (``trading_operator.rbac``).
+grants (``tests/operator_rbac.py``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import kopf
 import pytest
 import urllib3
 from kubernetes.client import ApiException
+from operator_rbac import CLUSTER_CALLS, RBAC_RULES
 from telemetry_contract import BenchmarkResult, encode
 from trading_operator import handlers, reconcile
 from trading_operator.job import job_name, owner_of
-from trading_operator.rbac import CLUSTER_CALLS, RBAC_RULES
 from trading_operator.resource import API_VERSION, KIND
 from trading_operator.settings import OperatorSettings
 from trading_operator.status import FAILED, RUNNING, SUCCEEDED

@@ -51,54 +51,121 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-"repository:tag" of an image; an empty tag means the chart's appVersion.
+"[registry/]repository:tag[@digest]" of an image; an empty tag means the chart's appVersion.
+With a digest the runtime pulls by digest; the tag stays for people reading `kubectl get`.
 Call with (dict "image" .Values.x.image "root" $).
 */}}
 {{- define "trading-telemetry.image" -}}
-{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag | toString) }}
+{{- $repository := .image.repository }}
+{{- with .image.registry }}{{ $repository = printf "%s/%s" . $repository }}{{ end }}
+{{- $ref := printf "%s:%s" $repository (default .root.Chart.AppVersion .image.tag | toString) }}
+{{- with .image.digest }}{{ $ref = printf "%s@%s" $ref . }}{{ end }}
+{{- $ref }}
 {{- end }}
 
 {{/*
-Where publishers and the benchmark send events: the ZMQ Service's DNS name.
+The ZMQ Service's address: one address for clients outside the release (it spreads
+connections over the replicas; the chart's own publishers use zmqAddresses).
 */}}
 {{- define "trading-telemetry.zmqAddress" -}}
 {{- printf "tcp://%s-zmq:%d" (include "trading-telemetry.fullname" .) (int .Values.sidecar.zmqPort) }}
 {{- end }}
 
 {{/*
-The sidecar's HTTP base URL through the metrics Service.
+The sidecar's HTTP base URL through the metrics Service (the `helm test` pod reads it).
 */}}
 {{- define "trading-telemetry.sidecarUrl" -}}
 {{- printf "http://%s-metrics:%d" (include "trading-telemetry.fullname" .) (int .Values.sidecar.metricsPort) }}
 {{- end }}
 
 {{/*
-Pod-level security context: the images run as uid/gid 10001 and nothing needs more.
+The sidecar StatefulSet's name, which is also its headless (governing) Service's name: pod i
+is reachable as <this>-<i>.<this>.
 */}}
-{{- define "trading-telemetry.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-fsGroup: 10001
-seccompProfile:
-  type: RuntimeDefault
+{{- define "trading-telemetry.sidecarName" -}}
+{{- printf "%s-sidecar" (include "trading-telemetry.fullname" .) }}
 {{- end }}
 
 {{/*
-Container-level security context. The root filesystem is read-only: every writer (Streamlit,
-matplotlib, benchmark results) is pointed at /tmp, an emptyDir.
+Every sidecar replica's ZeroMQ address, comma-separated: the publisher opens one socket (one
+stream) per replica, so each event's (src, stream, seq) is only ever seen by one replica and
+the loss rule stays exact however many replicas run (docs/kubernetes.md).
+*/}}
+{{- define "trading-telemetry.zmqAddresses" -}}
+{{- $name := include "trading-telemetry.sidecarName" . }}
+{{- $out := list }}
+{{- range $i := until (int .Values.sidecar.replicas) }}
+{{- $out = append $out (printf "tcp://%s-%d.%s:%d" $name $i $name (int $.Values.sidecar.zmqPort)) }}
+{{- end }}
+{{- join "," $out }}
+{{- end }}
+
+{{/*
+Every sidecar replica's HTTP base URL, comma-separated: the UI sums totals over all of them.
+*/}}
+{{- define "trading-telemetry.sidecarUrls" -}}
+{{- $name := include "trading-telemetry.sidecarName" . }}
+{{- $out := list }}
+{{- range $i := until (int .Values.sidecar.replicas) }}
+{{- $out = append $out (printf "http://%s-%d.%s:%d" $name $i $name (int $.Values.sidecar.metricsPort)) }}
+{{- end }}
+{{- join "," $out }}
+{{- end }}
+
+{{/*
+The benchmark target: a Service on sidecar replica 0 only, so a benchmark's sent events and
+the received/lost counts it reads back are the same replica's, whatever sidecar.replicas is.
+*/}}
+{{- define "trading-telemetry.benchService" -}}
+{{- printf "%s-bench" (include "trading-telemetry.sidecarName" .) }}
+{{- end }}
+
+{{- define "trading-telemetry.benchSidecarUrl" -}}
+{{- printf "http://%s:%d" (include "trading-telemetry.benchService" .) (int .Values.sidecar.metricsPort) }}
+{{- end }}
+
+{{/*
+The ServiceAccount publisher and sidecar pods run as.
+*/}}
+{{- define "trading-telemetry.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "trading-telemetry.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod-level security context (values: podSecurityContext).
+*/}}
+{{- define "trading-telemetry.podSecurityContext" -}}
+{{- toYaml .Values.podSecurityContext }}
+{{- end }}
+
+{{/*
+Container-level security context (values: securityContext).
 */}}
 {{- define "trading-telemetry.containerSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-capabilities:
-  drop:
-    - ALL
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.securityContext }}
+{{- end }}
+
+{{/*
+A component's pod metadata additions and scheduling escape hatches.
+Call with (dict "c" .Values.<component>) inside the pod template.
+*/}}
+{{- define "trading-telemetry.podScheduling" -}}
+{{- with .c.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .c.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .c.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -113,3 +180,14 @@ as a string: lets a template compare two durations, e.g. scrapeTimeout against i
 {{- end -}}
 {{- mul (regexFind "^[0-9]+" . | int64) (get $scale $unit) -}}
 {{- end -}}
+
+{{/*
+CURVE Secrets: required when curve.enabled, so a forgotten name fails at install time.
+*/}}
+{{- define "trading-telemetry.curveSecret" -}}
+{{- required "curve.enabled needs curve.secretName (a Secret with server.key, server.key_secret, client.key, client.key_secret)" .Values.curve.secretName }}
+{{- end }}
+
+{{- define "trading-telemetry.curveClientsSecret" -}}
+{{- required "curve.enabled needs curve.clientsSecretName (a Secret of allowed client *.key files)" .Values.curve.clientsSecretName }}
+{{- end }}

@@ -4,7 +4,7 @@ The reconciler talks to :class:`Cluster`; :class:`KubeCluster` implements it wit
 official client. Objects cross the port as plain dicts in the API's own camelCase shape,
 the same shape kopf hands to handlers, so the pure functions see one format. Errors cross
 it as ``kubernetes.client.ApiException`` (``.status`` is the HTTP code). Each method costs
-exactly the permission listed for it in ``trading_operator.rbac.CLUSTER_CALLS``.
+exactly the permission listed for it in ``CLUSTER_CALLS`` in tests/operator_rbac.py.
 """
 
 from __future__ import annotations

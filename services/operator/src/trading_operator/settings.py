@@ -28,11 +28,12 @@ class OperatorSettings:
     image_pull_secrets: str = ""
     #: Helm release name; put on Job pods so the sidecar's NetworkPolicy admits them.
     instance: str = "trading-telemetry"
-    #: ZMQ Service a LatencyBenchmark targets when its spec names none.
-    default_service: str = "trading-telemetry-zmq"
+    #: ZMQ Service a LatencyBenchmark targets when its spec names none: the chart's Service
+    #: on sidecar replica 0 alone, so sent and received/lost are one replica's counts.
+    default_service: str = "trading-telemetry-sidecar-bench"
     zmq_port: int = 5555
-    #: The sidecar's HTTP base URL; the benchmark reads received/lost counts there.
-    sidecar_url: str = "http://trading-telemetry-metrics:8001"
+    #: The sidecar's HTTP base URL (the same replica); the benchmark reads received/lost there.
+    sidecar_url: str = "http://trading-telemetry-sidecar-bench:8001"
 
     @property
     def pull_secret_names(self) -> list[str]:

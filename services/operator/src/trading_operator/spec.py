@@ -3,10 +3,11 @@
 The API server applies the CRD's defaults, bounds and CEL rules before the operator sees
 an object, so this mainly turns the mapping into a typed value and fills in the defaults
 that depend on the operator's settings (target Service, port, sidecar URL). The CRD's
-cross-field rules (a sustained run's timeout must outlast it; no run may need more memory
-than the benchmark Job has) are checked here again, because an API server older than
-Kubernetes 1.25 ignores CEL rules and a run that cannot fit would only end as OOMKilled.
-The literal defaults and limits here are mirrored in the CRD, and tests keep them equal.
+cross-field rules (a sustained run's timeout must outlast it by the Job's start-up and
+drain, :data:`START_AND_DRAIN_SECONDS`; no run may need more memory than the benchmark Job
+has) are checked here again, because an API server older than Kubernetes 1.25 ignores CEL
+rules and a run that cannot fit would only end as OOMKilled. The literal defaults and
+limits here are mirrored in the CRD, and tests keep them equal.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ BYTES_PER_EVENT: Final[Mapping[str, int]] = {
     "burst": 90,
     "sustained": 8,
 }
+#: Seconds a sustained run's Job needs beyond ``duration``: pod start, the bench process's
+#: imports and socket set-up, and the drain wait for the sidecar's counts after the last
+#: event. With less, ``duration: 599`` under ``timeoutSeconds: 600`` can only end as
+#: DeadlineExceeded. The CRD's rule spells the same number.
+START_AND_DRAIN_SECONDS: Final = 30
 #: A sustained run allocates rate × duration samples up front; 2e7 of them is 160 MB.
 MAX_SUSTAINED_EVENTS: Final = 20_000_000
 
@@ -111,11 +117,12 @@ def parse_spec(raw: Mapping[str, Any], settings: OperatorSettings) -> BenchmarkS
         sidecar_url=str(raw.get("sidecarUrl") or settings.sidecar_url),
     )
     if mode == "sustained":
-        if spec.timeout_seconds <= spec.duration:
+        if spec.timeout_seconds < spec.duration + START_AND_DRAIN_SECONDS:
             raise SpecError(
                 "InvalidSpec",
-                f"spec.timeoutSeconds ({spec.timeout_seconds}) must be longer than "
-                f"spec.duration ({spec.duration}) for a sustained run",
+                f"spec.timeoutSeconds ({spec.timeout_seconds}) must be at least "
+                f"spec.duration ({spec.duration}) + {START_AND_DRAIN_SECONDS} for a sustained "
+                "run (pod start-up and drain)",
             )
         if spec.rate * spec.duration > MAX_SUSTAINED_EVENTS:
             raise SpecError(

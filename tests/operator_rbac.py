@@ -1,9 +1,11 @@
-"""Every API permission the operator uses, and which part of it uses it.
+"""Every API permission the operator uses, and which part of it uses it (test support).
 
-The chart's Role is least privilege only if it grants exactly these; the chart test
-renders the Role with Helm and compares it with :data:`RBAC_RULES`, and the handler tests
-check that every call the reconciler makes through :class:`~trading_operator.cluster.Cluster`
-is listed in :data:`CLUSTER_CALLS`.
+Nothing in the operator reads this at run time, so it lives with the tests, not in the
+image. The chart's Role is least privilege only if it grants exactly these; the chart test
+renders the Role with Helm and compares it with :data:`RBAC_RULES`, the adapter tests check
+on the wire that each :class:`~trading_operator.cluster.KubeCluster` method makes exactly
+the request listed in :data:`CLUSTER_CALLS`, and the kopf run checks every request it sees
+against the chart's Role.
 """
 
 from __future__ import annotations
@@ -59,14 +61,3 @@ def permissions_of(rules: Iterable[Mapping[str, Any]]) -> frozenset[Permission]:
         for resource in rule.get("resources") or ()
         for verb in rule.get("verbs") or ()
     )
-
-
-def role_rules(permissions: Iterable[Permission] = RBAC_RULES) -> list[dict[str, list[str]]]:
-    """The Role ``rules`` granting ``permissions``: one rule per group and resource."""
-    grouped: dict[tuple[str, str], list[str]] = {}
-    for permission in sorted(permissions):
-        grouped.setdefault((permission.group, permission.resource), []).append(permission.verb)
-    return [
-        {"apiGroups": [group], "resources": [resource], "verbs": verbs}
-        for (group, resource), verbs in grouped.items()
-    ]
