@@ -97,7 +97,7 @@ define need-cluster
 	  exit 1; }
 endef
 
-.PHONY: pin-base-images images kind-load kind-up kind-down deploy ui grafana grafana-forward bench-job kind-smoke
+.PHONY: chart-readme pin-base-images images kind-load kind-up kind-down deploy ui grafana grafana-forward bench-job kind-smoke
 
 images: ## build the publisher, sidecar, operator and benchmark images (needs buildx)
 	$(call need-tools,docker)
@@ -118,6 +118,9 @@ $(DOCKER_BUILD) -f Dockerfile --target $(1) \
 	  --build-arg CREATED=$(IMAGE_CREATED) --build-arg SOURCE=$(IMAGE_SOURCE) \
 	  -t $($(1)_IMAGE) .
 endef
+
+chart-readme: sync ## regenerate the values table of charts/trading-telemetry/README.md
+	$(RUN) python scripts/chart_readme.py
 
 pin-base-images: ## pin the Dockerfile's base images to the digests their tags have today
 	$(call need-tools,docker)
