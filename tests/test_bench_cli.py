@@ -8,7 +8,6 @@ Numbers are checked for consistency (counts add up, percentiles ordered), never 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -34,7 +33,7 @@ TINY: dict[str, list[str]] = {
     "sustained": ["--rate", "1000,10000", "--duration", "0.3"],
     "ingest": [],  # size from TT_BENCH_EVENTS: the env defaults are part of the CLI
 }
-FIELDS = [f.name for f in dataclasses.fields(BenchmarkResult)]
+FIELDS = list(BenchmarkResult.__struct_fields__)
 
 
 @dataclass
@@ -181,7 +180,9 @@ def test_sustained_rows(run: Run, rate: int) -> None:
 
 def test_ingest_rows(run: Run) -> None:
     found = rows(run, "ingest")
-    assert set(found) == {"raw-recv", "sidecar", "naive-json-prometheus", "stream", "stream-curve"}
+    assert set(found) == {
+        "raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus", "stream", "stream-curve",
+    }  # fmt: skip
     for name in ("stream", "stream-curve"):  # trading_bench.curve: CURVE's cost in ingest
         row = found.pop(name)
         assert row["received"] == row["sent"] == row["events"] == 20000 and row["lost"] == 0
@@ -194,9 +195,20 @@ def test_ingest_rows(run: Run) -> None:
         assert row["ns_per_event"] == pytest.approx(row["elapsed_s"] * 1e9 / 20000)
     floor, naive = found["raw-recv"], found["naive-json-prometheus"]
     assert floor["ratio_to_floor"] == 1.0 and naive["ratio_to_naive"] == 1.0
-    side = found["sidecar"]
-    assert side["ratio_to_floor"] == pytest.approx(side["rate"] / floor["rate"])
-    assert side["ratio_to_naive"] == pytest.approx(side["rate"] / naive["rate"])
+    for name in ("sidecar", "sidecar-batch"):
+        side = found[name]
+        assert side["ratio_to_floor"] == pytest.approx(side["rate"] / floor["rate"])
+        assert side["ratio_to_naive"] == pytest.approx(side["rate"] / naive["rate"])
+    assert found["sidecar"]["events_per_frame"] == 1
+    assert found["sidecar-batch"]["events_per_frame"] == pytest.approx(20000 / 313)
+    verdicts = {t["name"]: t for t in run.reports["ingest"]["targets"]}
+    single = verdicts[
+        "sidecar events/s / naive json+prometheus_client events/s (single-event frames)"
+    ]
+    batch = verdicts["sidecar events/s on batch frames of 64 / raw single-frame recv rate"]
+    assert single["value"] == found["sidecar"]["ratio_to_naive"] and single["limit"] == 6.0
+    assert batch["value"] == found["sidecar-batch"]["ratio_to_floor"] and batch["limit"] == 0.5
+    assert single["met"] == (single["value"] >= 6.0)
 
 
 def test_ingest_fails_clearly_when_the_queue_cannot_hold_the_events() -> None:
@@ -224,7 +236,7 @@ def test_benchmark_traffic_never_reached_the_trading_series(run: Run) -> None:
 def test_termination_log_is_one_contract_frame(run: Run, mode: str) -> None:
     frame = (run.workdir / f"termination-{mode}").read_bytes()
     assert len(frame) < 4096
-    result = decode(frame)
+    [result] = decode(frame).events
     assert isinstance(result, BenchmarkResult)
     assert result.run_id == RUN_ID and result.mode == mode
     expected = {"hotpath": "client", "burst": "client", "sustained": "client-10000",
@@ -242,7 +254,8 @@ def test_every_row_reached_the_sidecar(run: Run) -> None:
     samples = run.sidecar.scrape()
     for mode, report in run.reports.items():
         for row in report["rows"]:
-            labels = {"run_id": RUN_ID, "mode": mode, "variant": row["variant"]}
+            labels = {"mode": mode, "variant": row["variant"]}
+            assert value(samples, names.BENCH_RUN, run_id=RUN_ID, **labels) == 1
             assert value(samples, names.BENCH_RATE, **labels) == row["rate"]
             assert value(samples, names.BENCH_LATENCY, quantile="0.99", **labels) == row["p99_us"]
             assert value(samples, names.BENCH_EVENTS, outcome="lost", **labels) == row["lost"]

@@ -199,7 +199,7 @@ def test_the_charts_benchmark_runs_as_the_operators_job_and_reports(
     assert run.returncode == 0, run.stdout + run.stderr
     frame = termination_log.read_bytes()
     assert len(frame) < 4096
-    result = decode(frame)
+    [result] = decode(frame).events
     assert isinstance(result, BenchmarkResult)
     assert (result.run_id, result.mode, result.events) == ("chart-bench", "burst", 2000)
     assert result.sent == 2000

@@ -3,9 +3,11 @@
 Each consumer runs in a child process of its own with a PULL socket set up as the
 sidecar's. The parent fills its queue with N real client frames first and only then
 says "go", so what is timed is the consumer alone draining a full queue, not the
-sender. The sidecar variant calls :func:`trading_sidecar.receiver.drain`, the very loop
-the sidecar runs (full validation, every metric); the floor only ``recv``s; the naive
-loop is ``json.loads`` plus prometheus_client counters, as a first version would be.
+sender. The sidecar variants call :func:`trading_sidecar.receiver.drain`, the very loop
+the sidecar runs (recv, the contract's validating decoder, every metric): ``sidecar``
+on single-event frames, ``sidecar-batch`` on the same events as batch frames of 64. The
+floor (``raw-recv``) only ``recv``s single-event frames; the naive loop is
+``json.loads`` plus prometheus_client counters, as a first version would be.
 
 Only the consumer's own work is timed: ``drain`` alone, without the sidecar's HTTP
 server and asyncio threads competing for the GIL, so the real sidecar process counts
@@ -25,17 +27,14 @@ from multiprocessing.connection import Connection
 
 import zmq
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from telemetry_contract.codec import TradeEncoder
+from telemetry_contract.codec import TradeEncoder, join_batch
 from telemetry_contract.errors import InvalidMessage
 from telemetry_contract.events import SIDES
-from telemetry_contract.transport import (
-    DEFAULT_RCVHWM,
-    DEFAULT_SNDHWM,
-    pull_socket,
-    push_socket,
-)
+from telemetry_contract.transport import DEFAULT_RCVHWM, DEFAULT_SNDHWM
+from trading_publisher.sockets import push_socket
 from trading_sidecar.metrics import TradeMetrics
 from trading_sidecar.receiver import DRAIN_BATCH, drain
+from trading_sidecar.sockets import pull_socket
 
 from trading_bench import curve
 from trading_bench.common import BenchError, RunContext, progress_bar, trade_mix
@@ -44,7 +43,11 @@ from trading_bench.sidecar import free_port
 
 DEFAULT_EVENTS = 300_000
 ROUNDS = 3
-VARIANTS = ("raw-recv", "sidecar", "naive-json-prometheus")
+#: Trades per frame of the batch variant (the publisher's default batch size).
+BATCH = 64
+#: raw-recv, sidecar and naive-json-prometheus drain single-event frames; sidecar-batch
+#: drains the same events as batch frames of BATCH trades.
+VARIANTS = ("raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus")
 #: A consumer that waits this long for a frame stops and reports what it got.
 IDLE_MS = 5_000
 #: Filling the queue fails once no frame has fit for this long.
@@ -65,13 +68,13 @@ def _consume_raw(sock: zmq.Socket[bytes], events: int) -> int:
     return events
 
 
-def _consume_sidecar(sock: zmq.Socket[bytes], events: int) -> int:
+def _consume_sidecar(sock: zmq.Socket[bytes], frames: int) -> int:
     """Trades the sidecar's own metrics counted (not the frames handed to it)."""
     metrics = TradeMetrics()
     rejected: list[InvalidMessage] = []
     handled = 0
     poll = sock.poll
-    while handled < events:
+    while handled < frames:
         if not poll(IDLE_MS, zmq.POLLIN):
             break
         handled += drain(sock, metrics, rejected.append, DRAIN_BATCH)
@@ -115,6 +118,7 @@ def _leftover(sock: zmq.Socket[bytes]) -> int:
 _CONSUMERS = {
     "raw-recv": _consume_raw,
     "sidecar": _consume_sidecar,
+    "sidecar-batch": _consume_sidecar,
     "naive-json-prometheus": _consume_naive,
 }
 
@@ -141,6 +145,11 @@ def _frames(events: int) -> list[bytes]:
     encode = TradeEncoder(SOURCE)
     now = time.time()
     return [encode(side, qty, now, seq) for seq, (side, qty) in enumerate(trade_mix(events))]
+
+
+def _batches(single: list[bytes]) -> list[bytes]:
+    """The same trades as batch frames of BATCH, exactly as the contract joins them."""
+    return [join_batch(single[i : i + BATCH]) for i in range(0, len(single), BATCH)]
 
 
 def _fill(sock: zmq.Socket[bytes], frames: list[bytes], stall_s: float) -> None:
@@ -209,18 +218,21 @@ def run(ctx: RunContext, events: int = DEFAULT_EVENTS, rounds: int = ROUNDS) -> 
     spread across the run is what a variant sustains, and the rotation keeps any slow
     stretch from landing on the same variant every time.
     """
-    frames = _frames(events)
+    single = _frames(events)
+    feeds = {variant: single for variant in VARIANTS}
+    feeds["sidecar-batch"] = _batches(single)
     started_at = time.time()
     times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     counted: dict[str, list[int]] = {variant: [] for variant in VARIANTS}
     with progress_bar(ctx, len(VARIANTS) * rounds, "ingest", unit="drain") as bar:
         for r in range(rounds):
             for variant in VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]:
-                count, seconds = _measure(variant, frames)
+                count, seconds = _measure(variant, feeds[variant])
                 times[variant].append(seconds)
                 counted[variant].append(count)
                 bar.update(1)
     median = {variant: statistics.median(found) for variant, found in times.items()}
+    # raw-recv drains single-event frames, so its rate is frames/s = events/s.
     floor_rate = events / median["raw-recv"]
     naive_rate = events / median["naive-json-prometheus"]
     rows = []
@@ -238,6 +250,7 @@ def run(ctx: RunContext, events: int = DEFAULT_EVENTS, rounds: int = ROUNDS) -> 
                     "ratio_to_floor": rate / floor_rate,
                     "ratio_to_naive": rate / naive_rate,
                     "ns_per_event": seconds * 1e9 / events,
+                    "events_per_frame": events / len(feeds[variant]),
                     "spread": (max(times[variant]) - min(times[variant])) / seconds,
                 },
             )
