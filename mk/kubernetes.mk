@@ -31,7 +31,21 @@ GRAFANA_PORT ?= 3000
 UI_PORT ?= 8501
 # Where the UI reads totals from: kube-prometheus-stack's Prometheus Service (sum over replicas).
 PROMETHEUS_URL ?= http://$(MONITORING_RELEASE)-kube-prometheus-prometheus.$(MONITORING_NAMESPACE):9090
-OPERATOR_DOCKERFILE := services/operator/Dockerfile
+# The images: one Dockerfile, one --target each, and the workspace package (and uv extras)
+# its venv holds. Each image carries exactly what its service runs.
+publisher_IMAGE := $(PUBLISHER_IMAGE)
+publisher_PACKAGE := trading-publisher
+publisher_EXTRAS :=
+sidecar_IMAGE := $(SIDECAR_IMAGE)
+sidecar_PACKAGE := trading-sidecar
+operator_IMAGE := $(OPERATOR_IMAGE)
+operator_PACKAGE := trading-operator
+bench_IMAGE := $(BENCH_IMAGE)
+bench_PACKAGE := trading-bench
+bench_BUILD_DEPS := gcc libc6-dev
+IMAGE_REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+IMAGE_SOURCE := $(shell git remote get-url origin 2>/dev/null)
+IMAGE_CREATED = $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 # No provenance/SBOM attestations: with them, Docker Engine 29+ (containerd image store) makes
 # a multi-manifest image that `kind load docker-image` cannot import ("ctr: content digest
 # ... not found", kubernetes-sigs/kind#3795). --provenance needs BuildKit (buildx).
@@ -83,16 +97,41 @@ define need-cluster
 	  exit 1; }
 endef
 
-.PHONY: images kind-load kind-up kind-down deploy ui grafana grafana-forward bench-job kind-smoke
+.PHONY: chart-readme pin-base-images images kind-load kind-up kind-down deploy ui grafana grafana-forward bench-job kind-smoke
 
 images: ## build the publisher, sidecar, operator and benchmark images (needs buildx)
 	$(call need-tools,docker)
 	$(call need-docker-engine)
 	$(call need-buildx)
-	$(DOCKER_BUILD) -f services/publisher/Dockerfile -t $(PUBLISHER_IMAGE) .
-	$(DOCKER_BUILD) -f services/sidecar/Dockerfile -t $(SIDECAR_IMAGE) .
-	$(DOCKER_BUILD) -f $(OPERATOR_DOCKERFILE) -t $(OPERATOR_IMAGE) .
-	$(DOCKER_BUILD) -f services/publisher/Dockerfile -t $(BENCH_IMAGE) .
+	$(call build-image,publisher)
+	$(call build-image,sidecar)
+	$(call build-image,operator)
+	$(call build-image,bench)
+
+# $(call build-image,<target>): one image from the Dockerfile.
+define build-image
+$(DOCKER_BUILD) -f Dockerfile --target $(1) \
+	  --build-arg PACKAGE=$($(1)_PACKAGE) \
+	  --build-arg UV_EXTRAS="$(foreach e,$($(1)_EXTRAS),--extra $(e))" \
+	  --build-arg BUILD_DEPS="$($(1)_BUILD_DEPS)" \
+	  --build-arg VERSION=$(IMAGE_TAG) --build-arg REVISION=$(IMAGE_REVISION) \
+	  --build-arg CREATED=$(IMAGE_CREATED) --build-arg SOURCE=$(IMAGE_SOURCE) \
+	  -t $($(1)_IMAGE) .
+endef
+
+chart-readme: sync ## regenerate the values table of charts/trading-telemetry/README.md
+	$(RUN) python scripts/chart_readme.py
+
+pin-base-images: ## pin the Dockerfile's base images to the digests their tags have today
+	$(call need-tools,docker)
+	$(call need-buildx)
+	@for arg in PYTHON_IMAGE UV_IMAGE; do \
+	  ref=$$(sed -n "s/^ARG $$arg=\(.*\)$$/\1/p" Dockerfile); tag=$${ref%@*}; \
+	  digest=$$(docker buildx imagetools inspect "$$tag" | sed -n 's/^Digest: *//p'); \
+	  case "$$digest" in sha256:*) ;; *) echo "make $@: no digest for $$tag" >&2; exit 1 ;; esac; \
+	  sed -i.bak "s|^ARG $$arg=.*|ARG $$arg=$$tag@$$digest|" Dockerfile && rm -f Dockerfile.bak; \
+	  echo "$$arg=$$tag@$$digest"; \
+	done
 
 kind-load: ## copy the built images into the kind cluster's node
 	$(call need-tools,docker kind)

@@ -45,7 +45,7 @@ VARIABLES = {**GRAFANA_TEST_VARIABLES, "run_id": ".+"}
 BENCH_NAMES = {
     names.BENCH_RESULTS, names.BENCH_LATENCY, names.BENCH_RATE, names.BENCH_TARGET_RATE,
     names.BENCH_EVENTS, names.BENCH_ELAPSED, names.BENCH_FINISHED, names.BENCH_TRADES,
-    names.BENCH_LOST,
+    names.BENCH_LOST, names.BENCH_RUN,
 }  # fmt: skip
 
 
@@ -175,12 +175,6 @@ def test_every_query_names_only_exported_series(fed: Sidecar) -> None:
 
 
 @pytest.mark.prometheus
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 8: benchmark value series are labelled by mode/variant only; the run id "
-    "moved to telemetry_benchmark_run_info, which the dashboard does not join yet "
-    "(NEWCOMER; see /work/coord/NOTES-wire.md)",
-)
 def test_every_query_returns_data_in_prometheus(fed: Sidecar, tmp_path: Path) -> None:
     config = write_config(TEMPLATE, tmp_path / "prometheus.yml", f"127.0.0.1:{fed.http_port}")
     port = free_port()

@@ -3,9 +3,13 @@ one help style, and a bad setting or argument as one line with exit code 2, no t
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import re
+import struct
 import subprocess
+import termios
 from pathlib import Path
 
 import pytest
@@ -99,3 +103,37 @@ def test_bench_refuses_invalid_settings_from_the_environment(tmp_path: Path) -> 
     result = run("trading-bench", "sustained", env={"TT_BENCH_DURATION": "-1"}, cwd=tmp_path)
     assert result.returncode == 2 and "--duration" in result.stderr, result.stderr
     assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+
+
+def test_bench_progress_bars_only_on_a_terminal(tmp_path: Path) -> None:
+    """A bar redraws with \\r: a terminal shows one line, a piped log would keep them all."""
+    args = ["burst", "--events", "30000", "--no-report", "--no-plot"]
+    piped = run("trading-bench", *args, "--results-dir", str(tmp_path / "a"), cwd=tmp_path)
+    assert piped.returncode == 0, piped.stderr
+    assert "\r" not in piped.stderr + piped.stdout
+
+    # The same run with stderr on a pseudo-terminal draws its bar.
+    leader, follower = pty.openpty()
+    # 24 x 120: a fresh pty is 0 columns wide, and a 0-wide bar draws nothing.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    try:
+        with subprocess.Popen(
+            [str(BIN / "trading-bench"), *args, "--results-dir", str(tmp_path / "b")],
+            stdout=subprocess.DEVNULL,
+            stderr=follower,
+            cwd=tmp_path,
+        ) as proc:
+            os.close(follower)
+            drawn = b""
+            while True:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                drawn += chunk
+            assert proc.wait(120) == 0, drawn
+    finally:
+        os.close(leader)
+    assert b"\r" in drawn and b"burst" in drawn, drawn

@@ -3,9 +3,11 @@
 No image can be built here, so these tests check what would break first: a stage layout
 that ships a compiler or runs as root, a command that is not a console script of the
 packages the image installs, a chart container whose command its image lacks, and a
-``.dockerignore`` that drops a file the build needs. The builder stage's exact ``uv sync``
-line is then run on the build context as Docker would see it, and the resulting venv, with
-the context deleted (the final stage copies the venv alone), runs the image's command.
+``.dockerignore`` that drops a file the build needs. All images come from one Dockerfile,
+built once per ``--target`` with the build args ``make images`` passes (read from ``make -n
+images``, so the test and the Makefile cannot disagree). The builder stage's exact ``uv
+sync`` line is then run on the build context as Docker would see it, and the resulting venv,
+with the context deleted (the final stage copies the venv alone), runs the image's command.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 import helm_python
@@ -27,13 +32,7 @@ import pytest
 from support import ROOT, free_port, start_process, wait_http_ok
 from test_chart import CHART_DIR, EVERYTHING_ON, Rendered, render, workloads
 
-#: image repository (chart values) → the Dockerfile that builds it.
-DOCKERFILES = {
-    "trading-telemetry-publisher": ROOT / "services" / "publisher" / "Dockerfile",
-    "trading-telemetry-sidecar": ROOT / "services" / "sidecar" / "Dockerfile",
-}
-#: Every Dockerfile whose builder stage runs uv sync (the operator's included).
-BUILT_DOCKERFILES = [*DOCKERFILES.values(), ROOT / "services" / "operator" / "Dockerfile"]
+DOCKERFILE = ROOT / "Dockerfile"
 APP_UID = "10001"
 
 
@@ -51,10 +50,6 @@ class Stage:
 class Dockerfile:
     args: dict[str, str]
     stages: list[Stage]
-
-    @property
-    def final(self) -> Stage:
-        return self.stages[-1]
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -89,11 +84,81 @@ def parse_dockerfile(path: Path) -> Dockerfile:
 
 
 @dataclass(frozen=True)
+class Image:
+    """One ``docker build`` of ``make images``: its tag, --target and --build-args."""
+
+    repository: str
+    target: str
+    build_args: dict[str, str]
+
+    @property
+    def dockerfile(self) -> Dockerfile:
+        return parse_dockerfile(DOCKERFILE)
+
+    def final(self) -> Stage:
+        """The target stage with the stages it is built FROM, as one list of instructions."""
+        df = self.dockerfile
+        chain: list[Stage] = []
+        stage = df.stage(self.target)
+        while True:
+            chain.insert(0, stage)
+            names = {s.name for s in df.stages}
+            if stage.image not in names:
+                break
+            stage = df.stage(stage.image)
+        merged = Stage(chain[0].image, self.target)
+        for part in chain:
+            merged.instructions.extend(part.instructions)
+        return merged
+
+    def substitute(self, text: str) -> str:
+        """$ARG / ${ARG} from the build args (what the shell in a RUN sees)."""
+        return re.sub(
+            r"\$\{?(\w+)\}?",
+            lambda m: self.build_args.get(m.group(1), m.group(0)),
+            text,
+        )
+
+
+@cache
+def images() -> dict[str, Image]:
+    """image repository → how `make images` builds it (``make -n``: nothing runs)."""
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-n", "images"],
+        cwd=ROOT,
+        env={**os.environ, "UV": "uv"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found: dict[str, Image] = {}
+    for line in done.stdout.splitlines():
+        words = shlex.split(line)
+        if words[:2] != ["docker", "build"]:
+            continue
+        assert words[words.index("-f") + 1] == "Dockerfile", line
+        build_args = dict(
+            words[i + 1].split("=", 1) for i, word in enumerate(words) if word == "--build-arg"
+        )
+        repository = words[words.index("-t") + 1].rsplit(":", 1)[0]
+        found[repository] = Image(repository, words[words.index("--target") + 1], build_args)
+    assert set(found) == {
+        "trading-telemetry-publisher",
+        "trading-telemetry-sidecar",
+        "trading-telemetry-operator",
+        "trading-telemetry-bench",
+    }, found
+    return found
+
+
+@dataclass(frozen=True)
 class Member:
     name: str
     path: Path
     scripts: dict[str, str]
     workspace_deps: tuple[str, ...]
+    other_deps: tuple[str, ...]
 
 
 def workspace_members() -> dict[str, Member]:
@@ -110,28 +175,29 @@ def workspace_members() -> dict[str, Member]:
             pyproject.parent,
             project["project"].get("scripts", {}),
             tuple(d for d in deps if sources.get(d, {}).get("workspace")),
+            tuple(d for d in deps if not sources.get(d, {}).get("workspace")),
         )
     return members
 
 
-def uv_sync_commands(dockerfile: Dockerfile) -> list[list[str]]:
-    """Every ``uv sync`` of the builder stage, in order, from ``uv`` on."""
+def uv_sync_commands(image: Image) -> list[list[str]]:
+    """Every ``uv sync`` of the builder stage, in order, from ``uv`` on, args substituted."""
     commands = []
-    for run in dockerfile.stage("builder").all("RUN"):
+    for run in image.dockerfile.stage("builder").all("RUN"):
         if " uv sync " in f" {run} ":
-            words = shlex.split(run)
+            words = shlex.split(image.substitute(run))
             commands.append(words[words.index("uv") :])
     return commands
 
 
-def uv_sync_command(dockerfile: Dockerfile) -> list[str]:
+def uv_sync_command(image: Image) -> list[str]:
     """The last ``uv sync``: the one that installs the workspace packages themselves."""
-    return uv_sync_commands(dockerfile)[-1]
+    return uv_sync_commands(image)[-1]
 
 
-def installed_packages(dockerfile: Dockerfile) -> set[str]:
+def installed_packages(image: Image) -> set[str]:
     """The --package arguments plus every workspace member they depend on."""
-    command = uv_sync_command(dockerfile)
+    command = uv_sync_command(image)
     members = workspace_members()
     todo = [command[i + 1] for i, word in enumerate(command) if word == "--package"]
     seen: set[str] = set()
@@ -143,57 +209,81 @@ def installed_packages(dockerfile: Dockerfile) -> set[str]:
     return seen
 
 
-def installed_scripts(dockerfile: Dockerfile) -> set[str]:
+def installed_scripts(image: Image) -> set[str]:
+    """Console scripts of the image's workspace packages and of their direct dependencies
+    (kopf's ``kopf``), the latter read from this venv, which the same uv.lock built."""
     members = workspace_members()
-    return {script for name in installed_packages(dockerfile) for script in members[name].scripts}
+    scripts = {script for name in installed_packages(image) for script in members[name].scripts}
+    for name in installed_packages(image):
+        for dep in members[name].other_deps:
+            entry_points = metadata.distribution(dep).entry_points
+            scripts |= {ep.name for ep in entry_points if ep.group == "console_scripts"}
+    return scripts
 
 
 def cmd(stage: Stage) -> list[str]:
-    (raw,) = stage.all("CMD")
+    raw = stage.all("CMD")[-1]
     command: list[str] = json.loads(raw)
     return command
 
 
-@pytest.fixture(scope="module", params=sorted(DOCKERFILES), ids=lambda r: r.split("-")[-1])
-def dockerfile(request: pytest.FixtureRequest) -> Dockerfile:
-    return parse_dockerfile(DOCKERFILES[request.param])
+@pytest.fixture(scope="module", params=sorted(images()), ids=lambda r: r.split("-")[-1])
+def image(request: pytest.FixtureRequest) -> Image:
+    return images()[request.param]
 
 
-def test_multi_stage_from_one_slim_python_and_a_pinned_uv(dockerfile: Dockerfile) -> None:
-    assert len(dockerfile.stages) >= 3, "uv, builder and final stages"
+def test_multi_stage_from_one_slim_python_and_a_pinned_uv() -> None:
+    dockerfile = parse_dockerfile(DOCKERFILE)
     python = dockerfile.args["PYTHON_IMAGE"]
-    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", python), python
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?(@sha256:[0-9a-f]{64})?", python), python
     # The venv's interpreter is a symlink into the base image: both stages must share it.
-    assert dockerfile.stage("builder").image == dockerfile.final.image == python
-    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", dockerfile.args["UV_IMAGE"])
+    assert dockerfile.stage("builder").image == dockerfile.stage("runtime").image == python
+    uv = dockerfile.args["UV_IMAGE"]
+    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+(@sha256:[0-9a-f]{64})?", uv), uv
+    for image in images().values():
+        assert image.final().image == python, image.target
 
 
 def packages_of(command: list[str]) -> list[str]:
     return [command[i + 1] for i, word in enumerate(command) if word == "--package"]
 
 
-@pytest.mark.parametrize("path", BUILT_DOCKERFILES, ids=lambda p: p.parent.name)
-def test_builder_installs_exactly_what_the_lock_pins(path: Path) -> None:
+def test_builder_installs_exactly_what_the_lock_pins(image: Image) -> None:
     """--locked, not --frozen: a uv.lock that no longer matches the pyprojects fails the build."""
-    dockerfile = parse_dockerfile(path)
-    deps, full = uv_sync_commands(dockerfile)
+    deps, full = uv_sync_commands(image)
     for command in (deps, full):
         for flag in ("--locked", "--no-dev", "--no-editable"):
             assert flag in command, f"{flag} missing from {command}"
         assert "--frozen" not in command, "--frozen installs from a stale lock without a word"
+        assert not any(word.startswith("$") for word in command), command
     assert "--no-install-workspace" in deps and "--no-install-workspace" not in full
-    assert packages_of(deps) == packages_of(full) != []
-    assert installed_packages(dockerfile) <= set(workspace_members())
+    assert packages_of(deps) == packages_of(full) == [image.build_args["PACKAGE"]]
+    assert installed_packages(image) <= set(workspace_members())
 
 
-@pytest.mark.parametrize("path", BUILT_DOCKERFILES, ids=lambda p: p.parent.name)
-def test_dependency_layer_needs_only_the_lock_and_every_members_pyproject(path: Path) -> None:
+def test_each_image_holds_only_what_its_service_runs() -> None:
+    built = images()
+    assert installed_packages(built["trading-telemetry-sidecar"]) == {
+        "trading-sidecar",
+        "telemetry-contract",
+    }
+    operator = installed_packages(built["trading-telemetry-operator"])
+    assert operator == {"trading-operator", "telemetry-contract"}
+    assert "trading-bench" not in installed_packages(built["trading-telemetry-publisher"])
+    assert "trading-bench" in installed_packages(built["trading-telemetry-bench"])
+    # A compiler only where a dependency may need one (hdrhistogram on arm64).
+    for repository, image in built.items():
+        wants = image.build_args.get("BUILD_DEPS", "")
+        assert bool(wants) == (repository == "trading-telemetry-bench"), repository
+
+
+def test_dependency_layer_needs_only_the_lock_and_every_members_pyproject() -> None:
     """The layer cache: source edits must not invalidate the (slow) dependency install.
 
     Before the first ``uv sync`` only metadata is copied, and all of it: the lock covers the
     whole workspace, so a member missing here would fail --locked.
     """
-    builder = parse_dockerfile(path).stage("builder")
+    builder = parse_dockerfile(DOCKERFILE).stage("builder")
     before_deps: list[str] = []
     for keyword, args in builder.instructions:
         if keyword == "RUN" and " uv sync " in f" {args} ":
@@ -209,8 +299,8 @@ def test_dependency_layer_needs_only_the_lock_and_every_members_pyproject(path: 
     assert ". ." in copies, "the build context (the workspace root) is copied whole afterwards"
 
 
-def test_final_stage_runs_as_non_root_without_compilers_or_source(dockerfile: Dockerfile) -> None:
-    final = dockerfile.final
+def test_final_stage_runs_as_non_root_without_compilers_or_source(image: Image) -> None:
+    final = image.final()
     (user,) = final.all("USER")
     assert user == f"{APP_UID}:{APP_UID}", "numeric, so runAsNonRoot can verify it"
     runs = " ".join(final.all("RUN"))
@@ -221,20 +311,34 @@ def test_final_stage_runs_as_non_root_without_compilers_or_source(dockerfile: Do
     env = " ".join(final.all("ENV"))
     assert "PATH=/app/.venv/bin:$PATH" in env
     assert "HOME=/tmp" in env, "a read-only root filesystem leaves only /tmp writable"
+    # getpass.getuser() reads USER before the passwd database (kopf calls it at start-up).
+    assert "USER=app" in env
 
 
-def test_command_is_a_console_script_the_image_installs(dockerfile: Dockerfile) -> None:
-    command = cmd(dockerfile.final)
-    assert len(command) == 1
-    assert command[0] in installed_scripts(dockerfile)
+def test_every_image_carries_the_oci_labels(image: Image) -> None:
+    labels = " ".join(image.final().all("LABEL"))
+    for key in ("title", "description", "version", "revision", "created", "source", "base.name"):
+        assert f"org.opencontainers.image.{key}=" in labels, key
+    assert f'org.opencontainers.image.title="{image.repository}"' in labels
+    for arg in ("VERSION", "REVISION", "CREATED", "SOURCE"):
+        assert arg in image.build_args, f"make images does not pass {arg}"
 
 
-def test_publisher_image_carries_the_ui_and_the_benchmark() -> None:
-    publisher = parse_dockerfile(DOCKERFILES["trading-telemetry-publisher"])
-    assert cmd(publisher.final) == ["trading-ui"]
-    assert {"trading-ui", "trading-bench"} <= installed_scripts(publisher)
-    sidecar = parse_dockerfile(DOCKERFILES["trading-telemetry-sidecar"])
-    assert cmd(sidecar.final) == ["trading-sidecar"]
+def test_command_is_a_console_script_the_image_installs(image: Image) -> None:
+    command = cmd(image.final())
+    if command[:2] == ["sh", "-c"]:
+        command = shlex.split(command[2].removeprefix("exec "))
+    assert command[0] in installed_scripts(image)
+
+
+def test_publisher_and_bench_images_split_the_ui_from_the_benchmark() -> None:
+    publisher = images()["trading-telemetry-publisher"]
+    assert cmd(publisher.final()) == ["trading-ui"]
+    assert "trading-ui" in installed_scripts(publisher)
+    assert "trading-bench" not in installed_scripts(publisher)
+    bench = images()["trading-telemetry-bench"]
+    assert "trading-bench" in installed_scripts(bench)
+    assert cmd(images()["trading-telemetry-sidecar"].final()) == ["trading-sidecar"]
 
 
 def test_image_commands_are_the_scripts_make_run_starts() -> None:
@@ -242,8 +346,11 @@ def test_image_commands_are_the_scripts_make_run_starts() -> None:
     started = set(
         re.findall(r'BIN / "(trading-[\w-]+)"', (ROOT / "scripts" / "run_local.py").read_text())
     )
-    commands = {cmd(parse_dockerfile(path).final)[0] for path in DOCKERFILES.values()}
-    assert commands == started
+    commands = {
+        cmd(images()[r].final())[0]
+        for r in ("trading-telemetry-publisher", "trading-telemetry-sidecar")
+    }
+    assert commands <= started
 
 
 @pytest.fixture(scope="module")
@@ -257,12 +364,10 @@ def test_every_chart_container_command_exists_in_its_image(everything: Rendered)
     for obj, spec in workloads(everything):
         for c in spec["containers"]:
             repository = c["image"].rsplit(":", 1)[0]
-            if repository not in DOCKERFILES:
-                continue  # the operator's image belongs to services/operator
-            scripts = installed_scripts(parse_dockerfile(DOCKERFILES[repository])) | {"python"}
+            scripts = installed_scripts(images()[repository]) | {"python"}
             assert c["command"][0] in scripts, (obj["metadata"]["name"], c["command"][0])
             checked += 1
-    assert checked >= 3  # publisher, sidecar, helm test pod (benchmark Jobs: the operator's)
+    assert checked >= 4  # publisher, sidecar, operator, helm test pod
 
 
 # --- the build context, as .dockerignore leaves it ---
@@ -341,7 +446,7 @@ def copy_into(workdir: Path, args: str) -> None:
             shutil.copy2(ROOT / rel, target)
 
 
-def build_venv(dockerfile: Dockerfile, work: Path) -> Path:
+def build_venv(image: Image, work: Path) -> Path:
     """Replay the builder stage's COPYs and uv syncs, in order; then delete the source tree.
 
     After the dependency layer, no workspace package may be in the venv yet (else a source
@@ -356,13 +461,13 @@ def build_venv(dockerfile: Dockerfile, work: Path) -> Path:
         "UV_PYTHON_DOWNLOADS": "never",
         "VIRTUAL_ENV": "",
     }
-    modules = {name: name.replace("-", "_") for name in installed_packages(dockerfile)}
+    modules = {name: name.replace("-", "_") for name in installed_packages(image)}
     syncs = 0
-    for keyword, args in dockerfile.stage("builder").instructions:
+    for keyword, args in image.dockerfile.stage("builder").instructions:
         if keyword == "COPY" and not args.startswith("--from="):
             copy_into(workdir, args)
         elif keyword == "RUN" and " uv sync " in f" {args} ":
-            words = shlex.split(args)
+            words = shlex.split(image.substitute(args))
             command = [uv_binary(), *words[words.index("uv") + 1 :], "--quiet"]
             run = subprocess.run(
                 command, cwd=workdir, env=env, capture_output=True, text=True, timeout=300
@@ -381,9 +486,9 @@ def build_venv(dockerfile: Dockerfile, work: Path) -> Path:
 
 
 def test_sidecar_image_venv_runs_its_command_without_the_source(tmp_path: Path) -> None:
-    dockerfile = parse_dockerfile(DOCKERFILES["trading-telemetry-sidecar"])
-    venv = build_venv(dockerfile, tmp_path)
-    (script,) = cmd(dockerfile.final)
+    image = images()["trading-telemetry-sidecar"]
+    venv = build_venv(image, tmp_path)
+    (script,) = cmd(image.final())
     http_port = free_port()
     proc = start_process(
         [str(venv / "bin" / script)],
@@ -402,16 +507,11 @@ def test_sidecar_image_venv_runs_its_command_without_the_source(tmp_path: Path) 
         assert proc.stop() == 0, proc.log()
 
 
-def test_publisher_image_venv_has_working_ui_and_bench_commands(tmp_path: Path) -> None:
-    dockerfile = parse_dockerfile(DOCKERFILES["trading-telemetry-publisher"])
-    venv = build_venv(dockerfile, tmp_path)
-    for script in ("trading-bench", "trading-ui"):
-        assert (venv / "bin" / script).exists(), script
-    run = subprocess.run(
-        [str(venv / "bin" / "trading-bench"), "--help"], capture_output=True, text=True, timeout=60
-    )
-    assert run.returncode == 0, run.stderr
-    assert "hotpath" in run.stdout
+def test_publisher_image_venv_has_the_ui_and_not_the_benchmark(tmp_path: Path) -> None:
+    image = images()["trading-telemetry-publisher"]
+    venv = build_venv(image, tmp_path)
+    assert (venv / "bin" / "trading-ui").exists()
+    assert not (venv / "bin" / "trading-bench").exists(), "the benchmark has its own image"
     # Non-editable: the packages live in the venv, not in the (deleted) source tree.
     probe = subprocess.run(
         [
@@ -425,3 +525,127 @@ def test_publisher_image_venv_has_working_ui_and_bench_commands(tmp_path: Path) 
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip().startswith(str(venv)), probe.stdout
+
+
+def test_bench_image_venv_runs_the_benchmark(tmp_path: Path) -> None:
+    image = images()["trading-telemetry-bench"]
+    venv = build_venv(image, tmp_path)
+    run = subprocess.run(
+        [str(venv / "bin" / "trading-bench"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert "hotpath" in run.stdout
+
+
+def image_env(image: Image) -> dict[str, str]:
+    """The ENV the image's final stage sets (KEY=value pairs, $PATH left as written)."""
+    env: dict[str, str] = {}
+    for args in image.final().all("ENV"):
+        for pair in shlex.split(args):
+            key, _, value = pair.partition("=")
+            env[key] = value
+    return env
+
+
+#: kopf's own start-up path that names the operator: peering.detect_own_id() calls
+#: getpass.getuser(). Run after dropping the real uid to one with no passwd entry (the
+#: effective uid stays 0 so the interpreter under /root stays readable; getpass reads the
+#: real uid, as OpenShift's arbitrary uids make it).
+NO_PASSWD_UID = 12345
+DETECT_OWN_ID = f"""
+import os, pwd
+os.setresgid({NO_PASSWD_UID}, 0, 0)
+os.setresuid({NO_PASSWD_UID}, 0, 0)
+try:
+    pwd.getpwuid(os.getuid())
+except KeyError:
+    pass
+else:
+    raise SystemExit("uid {NO_PASSWD_UID} has a passwd entry here; the test proves nothing")
+from kopf._core.engines import peering
+print(peering.detect_own_id(manual=False))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing the uid needs root (CI runs as root)")
+def test_the_operator_starts_as_a_uid_without_a_passwd_entry() -> None:
+    operator = images()["trading-telemetry-operator"]
+    env = {k: v for k, v in image_env(operator).items() if k != "PATH"}
+    assert env.get("USER"), "the image must set USER for getpass.getuser()"
+    base = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path)}
+    with_image_env = subprocess.run(
+        [sys.executable, "-c", DETECT_OWN_ID],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert with_image_env.returncode == 0, with_image_env.stderr
+    assert with_image_env.stdout.startswith(f"{env['USER']}@"), with_image_env.stdout
+    # The same path without USER/LOGNAME is what crashed: the check above is not a no-op.
+    bare = {k: v for k, v in env.items() if k not in ("USER", "LOGNAME", "LNAME", "USERNAME")}
+    without = subprocess.run(
+        [sys.executable, "-c", DETECT_OWN_ID],
+        env={**base, **bare},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert without.returncode != 0
+    assert "uid not found" in without.stderr, without.stderr
+
+
+def test_pin_base_images_writes_tag_at_digest(tmp_path: Path) -> None:
+    """`make pin-base-images` with a docker that answers like `buildx imagetools inspect`."""
+    digest = "sha256:" + "5e" * 32
+    work = tmp_path / "repo"
+    work.mkdir()
+    shutil.copy(DOCKERFILE, work / "Dockerfile")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  "buildx version") echo "github.com/docker/buildx v0.29.1" ;;\n'
+        f'  "buildx imagetools inspect "*) printf "Name: %s\\nDigest: {digest}\\n" "$4" ;;\n'
+        "  *) exit 1 ;;\n"
+        "esac\n"
+    )
+    docker.chmod(0o755)
+    run = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-f",
+            str(ROOT / "mk" / "kubernetes.mk"),
+            "pin-base-images",
+        ],
+        cwd=work,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    pinned = parse_dockerfile(work / "Dockerfile").args
+    original = parse_dockerfile(DOCKERFILE).args
+    for arg in ("PYTHON_IMAGE", "UV_IMAGE"):
+        assert pinned[arg] == f"{original[arg].split('@')[0]}@{digest}", arg
+    # Pinning again replaces the digest, it does not stack a second one.
+    again = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-f",
+            str(ROOT / "mk" / "kubernetes.mk"),
+            "pin-base-images",
+        ],
+        cwd=work,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr
+    assert parse_dockerfile(work / "Dockerfile").args == pinned

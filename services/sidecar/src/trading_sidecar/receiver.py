@@ -131,8 +131,9 @@ class Receiver:
             self._rejects.rejected(InvalidMessage(Reason.INTERNAL_ERROR, repr(exc)))
 
 
-#: Frames decoded and counted together at most; bounds how long an event waits.
-COUNT_CHUNK = 256
+#: Frames decoded and counted together at most; bounds how long an event waits, and
+#: (with batch frames of 64) keeps a chunk's events within a few thousand objects.
+COUNT_CHUNK = 64
 
 
 def _log_internal(exc: BaseException) -> None:
@@ -151,8 +152,9 @@ def drain(
     A module function rather than a method so the benchmark's ``ingest`` mode times
     exactly this code, the sidecar's real per-frame work, on a socket of its own.
     Frames are received as ``zmq.Frame`` (its ``more`` flag is read from the message,
-    where ``getsockopt(RCVMORE)`` costs a call per frame) and their buffers collected,
-    without a copy, up to COUNT_CHUNK; then the contract decodes the chunk in one call
+    where ``getsockopt(RCVMORE)`` costs a call per frame: measured 0.94 against 1.38 µs
+    per frame, and ``Frame.buffer``, a memoryview, 2.6 µs) and their bytes collected up
+    to COUNT_CHUNK; then the contract decodes the chunk in one call
     (``decode_frames``) and the typed events are counted in one call
     (:meth:`TradeMetrics.record`), in arrival order. ``received`` (frames) is bumped
     first, so a scrape never sees more trades than frames.
@@ -161,7 +163,7 @@ def drain(
         internal_error = _internal_counter(metrics)
     recv = sock.recv
     noblock = zmq.NOBLOCK
-    frames: list[memoryview] = []
+    frames: list[bytes] = []
     add = frames.append
     events: list[Event] = []
     budget = sys.maxsize if limit is None else limit
@@ -179,7 +181,7 @@ def drain(
                 recv(noblock)
             reject(InvalidMessage(Reason.MULTIPART, "expected a single-part frame"))
             continue
-        add(message.buffer)
+        add(message.bytes)
         room -= 1
         if not room:
             _count(metrics, frames, events, reject, internal_error)
@@ -191,7 +193,7 @@ def drain(
 
 def _count(
     metrics: TradeMetrics,
-    frames: list[memoryview],
+    frames: list[bytes],
     events: list[Event],
     reject: Callable[[InvalidMessage], None],
     internal_error: Callable[[BaseException], None],
