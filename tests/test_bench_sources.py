@@ -14,8 +14,8 @@ import zmq
 from support import Samples, Sidecar, value, wait_for
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX, encode_trade, is_bench_source
-from telemetry_contract.transport import push_socket
 from trading_publisher.client import Publisher
+from trading_publisher.sockets import push_socket
 
 
 def counted(sidecar: Sidecar, frames: int) -> Samples | None:

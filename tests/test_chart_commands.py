@@ -177,7 +177,7 @@ def test_benchmark_job_command_runs_and_writes_its_termination_message(
     assert run.returncode == 0, run.stdout + run.stderr
     frame = termination_log.read_bytes()
     assert len(frame) < 4096
-    result = decode(frame)
+    [result] = decode(frame).events
     assert isinstance(result, BenchmarkResult)
     assert (result.run_id, result.mode, result.events) == (f"{RELEASE}-r1", "burst", 2000)
     assert result.sent == 2000

@@ -8,11 +8,11 @@ copy into ``containerStatuses[].state.terminated.message``.
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from support import BIN, Samples, Sidecar, value, wait_for
 from telemetry_contract import BenchmarkResult, encode, encode_trade
@@ -163,7 +163,7 @@ def test_only_the_benchmark_containers_message_counts() -> None:
         ([pod("not json")], "InvalidResult", "malformed_json"),
         ([pod('{"type":"benchmark","run_id":"x"}')], "InvalidResult", "missing_field"),
         (
-            [pod(encode_trade("buy", 1.0, 1.0).decode())],
+            [pod(encode_trade("buy", 1.0, 1_700_000_000.0).decode())],
             "InvalidResult",
             "a trade, not a benchmark result",
         ),
@@ -210,7 +210,7 @@ def test_summary_reads_like_the_columns() -> None:
         "sustained/client-10000: p50 1.2µs p99 8.8µs p99.9 31.0µs, 10,000 events/s, "
         "dropped 3, lost 7"
     )
-    unknown = dataclasses.replace(RESULT, lost=-1)
+    unknown = msgspec.structs.replace(RESULT, lost=-1)
     assert summary(unknown).endswith("lost n/a")
 
 
@@ -336,11 +336,12 @@ def test_real_benchmark_termination_message_becomes_succeeded_status(
     assert status["achievedRate"] > 0
     assert status["startedAt"] <= status["finishedAt"]
     # The sidecar got the same row, so Grafana shows what `kubectl get` shows.
-    row = {"run_id": "ci-burst", "mode": "burst", "variant": status["variant"]}
+    row = {"mode": "burst", "variant": status["variant"]}
+    run = frozenset({**row, "run_id": "ci-burst"}.items())
 
     def reported() -> Samples | None:
         samples = sidecar.scrape()
-        return samples if (names.BENCH_RATE, frozenset(row.items())) in samples else None
+        return samples if (names.BENCH_RUN, run) in samples else None
 
     samples = wait_for(reported, timeout=10, what="benchmark row in the sidecar")
     assert value(samples, names.BENCH_RATE, **row) == pytest.approx(status["achievedRate"], abs=0.1)

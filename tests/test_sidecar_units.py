@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def test_seq_restart_is_not_loss_and_sources_are_bounded() -> None:
     assert metrics.lost == 1
     for i in range(MAX_TRACKED_SOURCES + 10):
         metrics.record_trade(TradeEvent("buy", 1.0, 1.0, f"s{i}", 0), 1.0)
-    assert len(metrics._last_seq) == MAX_TRACKED_SOURCES
+    assert len(metrics.streams.positions) == MAX_TRACKED_SOURCES
 
 
 def test_no_created_series_and_help_text_on_every_family() -> None:
@@ -88,7 +89,7 @@ def test_stop_counts_every_frame_already_queued() -> None:
     encode = TradeEncoder("drain")
     try:
         for seq in range(20_000):
-            push.send(encode("buy", 1.0, 1.0, seq))
+            push.send(encode("buy", 1.0, time.time(), seq))
         receiver.stop(timeout=30)
         assert metrics.trades["buy"] == 20_000
         assert metrics.lost == 0

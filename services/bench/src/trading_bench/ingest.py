@@ -28,14 +28,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from telemetry_contract.codec import TradeEncoder
 from telemetry_contract.errors import InvalidMessage
 from telemetry_contract.events import SIDES
-from telemetry_contract.transport import (
-    DEFAULT_RCVHWM,
-    DEFAULT_SNDHWM,
-    pull_socket,
-    push_socket,
-)
+from telemetry_contract.transport import DEFAULT_RCVHWM, DEFAULT_SNDHWM
+from trading_publisher.sockets import push_socket
 from trading_sidecar.metrics import TradeMetrics
 from trading_sidecar.receiver import DRAIN_BATCH, drain
+from trading_sidecar.sockets import pull_socket
 
 from trading_bench import curve
 from trading_bench.common import BenchError, RunContext, progress_bar, trade_mix

@@ -14,7 +14,7 @@ from typing import Any
 
 import zmq
 from telemetry_contract.codec import encode
-from telemetry_contract.transport import push_socket
+from trading_publisher.sockets import push_socket
 
 from trading_bench.rows import Row
 from trading_bench.targets import Target

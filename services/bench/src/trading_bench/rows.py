@@ -7,11 +7,11 @@ or the e2e latency, live beside it in the JSON report only.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from telemetry_contract.events import BenchmarkResult, BenchMode
 
 from trading_bench.latency import EMPTY, Percentiles
@@ -36,7 +36,7 @@ class Row:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            **dataclasses.asdict(self.result),
+            **msgspec.structs.asdict(self.result),
             **self.extra,
             "percentile_kind": self.percentile_kind,
         }

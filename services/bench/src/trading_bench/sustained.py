@@ -24,6 +24,7 @@ import os
 import time
 
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
+from telemetry_contract.events import sustained_variant
 from trading_publisher.client import Publisher
 
 from trading_bench import e2e
@@ -117,7 +118,6 @@ def _one_rate(ctx: RunContext, rate: float, duration_s: float) -> list[Row]:
         if found is not None:
             e2e_latency, e2e_extra = found
             extra.update(e2e_extra)
-    label = f"{rate:g}"
     # Both rows describe the same events; only the variant and what was timed differ.
     row = functools.partial(
         make_row,
@@ -132,9 +132,11 @@ def _one_rate(ctx: RunContext, rate: float, duration_s: float) -> list[Row]:
         target_rate=rate,
         started_at=started_at,
     )
-    rows = [row(variant=f"client-{label}", latency=summarize(samples), extra=extra)]
+    # Variant names are a closed set in the contract (they are label values).
+    client, e2e = sustained_variant("client", rate), sustained_variant("e2e", rate)
+    rows = [row(variant=client, latency=summarize(samples), extra=extra)]
     if e2e_latency is not None:
-        rows.append(row(variant=f"e2e-{label}", latency=e2e_latency, bounded=True))
+        rows.append(row(variant=e2e, latency=e2e_latency, bounded=True))
     return rows
 
 

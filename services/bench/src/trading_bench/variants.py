@@ -23,8 +23,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX, TradeEncoder
 from telemetry_contract.events import SIDES
-from telemetry_contract.transport import push_socket
 from trading_publisher.client import Publisher
+from trading_publisher.sockets import push_socket
 
 Call = Callable[[Any, Any], object]
 

@@ -5,19 +5,39 @@ types, the byte encoding, the validation reasons, the metric names and the trans
 defaults. See docs/contract.md for the prose version.
 """
 
-from telemetry_contract.codec import decode, encode, encode_trade
+from telemetry_contract.codec import (
+    Decoded,
+    decode,
+    decode_into,
+    encode,
+    encode_batch,
+    encode_trade,
+)
 from telemetry_contract.errors import InvalidMessage, Reason
-from telemetry_contract.events import BENCH_MODES, SIDES, BenchmarkResult, Event, TradeEvent
+from telemetry_contract.events import (
+    BENCH_MODES,
+    BENCH_VARIANTS,
+    SIDES,
+    BenchmarkResult,
+    Event,
+    Trade,
+    TradeEvent,
+)
 
 __all__ = [
     "BENCH_MODES",
+    "BENCH_VARIANTS",
     "BenchmarkResult",
-    "SIDES",
+    "Decoded",
     "Event",
     "InvalidMessage",
     "Reason",
+    "SIDES",
+    "Trade",
     "TradeEvent",
     "decode",
+    "decode_into",
     "encode",
+    "encode_batch",
     "encode_trade",
 ]

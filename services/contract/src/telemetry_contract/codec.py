@@ -1,45 +1,62 @@
-"""Bytes on the wire: one UTF-8 JSON object per single-part ZeroMQ frame.
+"""Bytes on the wire: one UTF-8 JSON object, or a JSON array of trades, per ZeroMQ frame.
 
-Serialization is a pair of plain functions (pyzmq's serialization guide): ``send_json``
-would re-run ``json.dumps`` with its generic machinery on every call, while the trade
-layout is fixed, so the encoder formats it directly from pre-built pieces. The decoder
-is strict and total: any frame either becomes a typed event or raises
-:class:`InvalidMessage` with a reason from the closed :class:`Reason` set.
+Serialization is a pair of plain functions (pyzmq's serialization guide): :func:`encode`
+and :func:`decode`. Decoding is total: for any bytes, :func:`decode` returns the frame's
+events (one, or every good item of a batch frame plus a reject per bad item), or raises
+:class:`InvalidMessage` for a problem of the whole frame, with a reason from the closed
+:class:`Reason` set. Nothing else escapes; a fuzz test holds it to that.
+
+Two speeds, one layout. Good frames take msgspec's validating decoder once (parse,
+check every ``Meta`` constraint, build the typed Struct: a few hundred ns) plus the one
+check that cannot be static (``ts`` against the receiver's clock). Only a frame that
+fails goes the slow way, which splits a batch into items and turns msgspec's error
+text into a :class:`Reason`; bad input is rare, so that mapping may cost what it costs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
-import sys
 import time
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Final, NamedTuple
+
+import msgspec
 
 from telemetry_contract.errors import InvalidMessage, Reason
 from telemetry_contract.events import (
-    BENCH_MODES,
-    LABEL_VALUE_PATTERN,
+    MAX_QTY,
+    MAX_SAFE_INT,
     MAX_SOURCE_LEN,
+    MAX_TS_AHEAD_S,
+    MIN_TS,
     SIDES,
     BenchmarkResult,
-    BenchMode,
     Event,
-    Side,
-    TradeEvent,
+    Trade,
 )
+from telemetry_contract.transport import MAX_BATCH_ITEMS, MAX_FRAME_BYTES
 
-#: Frames above this are refused; the sidecar also hands it to ZMQ as MAXMSGSIZE.
-MAX_FRAME_BYTES: Final = 64 * 1024
+__all__ = [
+    "BENCH_SOURCE_PREFIX",
+    "MAX_BATCH_ITEMS",
+    "MAX_FRAME_BYTES",
+    "Decoded",
+    "TradeEncoder",
+    "decode",
+    "decode_into",
+    "encode",
+    "encode_batch",
+    "encode_trade",
+    "is_bench_source",
+    "join_batch",
+]
 
 #: Trades whose ``src`` starts with this are benchmark traffic: the sidecar counts them
 #: apart (``telemetry_benchmark_*`` series) so a benchmark Job pointed at a production
 #: sidecar never shows up as trades on the trading dashboard. One place, so the
 #: benchmark that writes it and the sidecar that reads it cannot disagree.
 BENCH_SOURCE_PREFIX: Final = "bench-"
-#: The same prefix as the bytes the sidecar's fast path compares against.
-BENCH_SOURCE_PREFIX_BYTES: Final = BENCH_SOURCE_PREFIX.encode("ascii")
 
 
 def is_bench_source(src: str | None) -> bool:
@@ -47,10 +64,13 @@ def is_bench_source(src: str | None) -> bool:
     return src is not None and src.startswith(BENCH_SOURCE_PREFIX)
 
 
-_FLOAT_MAX: Final = sys.float_info.max
+# ---------------------------------------------------------------------------- encode
+
+_PRINTABLE: Final = re.compile(f"[ -~]{{1,{MAX_SOURCE_LEN}}}").fullmatch
 _PREFIX: Final[dict[str, str]] = {
     side: f'{{"type":"trade","side":"{side}","qty":' for side in SIDES
 }
+_BPREFIX: Final[dict[str, bytes]] = {side: prefix.encode() for side, prefix in _PREFIX.items()}
 
 
 def _check_side(side: str) -> str:
@@ -60,43 +80,73 @@ def _check_side(side: str) -> str:
         raise ValueError(f"side must be one of {SIDES}, got {side!r}") from None
 
 
-def _check_number(name: str, value: float) -> float:
+def _check_qty(value: float) -> float:
     number = float(value)
     # A chained comparison is False for NaN as well as for out-of-range values.
-    if not 0.0 <= number <= _FLOAT_MAX:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if not 0.0 <= number <= MAX_QTY:
+        raise ValueError(f"qty must be a finite number in [0, {MAX_QTY:g}], got {value!r}")
     return number
 
 
+def _check_ts(value: float) -> float:
+    number = float(value)
+    if not MIN_TS <= number <= 1e300:
+        raise ValueError(f"ts must be finite epoch seconds >= {MIN_TS:.0f}, got {value!r}")
+    return number
+
+
+def _check_int(name: str, value: int | None) -> None:
+    if value is not None and (type(value) is not int or not 0 <= value <= MAX_SAFE_INT):
+        raise ValueError(f"{name} must be an integer in [0, 2**53), got {value!r}")
+
+
 class TradeEncoder:
-    """Encodes trades for one publisher, with its ``src`` escaped once up front.
+    """Encodes trades for one publisher stream, with its constant parts built once.
 
     The publisher's hot path calls this per event, so everything that does not change
-    per event (the JSON prefix per side, the escaped source id) is built here once.
-    :attr:`now` is that hot path (see :func:`_now_encoder`).
+    per event (the JSON prefix per side, the escaped ``src``, ``stream`` and ``epoch``)
+    is formatted here once. :attr:`now` is that hot path (see :func:`_now_encoder`);
+    a new connection means a new epoch: :meth:`with_epoch` gives the encoder for it.
     """
 
-    __slots__ = ("_suffix", "now")
+    __slots__ = ("_suffix", "epoch", "now", "src", "stream")
 
-    def __init__(self, src: str | None) -> None:
+    def __init__(
+        self, src: str | None, *, stream: int | None = None, epoch: int | None = None
+    ) -> None:
+        self.src, self.stream, self.epoch = src, stream, epoch
         if src is None:
+            if stream is not None or epoch is not None:
+                raise ValueError("stream and epoch are only meaningful together with src")
             self._suffix = ""
         else:
-            _check_source(src)
-            self._suffix = f',"src":{json.dumps(src)},"seq":'
+            if not isinstance(src, str) or not _PRINTABLE(src):
+                raise ValueError(
+                    f"src must be 1..{MAX_SOURCE_LEN} printable ASCII characters, got {src!r}"
+                )
+            _check_int("stream", stream)
+            _check_int("epoch", epoch)
+            parts = [f',"src":{json.dumps(src)}']
+            if stream is not None:
+                parts.append(f',"stream":{stream:d}')
+            if epoch is not None:
+                parts.append(f',"epoch":{epoch:d}')
+            self._suffix = "".join(parts) + ',"seq":'
         #: ``now(side, qty, seq) -> bytes``: a trade stamped with the current time.
         self.now = _now_encoder(self, self._suffix.encode())
 
+    def with_epoch(self, epoch: int) -> TradeEncoder:
+        """The encoder for the same stream after a reconnect (see docs/contract.md)."""
+        return TradeEncoder(self.src, stream=self.stream, epoch=epoch)
+
     def __call__(self, side: str, qty: float, ts: float, seq: int | None = None) -> bytes:
         prefix = _check_side(side)
-        qty = _check_number("qty", qty)
-        ts = _check_number("ts", ts)
+        qty = _check_qty(qty)
+        ts = _check_ts(ts)
         if seq is None or not self._suffix:
             return f'{prefix}{qty!r},"ts":{ts!r}}}'.encode()
+        _check_int("seq", seq)
         return f'{prefix}{qty!r},"ts":{ts!r}{self._suffix}{seq:d}}}'.encode()
-
-
-_BPREFIX: Final[dict[str, bytes]] = {side: prefix.encode() for side, prefix in _PREFIX.items()}
 
 
 def _now_encoder(encoder: TradeEncoder, suffix: bytes) -> Callable[[str, float, int], bytes]:
@@ -104,15 +154,13 @@ def _now_encoder(encoder: TradeEncoder, suffix: bytes) -> Callable[[str, float, 
 
     ``ts`` is ``time.time_ns()`` written as the JSON number ``<ns>e-9``: one integer
     format, where ``repr`` of a float timestamp costs three times as much, and it still
-    parses to the same epoch-seconds float (any JSON parser, and the sidecar's fast
-    path). The frame is one bytes ``%`` format, not a str built and then encoded.
-    Only a ``float`` qty in range takes this route; anything else (an int, a numeric
-    string, a bad value) goes through the encoder's ``__call__``, which converts or
-    raises exactly as before.
+    parses to the same epoch-seconds float. Only a ``float`` qty in range takes this
+    route; anything else (an int, a numeric string, a bad value) goes through the
+    encoder's ``__call__``, which converts or raises.
     """
     prefixes = _BPREFIX
     clock = time.time_ns
-    highest = _FLOAT_MAX
+    highest = MAX_QTY
 
     if suffix:
 
@@ -133,186 +181,234 @@ def _now_encoder(encoder: TradeEncoder, suffix: bytes) -> Callable[[str, float, 
     return now
 
 
-def _check_source(src: str) -> None:
-    if not isinstance(src, str) or not 0 < len(src) <= MAX_SOURCE_LEN:
-        raise ValueError(f"src must be a string of 1..{MAX_SOURCE_LEN} characters, got {src!r}")
+def join_batch(items: Sequence[bytes]) -> bytes:
+    """One batch frame from encoded trades (at most MAX_BATCH_ITEMS of them)."""
+    if not 0 < len(items) <= MAX_BATCH_ITEMS:
+        raise ValueError(f"a batch frame holds 1..{MAX_BATCH_ITEMS} trades, got {len(items)}")
+    return b"[" + b",".join(items) + b"]"
 
 
 def encode_trade(
-    side: str, qty: float, ts: float, src: str | None = None, seq: int | None = None
+    side: str,
+    qty: float,
+    ts: float,
+    src: str | None = None,
+    seq: int | None = None,
+    *,
+    stream: int | None = None,
+    epoch: int | None = None,
 ) -> bytes:
     """Encode one trade; raises ``ValueError`` for anything the decoder would refuse."""
-    if src is None:
-        if seq is not None:
-            raise ValueError("seq is only meaningful together with src")
-        return TradeEncoder(None)(side, qty, ts)
-    return TradeEncoder(src)(side, qty, ts, seq)
+    if src is None and seq is not None:
+        raise ValueError("seq is only meaningful together with src")
+    return TradeEncoder(src, stream=stream, epoch=epoch)(side, qty, ts, seq)
+
+
+_ENCODE: Final = msgspec.json.Encoder().encode
 
 
 def encode(event: Event) -> bytes:
-    """Encode a typed event (validated exactly as the decoder would)."""
-    if isinstance(event, BenchmarkResult):
-        frame = json.dumps(
-            {"type": "benchmark", **dataclasses.asdict(event)}, separators=(",", ":")
-        ).encode()
-        decode(frame)  # refuse to emit what the sidecar would reject
-        return frame
-    return encode_trade(event.side, event.qty, event.ts, event.src, event.seq)
+    """Encode a typed event, refusing what the decoder would refuse.
 
-
-def _number(obj: dict[str, Any], name: str, invalid: Reason) -> float:
-    if name not in obj:
-        raise InvalidMessage(Reason.MISSING_FIELD, f"field {name!r} is missing")
-    value = obj[name]
-    kind = type(value)
-    if kind is float:
-        number: float = value
-    elif kind is int:
-        try:
-            number = float(value)
-        except OverflowError:
-            raise InvalidMessage(invalid, f"{name} {value} does not fit a float") from None
-    else:
-        raise InvalidMessage(Reason.WRONG_TYPE, f"{name} must be a number, got {kind.__name__}")
-    if not 0.0 <= number <= _FLOAT_MAX:
-        raise InvalidMessage(invalid, f"{name} must be finite and >= 0, got {value!r}")
-    return number
-
-
-def _decode_trade(obj: dict[str, Any]) -> TradeEvent:
-    side = obj.get("side")
-    if side not in _PREFIX:
-        if side is None:
-            raise InvalidMessage(Reason.MISSING_FIELD, "field 'side' is missing")
-        if not isinstance(side, str):
-            raise InvalidMessage(Reason.WRONG_TYPE, f"side must be a string, got {side!r}")
-        raise InvalidMessage(Reason.INVALID_SIDE, f"side must be one of {SIDES}, got {side!r}")
-    qty = _number(obj, "qty", Reason.INVALID_QTY)
-    ts = _number(obj, "ts", Reason.INVALID_TS)
-    src = obj.get("src")
-    seq = obj.get("seq")
-    if src is not None and (type(src) is not str or not 0 < len(src) <= MAX_SOURCE_LEN):
-        raise InvalidMessage(
-            Reason.INVALID_SRC, f"src must be a string of 1..{MAX_SOURCE_LEN} characters"
-        )
-    if seq is not None and (type(seq) is not int or seq < 0):
-        raise InvalidMessage(Reason.INVALID_SEQ, f"seq must be an integer >= 0, got {seq!r}")
-    checked_side: Side = side
-    return TradeEvent(checked_side, qty, ts, src, seq)
-
-
-_LABEL_VALUE: Final = re.compile(LABEL_VALUE_PATTERN)
-_BENCH_INTS: Final = ("events", "sent", "dropped", "received", "lost")
-_BENCH_FLOATS: Final = (
-    "elapsed_s", "rate", "target_rate", "p50_us", "p90_us", "p99_us", "p999_us", "max_us",
-    "started_at", "finished_at",
-)  # fmt: skip
-
-
-def _decode_benchmark(obj: dict[str, Any]) -> BenchmarkResult:
-    fields: dict[str, Any] = {}
-    for name in ("run_id", "variant"):
-        text = obj.get(name)
-        if text is None:
-            raise InvalidMessage(Reason.MISSING_FIELD, f"field {name!r} is missing")
-        if type(text) is not str or not _LABEL_VALUE.fullmatch(text):
-            raise InvalidMessage(
-                Reason.INVALID_BENCHMARK, f"{name} must match {LABEL_VALUE_PATTERN}"
-            )
-        fields[name] = text
-    mode = obj.get("mode")
-    if mode not in BENCH_MODES:
-        raise InvalidMessage(Reason.INVALID_BENCHMARK, f"mode must be one of {BENCH_MODES}")
-    checked_mode: BenchMode = mode
-    for name in _BENCH_INTS:
-        count = obj.get(name)
-        if count is None:
-            raise InvalidMessage(Reason.MISSING_FIELD, f"field {name!r} is missing")
-        if type(count) is not int:
-            raise InvalidMessage(Reason.WRONG_TYPE, f"{name} must be an integer")
-        if count < -1:
-            raise InvalidMessage(Reason.INVALID_BENCHMARK, f"{name} must be >= -1")
-        fields[name] = count
-    for name in _BENCH_FLOATS:
-        fields[name] = _number(obj, name, Reason.INVALID_BENCHMARK)
-    return BenchmarkResult(mode=checked_mode, **fields)
-
-
-# The exact bytes TradeEncoder writes (no whitespace, fixed key order, ASCII src without
-# escapes, JSON number grammar without a sign): such a frame means exactly what
-# json.loads would make of it, so it can skip the generic parser. Numbers are bounded
-# (20 integer digits, 20 fraction digits, 2 exponent digits), so they stay far below
-# the float maximum and the whole frame far below MAX_FRAME_BYTES; anything else goes
-# the general way and gets its precise reject reason. Possessive quantifiers: a
-# mismatch fails at once instead of backtracking.
-_NUMBER: Final = rb"((?:0|[1-9][0-9]{0,19}+)(?:\.[0-9]{1,20}+)?+(?:[eE][+-]?[0-9]{1,2}+)?+)"
-_CANONICAL_TRADE: Final = re.compile(
-    rb'\{"type":"trade","side":"(buy|sell)","qty":'
-    + _NUMBER
-    + rb',"ts":'
-    + _NUMBER
-    + rb'(?:,"src":"([ !#-\[\]-~]{1,%d}+)","seq":(0|[1-9][0-9]{0,17}+))?+\}' % MAX_SOURCE_LEN
-).fullmatch
-_SIDE_OF: Final[dict[bytes, Side]] = {b"buy": "buy", b"sell": "sell"}
-
-#: ``fullmatch`` of that layout, for a consumer that converts in bulk (the sidecar).
-#: Groups, all bytes: side (b"buy"/b"sell"), qty, ts, then src and seq (both None, or
-#: ASCII src and a decimal seq). A match means: valid, and ``float()``/``int()``/
-#: ``decode("ascii")`` of the groups give exactly what :func:`decode` would.
-CANONICAL_TRADE_MATCH: Final = _CANONICAL_TRADE
-#: The side names by their bytes, as matched above.
-SIDE_OF_BYTES: Final = _SIDE_OF
-
-#: (side, qty, ts, src, seq), what a TradeEvent holds, without building one.
-TradeFields = tuple[Side, float, float, str | None, int | None]
-
-
-def decode_canonical_trade(frame: bytes) -> TradeFields | None:
-    """(side, qty, ts, src, seq) of a frame in the encoder's own layout, else ``None``.
-
-    The sidecar's hot path: one regex match and the number conversions instead of
-    ``json.loads`` plus a dataclass. ``None`` never means invalid, only "not the
-    common case": the caller then uses :func:`decode`, which has the final word.
+    Struct construction does not run the ``Meta`` constraints, so the frame is decoded
+    once more here: a ``ValueError`` (an :class:`InvalidMessage`) instead of a frame the
+    sidecar would count as invalid.
     """
-    match = _CANONICAL_TRADE(frame)
-    if match is None:
-        return None
-    side, qty, ts, src, seq = match.groups()
-    if src is None:
-        return _SIDE_OF[side], float(qty), float(ts), None, None
-    return _SIDE_OF[side], float(qty), float(ts), src.decode("ascii"), int(seq)
+    frame = _ENCODE(event)
+    decode(frame)  # raises InvalidMessage for a whole-frame problem
+    return frame
 
 
-def decode(frame: bytes) -> Event:
-    """Turn one frame into a typed event or raise :class:`InvalidMessage`.
+def encode_batch(trades: Sequence[Trade]) -> bytes:
+    """Encode trades as one batch frame; ``ValueError`` if any of them is invalid."""
+    frame = _ENCODE(list(trades))
+    if not 0 < len(trades) <= MAX_BATCH_ITEMS:
+        raise ValueError(f"a batch frame holds 1..{MAX_BATCH_ITEMS} trades, got {len(trades)}")
+    rejects = decode(frame).rejects
+    if rejects:
+        raise rejects[0]
+    return frame
 
-    The UTF-8 decode is explicit because ``json.loads`` on bytes would silently accept
-    UTF-16 and UTF-32 too, which the contract does not allow.
+
+# ---------------------------------------------------------------------------- decode
+
+Buffer = bytes | bytearray | memoryview
+
+
+class Decoded(NamedTuple):
+    """What one frame carried: its good events in order, and one reject per bad item.
+
+    ``rejects`` is empty except for a batch frame with bad items; a problem of the
+    whole frame (not JSON, too big, a bad single object) raises instead.
     """
-    fields = decode_canonical_trade(frame)
-    if fields is not None:
-        return TradeEvent(*fields)
+
+    events: list[Event]
+    rejects: list[InvalidMessage]
+
+
+_NO_REJECTS: Final[tuple[InvalidMessage, ...]] = ()
+
+_FAST: Final = msgspec.json.Decoder(
+    Trade | BenchmarkResult | list[Trade],  # one object, or a batch (length checked below)
+).decode
+#: One object of a single-object frame: ``type`` required, it picks the Struct.
+_ONE: Final = msgspec.json.Decoder(Trade | BenchmarkResult).decode
+#: One item of a batch being taken apart: a trade, ``type`` optional, as in ``_FAST``.
+_ITEM: Final = msgspec.json.Decoder(Trade).decode
+_SHAPE: Final = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw]).decode
+
+
+def decode_into(
+    frame: Buffer, out: list[Event], now: float | None = None
+) -> Sequence[InvalidMessage]:
+    """Append the frame's events to ``out``; return the rejects of its bad batch items.
+
+    The receiver's hot path: no result object per frame, and the common case is one
+    msgspec call plus the ``ts`` horizon check. Raises :class:`InvalidMessage` for a
+    whole-frame problem, exactly as :func:`decode`. ``now`` is the receiver's clock
+    (epoch seconds; default: ``time.time()``).
+    """
     if len(frame) > MAX_FRAME_BYTES:
         raise InvalidMessage(Reason.OVERSIZE, f"{len(frame)} bytes > {MAX_FRAME_BYTES}")
+    horizon = (time.time() if now is None else now) + MAX_TS_AHEAD_S
     try:
-        text = frame.decode("utf-8")
-    except UnicodeDecodeError as exc:
+        obj = _FAST(frame)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return _slow(frame, out, horizon)
+    kind = type(obj)
+    if kind is Trade:
+        if obj.ts <= horizon:
+            out.append(obj)
+            return _NO_REJECTS
+        return _slow(frame, out, horizon)
+    if kind is BenchmarkResult:
+        out.append(obj)
+        return _NO_REJECTS
+    assert isinstance(obj, list)
+    if len(obj) <= MAX_BATCH_ITEMS:
+        for trade in obj:
+            if trade.ts > horizon:
+                break
+        else:
+            out.extend(obj)
+            return _NO_REJECTS
+    return _slow(frame, out, horizon)
+
+
+def decode(frame: Buffer, now: float | None = None) -> Decoded:
+    """Turn one frame into its events, or raise :class:`InvalidMessage`."""
+    events: list[Event] = []
+    rejects = decode_into(frame, events, now)
+    return Decoded(events, list(rejects))
+
+
+def _slow(frame: Buffer, out: list[Event], horizon: float) -> list[InvalidMessage]:
+    """The precise reason for a frame the fast decoder refused (or a ts to check)."""
+    data = bytes(frame)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # json would also take UTF-16/32; the contract not
         raise InvalidMessage(Reason.NOT_UTF8, str(exc)) from None
     try:
-        obj = json.loads(text)
-    except ValueError as exc:  # JSONDecodeError, and int-string limits
+        shape = _SHAPE(data)
+    except msgspec.ValidationError:
+        raise InvalidMessage(
+            Reason.NOT_OBJECT, "a frame is a JSON object or an array of trade objects"
+        ) from None
+    except msgspec.DecodeError as exc:
         raise InvalidMessage(Reason.MALFORMED_JSON, str(exc)) from None
     except RecursionError:
         raise InvalidMessage(Reason.MALFORMED_JSON, "nesting too deep") from None
-    if type(obj) is not dict:
-        raise InvalidMessage(Reason.NOT_OBJECT, f"expected an object, got {type(obj).__name__}")
-    kind = obj.get("type")
-    if kind == "trade":
-        return _decode_trade(obj)
-    if kind == "benchmark":
-        return _decode_benchmark(obj)
-    if kind is None:
-        raise InvalidMessage(Reason.MISSING_FIELD, "field 'type' is missing")
-    if not isinstance(kind, str):
-        raise InvalidMessage(Reason.WRONG_TYPE, f"type must be a string, got {kind!r}")
-    raise InvalidMessage(Reason.UNKNOWN_TYPE, f"unknown type {kind[:40]!r}")
+    if isinstance(shape, dict):
+        event = _checked(data, _ONE, horizon)
+        if isinstance(event, InvalidMessage):
+            raise event
+        out.append(event)
+        return []
+    if len(shape) > MAX_BATCH_ITEMS:
+        raise InvalidMessage(
+            Reason.BATCH_TOO_LARGE, f"{len(shape)} items > {MAX_BATCH_ITEMS} in one batch frame"
+        )
+    rejects: list[InvalidMessage] = []
+    for index, raw in enumerate(shape):
+        item = _checked(raw, _ITEM, horizon)
+        if isinstance(item, InvalidMessage):
+            if item.reason is Reason.UNKNOWN_TYPE and "'benchmark'" in item.detail:
+                item = InvalidMessage(
+                    Reason.BATCH_ITEM_NOT_TRADE, "a batch frame carries trades only"
+                )
+            rejects.append(InvalidMessage(item.reason, f"item {index}: {item.detail}"))
+        else:
+            out.append(item)
+    return rejects
+
+
+def _checked(
+    data: bytes | msgspec.Raw, decoder: Callable[[bytes | msgspec.Raw], Event], horizon: float
+) -> Event | InvalidMessage:
+    """One object decoded and ts-checked, or the InvalidMessage that says why not."""
+    try:
+        event = decoder(data)
+    except msgspec.ValidationError as exc:
+        return _from_validation(str(exc))
+    except msgspec.DecodeError as exc:  # e.g. bad UTF-8 inside a string of an item
+        return InvalidMessage(Reason.MALFORMED_JSON, str(exc))
+    except RecursionError:
+        return InvalidMessage(Reason.MALFORMED_JSON, "nesting too deep")
+    if isinstance(event, Trade) and event.ts > horizon:
+        return _future_ts(event.ts, horizon)
+    return event
+
+
+#: Field → the reason for a value of the right type that breaks the field's rule.
+_FIELD_REASON: Final = {
+    "side": Reason.INVALID_SIDE,
+    "qty": Reason.INVALID_QTY,
+    "ts": Reason.INVALID_TS,
+    "src": Reason.INVALID_SRC,
+    "seq": Reason.INVALID_SEQ,
+    "stream": Reason.INVALID_STREAM,
+    "epoch": Reason.INVALID_EPOCH,
+}
+_AT: Final = re.compile(r" - at `\$\.([A-Za-z_0-9]+)")
+_WRONG_TYPE: Final = re.compile(r"^Expected `[^`]+`, got `")
+
+
+def _from_validation(message: str) -> InvalidMessage:
+    """msgspec's error text → a Reason (slow path only: bad frames are rare)."""
+    if message.startswith("Object missing required field"):
+        return InvalidMessage(Reason.MISSING_FIELD, message)
+    at = _AT.search(message)
+    field = at.group(1) if at else ""
+    if not field:
+        return InvalidMessage(Reason.NOT_OBJECT, message)
+    if field == "type":
+        if message.startswith("Invalid value"):
+            return InvalidMessage(Reason.UNKNOWN_TYPE, message)
+        return InvalidMessage(Reason.WRONG_TYPE, message)
+    if _WRONG_TYPE.match(message):
+        return InvalidMessage(Reason.WRONG_TYPE, message)
+    return InvalidMessage(_FIELD_REASON.get(field, Reason.INVALID_BENCHMARK), message)
+
+
+#: (reason, unit, factor): a ts this many times too large is in that unit.
+_TS_UNITS: Final = (
+    (Reason.TS_MILLISECONDS, "milliseconds", 1e3),
+    (Reason.TS_MICROSECONDS, "microseconds", 1e6),
+    (Reason.TS_NANOSECONDS, "nanoseconds", 1e9),
+)
+
+
+def _future_ts(ts: float, horizon: float) -> InvalidMessage:
+    """A ts beyond the horizon: in another unit, or simply too far ahead."""
+    for reason, unit, factor in _TS_UNITS:
+        if MIN_TS * factor <= ts <= horizon * factor:
+            return InvalidMessage(
+                reason,
+                f"ts {ts:.6g} looks like {unit} since the epoch; ts is in seconds "
+                f"(divide by {factor:.0e})",
+            )
+    return InvalidMessage(
+        Reason.INVALID_TS,
+        f"ts {ts:.6g} is more than {MAX_TS_AHEAD_S:.0f} s ahead of the receiver's clock",
+    )

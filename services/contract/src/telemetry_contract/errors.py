@@ -23,13 +23,27 @@ class Reason(StrEnum):
     INVALID_SIDE = "invalid_side"
     INVALID_QTY = "invalid_qty"
     INVALID_TS = "invalid_ts"
+    TS_MILLISECONDS = "ts_milliseconds"
+    TS_MICROSECONDS = "ts_microseconds"
+    TS_NANOSECONDS = "ts_nanoseconds"
     INVALID_SRC = "invalid_src"
     INVALID_SEQ = "invalid_seq"
+    INVALID_STREAM = "invalid_stream"
+    INVALID_EPOCH = "invalid_epoch"
+    BATCH_TOO_LARGE = "batch_too_large"
+    BATCH_ITEM_NOT_TRADE = "batch_item_not_trade"
     INVALID_BENCHMARK = "invalid_benchmark"
+    #: Not the sender's fault: the receive loop caught an exception it did not expect,
+    #: counted it here, logged its first traceback, and went on.
+    INTERNAL_ERROR = "internal_error"
 
 
 class InvalidMessage(ValueError):
-    """A frame that breaks the contract; ``reason`` says which rule."""
+    """A frame (or one item of a batch frame) that breaks the contract.
+
+    ``reason`` says which rule; ``detail`` is for humans and may quote the input, so
+    loggers cut it short.
+    """
 
     def __init__(self, reason: Reason, detail: str) -> None:
         super().__init__(f"{reason.value}: {detail}")

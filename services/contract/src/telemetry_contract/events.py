@@ -1,13 +1,21 @@
-"""Typed events carried on the wire.
+"""Typed events carried on the wire, as msgspec Structs.
 
-Events are plain frozen dataclasses rather than dicts so a decoded message can only
-exist in a validated shape; the codec is the one place that builds them from bytes.
+Every rule a frame must follow lives in these types (``Meta`` constraints), so the one
+decoder that builds them from bytes is also the one validator, and the JSON Schema in
+``docs/contract.schema.json`` is generated from them rather than written by hand. The
+only rule that cannot be a static bound is the upper end of ``ts`` (the receiver's clock
+plus a day); :mod:`telemetry_contract.codec` checks it right after decoding.
+
+Struct construction in Python does *not* run the constraints (msgspec checks on decode
+only); :func:`telemetry_contract.codec.encode` therefore round-trips what it writes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, Literal
+import re
+from typing import Annotated, Final, Literal
+
+from msgspec import Meta, Struct
 
 Side = Literal["buy", "sell"]
 
@@ -17,33 +25,122 @@ SIDES: Final[tuple[Side, ...]] = ("buy", "sell")
 #: Upper bound on the optional publisher id; it is a label-free key, but memory is not free.
 MAX_SOURCE_LEN: Final = 64
 
+#: Largest qty: per-side sums of whole quantities stay exact below 2**53 for a long time
+#: (a float adds 1 exactly up to 2**53 ~ 9.007e15), and 1e300 can no longer swallow
+#: every later trade or push a counter to +Inf.
+MAX_QTY: Final = 1e15
 
-@dataclass(frozen=True, slots=True)
-class TradeEvent:
+#: 2000-01-01T00:00:00Z: nothing older is a live trade; 0 ("no trade yet") is refused.
+MIN_TS: Final = 946_684_800.0
+#: The receiver refuses ts beyond its own clock plus this (clock skew between hosts).
+MAX_TS_AHEAD_S: Final = 86_400.0
+
+#: Largest seq/stream/epoch: exact in a float and in every JSON parser (2**53 - 1).
+MAX_SAFE_INT: Final = 2**53 - 1
+
+#: Printable ASCII, 1..64 characters: a key in the sidecar's loss table and in logs.
+SOURCE_PATTERN: Final = r"^[ -~]{1,64}$"
+
+Qty = Annotated[
+    float,
+    Meta(ge=0.0, le=MAX_QTY, description="Traded quantity, finite, 0 <= qty <= 1e15."),
+]
+Timestamp = Annotated[
+    float,
+    Meta(
+        ge=MIN_TS,
+        description="Event time in epoch seconds (float). At least 2000-01-01; the "
+        "receiver also refuses values beyond its clock + 1 day, and names values that "
+        "look like milliseconds, microseconds or nanoseconds as such.",
+    ),
+]
+Source = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_SOURCE_LEN,
+        pattern=SOURCE_PATTERN,
+        description="Publisher id, 1-64 printable ASCII characters. Sources starting "
+        "with 'bench-' are benchmark traffic, counted apart.",
+    ),
+]
+SafeInt = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
+
+
+class Trade(Struct, tag_field="type", tag="trade", frozen=True, omit_defaults=True):
     """One executed trade, as the trading process reports it.
 
-    ``src`` and ``seq`` are optional so older publishers stay valid; when both are
-    present the sidecar can tell how many events of that publisher never arrived.
+    ``src`` and ``seq`` are optional so the seed's ``{type, side, qty, ts}`` stays
+    valid; with both the sidecar counts events that never arrived. ``stream`` (one
+    publisher socket's sequence within ``src``) and ``epoch`` (bumped on each new
+    connection of that socket) make that count exact when publishers and sidecars are
+    scaled out; see docs/contract.md for the rule. Absent means 0 for both.
     """
 
     side: Side
-    qty: float
-    ts: float
-    src: str | None = None
-    seq: int | None = None
+    qty: Qty
+    ts: Timestamp
+    src: Source | None = None
+    seq: Annotated[SafeInt, Meta(description="Per-stream sequence number.")] | None = None
+    stream: Annotated[SafeInt, Meta(description="One publisher socket's id within src.")] | None = (
+        None
+    )
+    epoch: (
+        Annotated[SafeInt, Meta(description="Connection count of the stream, from 0.")] | None
+    ) = None
 
+
+#: The old name, kept so code written against the dataclass contract reads the same.
+TradeEvent = Trade
 
 BenchMode = Literal["hotpath", "burst", "sustained", "ingest"]
 
 #: The benchmark's modes; also the values of the sidecar's ``mode`` label.
 BENCH_MODES: Final[tuple[BenchMode, ...]] = ("hotpath", "burst", "sustained", "ingest")
 
-#: ``run_id`` and ``variant`` become label values, so they are short and plain.
+#: Target rates the sustained mode names in its variants ("client-10000"); any other
+#: rate is reported under "client-other" / "e2e-other" (its rate is still a value).
+SUSTAINED_RATES: Final[tuple[int, ...]] = (
+    100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000,
+    500_000, 1_000_000,
+)  # fmt: skip
+
+
+def sustained_variant(kind: Literal["client", "e2e"], rate: float) -> str:
+    """The closed-set variant name of a sustained row at ``rate`` events/s."""
+    whole = int(rate)
+    if whole == rate and whole in SUSTAINED_RATES:
+        return f"{kind}-{whole}"
+    return f"{kind}-other"
+
+
+#: Every variant trading-bench emits, and so every value of the sidecar's ``variant``
+#: label. Closed: a benchmark frame with any other variant is refused, so 100,000
+#: crafted frames cannot create 100,000 series.
+BENCH_VARIANTS: Final[tuple[str, ...]] = (
+    # hotpath (and burst: "client")
+    "empty", "floor", "client", "client-batched", "client-unbatched", "seed-json",
+    "prometheus-client", "opentelemetry", "statsd",
+    # ingest
+    "raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus",
+    # sustained
+    *(f"{kind}-{rate}" for kind in ("client", "e2e") for rate in SUSTAINED_RATES),
+    "client-other", "e2e-other",
+)  # fmt: skip
+
+#: ``run_id`` is carried as a value of an info series that is replaced per
+#: (mode, variant), so it only needs to be a short plain string.
 LABEL_VALUE_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
+RunId = Annotated[str, Meta(pattern=f"^{LABEL_VALUE_PATTERN}$")]
+Variant = Annotated[
+    str, Meta(pattern="^(?:" + "|".join(re.escape(v) for v in BENCH_VARIANTS) + ")$")
+]
+Count = Annotated[int, Meta(ge=-1, le=MAX_SAFE_INT, description="-1: the mode cannot know.")]
+NonNegative = Annotated[float, Meta(ge=0.0, le=1e300)]
 
-@dataclass(frozen=True, slots=True)
-class BenchmarkResult:
+
+class BenchmarkResult(Struct, tag_field="type", tag="benchmark", frozen=True):
     """One row of a benchmark run: one variant of one mode, e.g. hotpath/client.
 
     The benchmark sends these to the sidecar (so results land in Prometheus/Grafana)
@@ -52,24 +149,24 @@ class BenchmarkResult:
     events; ``received`` and ``lost`` are -1 where the mode cannot know them.
     """
 
-    run_id: str
+    run_id: RunId
     mode: BenchMode
-    variant: str
-    events: int
-    sent: int
-    dropped: int
-    received: int
-    lost: int
-    elapsed_s: float
-    rate: float
-    target_rate: float
-    p50_us: float
-    p90_us: float
-    p99_us: float
-    p999_us: float
-    max_us: float
-    started_at: float
-    finished_at: float
+    variant: Variant
+    events: Count
+    sent: Count
+    dropped: Count
+    received: Count
+    lost: Count
+    elapsed_s: NonNegative
+    rate: NonNegative
+    target_rate: NonNegative
+    p50_us: NonNegative
+    p90_us: NonNegative
+    p99_us: NonNegative
+    p999_us: NonNegative
+    max_us: NonNegative
+    started_at: NonNegative
+    finished_at: NonNegative
 
 
-Event = TradeEvent | BenchmarkResult
+Event = Trade | BenchmarkResult

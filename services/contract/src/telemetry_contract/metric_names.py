@@ -14,7 +14,9 @@ INVALID = "telemetry_messages_invalid_total"
 LOST = "telemetry_events_lost_total"
 E2E_LATENCY = "telemetry_e2e_latency_seconds"
 
-# Benchmark results (``type: "benchmark"`` messages), labelled run_id/mode/variant.
+# Benchmark results (``type: "benchmark"`` messages), labelled mode/variant (both closed
+# sets in events.py); BENCH_RUN carries the run_id of the row each (mode, variant) shows.
+BENCH_RUN = "telemetry_benchmark_run_info"
 BENCH_RESULTS = "telemetry_benchmark_results_total"
 BENCH_LATENCY = "telemetry_benchmark_latency_microseconds"
 BENCH_RATE = "telemetry_benchmark_rate_events_per_second"
@@ -50,14 +52,10 @@ CURVE_DENIED = "telemetry_curve_clients_denied_total"
 #: Every metric family name the sidecar exports (histograms by their base name).
 ALL: Final = (
     TRADES, VOLUME, LAST_TRADE_TS, RECEIVED, INVALID, LOST, E2E_LATENCY,
-    BENCH_RESULTS, BENCH_LATENCY, BENCH_RATE, BENCH_TARGET_RATE, BENCH_EVENTS,
+    BENCH_RESULTS, BENCH_RUN, BENCH_LATENCY, BENCH_RATE, BENCH_TARGET_RATE, BENCH_EVENTS,
     BENCH_ELAPSED, BENCH_FINISHED, BENCH_TRADES, BENCH_LOST, BENCH_E2E_LATENCY,
     RECEIVER_HEALTHY, BUILD_INFO, ALERT_THRESHOLD, CURVE_DENIED,
 )  # fmt: skip
-
-#: Benchmark rows the sidecar keeps; the oldest is forgotten first. run_id comes from
-#: input, so this bound is what keeps the number of series finite.
-MAX_BENCH_ROWS: Final = 64
 
 #: Upper bounds (seconds) of the end-to-end latency histograms (trading and benchmark
 #: traffic alike): loopback sits in the

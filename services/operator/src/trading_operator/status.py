@@ -147,12 +147,12 @@ def read_result(pods: Sequence[Mapping[str, Any]]) -> BenchmarkResult:
     if message is None:
         raise ResultError("NoResult", "the benchmark pod left no termination message")
     try:
-        event = decode(message.encode("utf-8"))
+        events = decode(message.encode("utf-8")).events
     except InvalidMessage as exc:
         raise ResultError("InvalidResult", f"termination message is not a result: {exc}") from None
-    if not isinstance(event, BenchmarkResult):
+    if len(events) != 1 or not isinstance(events[0], BenchmarkResult):
         raise ResultError("InvalidResult", "termination message is a trade, not a benchmark result")
-    return event
+    return events[0]
 
 
 def result_status(result: BenchmarkResult) -> Status:

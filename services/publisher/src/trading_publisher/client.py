@@ -28,8 +28,9 @@ from telemetry_contract.transport import (
     DEFAULT_LINGER_MS,
     DEFAULT_SNDHWM,
     DEFAULT_ZMQ_ADDRESS,
-    monitored_push_socket,
 )
+
+from trading_publisher.sockets import monitored_push_socket
 
 _NOBLOCK = zmq.NOBLOCK
 _PEER_EVENTS = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED

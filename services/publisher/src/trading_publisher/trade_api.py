@@ -5,29 +5,29 @@ endpoints are ``async def`` on purpose: they all run on the event loop's one thr
 so the (thread-unsafe) ZeroMQ socket is never shared between threads and needs no
 lock, and ``Publisher.trade`` never blocks, so it cannot stall the loop either.
 
-Input is checked here, before the encoder, so a caller gets a 4xx that says what was
-wrong instead of a 500; nothing invalid ever reaches the sidecar. A dropped event is
+Input is checked here, before the encoder, with the contract's own types, so a caller
+gets a 4xx that says what was wrong (413 for a body above MAX_BODY_BYTES) and never a
+500; nothing invalid ever reaches the sidecar. A dropped event is
 still a 202 with ``"sent": false``: the request was fine, telemetry was shed by design.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Final
 
+import msgspec
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telemetry_contract.cli import load_or_exit, new_parser
-from telemetry_contract.events import SIDES
+from telemetry_contract.events import MAX_QTY, SIDES, Qty
 from telemetry_contract.graceful_exit import exit_zero_on_signals
 
 from trading_publisher import settings as settings_mod
@@ -35,24 +35,35 @@ from trading_publisher.client import Publisher
 from trading_publisher.settings import PublisherSettings
 
 DEFAULT_QTY = 1.0
-#: A trade request is a few bytes; refuse to buffer anything much larger.
+#: A trade request is a few bytes; refuse to buffer anything much larger (413).
 MAX_BODY_BYTES = 4096
 
 
 class BadRequest(ValueError):
     """Input the caller must fix; the message is returned to them verbatim."""
 
+    def __init__(self, message: str, status_code: int = 422) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
-def _check_qty(raw: object) -> float:
-    # bool is an int subclass; {"qty": true} is a mistake, not 1 lot.
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise BadRequest(f"qty must be a number, got {raw!r}")
+
+class TradeBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The optional JSON body: ``{"qty": 2}``; qty bounded exactly as on the wire."""
+
+    qty: Qty | None = None
+
+
+_BODY: Final = msgspec.json.Decoder(TradeBody).decode
+_BODY_HINT: Final = 'body must be a JSON object such as {"qty": 2}'
+_QTY_RANGE: Final = f"qty must be a finite number >= 0 and <= {MAX_QTY:g}"
+
+
+def _check_qty(raw: float) -> float:
+    """A query-string qty, validated by the contract's own ``Qty`` type."""
     try:
-        qty = float(raw)
-    except OverflowError:
-        raise BadRequest(f"qty must be a finite number >= 0, got {raw!r}") from None
-    if not math.isfinite(qty) or qty < 0:
-        raise BadRequest(f"qty must be a finite number >= 0, got {raw!r}")
+        qty: float = msgspec.convert(raw, Qty)
+    except msgspec.ValidationError:
+        raise BadRequest(f"{_QTY_RANGE}, got {raw!r}") from None
     return qty
 
 
@@ -64,32 +75,39 @@ def _qty_from_query(raw: str) -> float:
     return _check_qty(number)
 
 
-def _refuse_constant(name: str) -> Any:
-    raise BadRequest(f"qty must be a finite number >= 0, got {name}")
-
-
 async def _qty_from_body(request: Request) -> float | None:
-    """The body's ``qty``, or ``None`` when there is no body at all."""
+    """The body's ``qty``, or ``None`` when there is no body at all.
+
+    msgspec parses and validates in one step and refuses what ``json.loads`` would let
+    through or choke on: NaN/Infinity literals, 1e309, and nesting deep enough to
+    raise ``RecursionError`` (a 500 before). Every failure is a :class:`BadRequest`.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes", 413)
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
-            raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes")
+            raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes", 413)
     if not body.strip():
         return None
     try:
-        # Python's json accepts NaN/Infinity literals; a trade quantity must not.
-        payload = json.loads(body, parse_constant=_refuse_constant)
-    except ValueError as exc:
-        if isinstance(exc, BadRequest):
-            raise
-        raise BadRequest('body must be a JSON object such as {"qty": 2}') from None
-    if not isinstance(payload, dict):
-        raise BadRequest('body must be a JSON object such as {"qty": 2}')
-    unknown = sorted(set(payload) - {"qty"})
-    if unknown:
-        raise BadRequest(f"unknown field(s) {unknown}; the body takes only qty")
-    return _check_qty(payload["qty"]) if "qty" in payload else None
+        payload = _BODY(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if text.startswith("Object contains unknown field"):
+            raise BadRequest(f"{text}; the body takes only qty") from None
+        if "$.qty" in text:
+            if text.startswith("Expected `float | null`, got"):
+                raise BadRequest(f"qty must be a number ({text})") from None
+            raise BadRequest(f"{_QTY_RANGE} ({text})") from None
+        raise BadRequest(_BODY_HINT) from None
+    except msgspec.DecodeError as exc:  # includes NaN/Infinity literals: not JSON
+        raise BadRequest(f"body is not valid JSON ({exc}); {_BODY_HINT}") from None
+    except RecursionError:
+        raise BadRequest(f"body nests too deep; {_BODY_HINT}") from None
+    return payload.qty
 
 
 async def _read_qty(request: Request) -> float:
@@ -132,7 +150,7 @@ def create_app(settings: PublisherSettings, publisher: Publisher | None = None) 
         try:
             qty = await _read_qty(request)
         except BadRequest as exc:
-            return _error(422, str(exc))
+            return _error(exc.status_code, str(exc))
         pub = state["pub"]
         ts = time.time()
         sent = pub.trade(side, qty, ts)

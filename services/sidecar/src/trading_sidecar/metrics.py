@@ -1,212 +1,255 @@
 """The sidecar's Prometheus metrics, kept as plain numbers and exposed by a Collector.
 
-The receiver thread is the only writer. prometheus_client's Counter takes a lock on
-every ``inc()``; here an event costs a few dict/list updates instead, and the lock-free
-read in ``collect()`` is safe because every key exists from start-up (no dict resizes)
-and the GIL makes each single update atomic. Every label value comes from the
-contract's closed sets, so no input can create a new series, and every series exists
-from the first scrape. Families carry no ``created`` timestamp, so there is no
-``_created`` series.
+One ingest path: the receiver hands typed events (already decoded and validated by the
+contract) to :meth:`TradeMetrics.record`, in order, a chunk at a time; nothing here
+ever sees bytes. The receiver thread is the only writer. prometheus_client's Counter
+takes a lock on every ``inc()``; here an event costs a few local updates, written back
+once per chunk, and the lock-free read in ``collect()`` is safe because every key exists
+from start-up (no dict resizes) and the GIL makes each single update atomic. Every label
+value comes from the contract's closed sets, so no input can create a new series.
 
 Trades from a ``src`` starting with ``BENCH_SOURCE_PREFIX`` are benchmark traffic: they
 are counted in their own series (trades, seq-gap losses, e2e latency) and never in the
 trading ones, so a benchmark run against a production sidecar leaves the trading
-dashboard alone and reads back exactly its own events. The fast path pays for the check
-once per run of frames from one publisher (a prefix test) plus one flag test per frame
-that carries a ``src``.
+dashboard alone and reads back exactly its own events.
+
+Loss is counted per (src, stream) with the connection epoch, by the rule in
+docs/contract.md (:class:`LossTracker`). The running totals and the loss table are
+plain data (:class:`MetricsState`), so they can be snapshotted and restored.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass, field
 
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    InfoMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 from telemetry_contract import metric_names as names
-from telemetry_contract.codec import BENCH_SOURCE_PREFIX, BENCH_SOURCE_PREFIX_BYTES
+from telemetry_contract.codec import BENCH_SOURCE_PREFIX
 from telemetry_contract.errors import Reason
-from telemetry_contract.events import SIDES, BenchmarkResult, TradeEvent
+from telemetry_contract.events import SIDES, BenchmarkResult, Event, Trade
 
-#: Publishers whose last ``seq`` is remembered; beyond this the oldest is forgotten,
-#: so a stream of made-up ``src`` values cannot grow memory without bound.
-MAX_TRACKED_SOURCES = 4096
+#: (src, stream) keys whose position is remembered; beyond this the least recently
+#: seen is forgotten, so made-up ``src``/``stream`` values cannot grow memory.
+MAX_TRACKED_STREAMS = 4096
+#: The old name, for readers of the per-src table it replaced.
+MAX_TRACKED_SOURCES = MAX_TRACKED_STREAMS
 E2E_BOUNDS = names.E2E_LATENCY_BUCKETS
 
+#: A (src, stream) key, and its position: (last seq, last epoch).
+StreamKey = tuple[str, int]
+Position = tuple[int, int]
 
-def _observe(counts: list[int], received_at: float, ts: float) -> float:
-    """Put one e2e latency in its bucket slot and return it (for the running sum).
 
-    A negative latency means two hosts' clocks disagree; it counts as "instant".
+def lost_between(last: Position, seq: int, epoch: int) -> int:
+    """Events the gap from ``last`` to (``seq``, ``epoch``) says this sidecar lost.
+
+    Same epoch, or the very next one (this sidecar saw the previous connection, so no
+    other replica got the gap): a jump in seq is loss. An epoch further ahead means the
+    connections in between went to another replica, which counted them: no loss here.
+    seq at or below the last one (a duplicate, a publisher restart) or an older epoch:
+    start over from it, no loss. Every case re-baselines at (seq, epoch).
     """
-    latency = received_at - ts
-    if latency < 0.0:
-        latency = 0.0
-    counts[bisect_left(E2E_BOUNDS, latency)] += 1
-    return latency
+    last_seq, last_epoch = last
+    if last_epoch <= epoch <= last_epoch + 1 and seq > last_seq + 1:
+        return seq - last_seq - 1
+    return 0
 
 
-class TradeMetrics:
-    """Running totals for everything the sidecar has received."""
+@dataclass(slots=True)
+class LossTracker:
+    """Last (seq, epoch) per (src, stream): a bounded LRU table, insertion-ordered dict.
+
+    The most recently seen key is the last one in the dict (it is re-inserted when it
+    changes), so the first key is the one to forget when the table is full.
+    """
+
+    positions: dict[StreamKey, Position] = field(default_factory=dict)
+    capacity: int = MAX_TRACKED_STREAMS
+
+    def observe(self, src: str, stream: int, seq: int, epoch: int) -> int:
+        """Record one event's position; returns how many events its gap says were lost."""
+        positions = self.positions
+        key = (src, stream)
+        last = positions.pop(key, None)
+        if last is None:
+            if len(positions) >= self.capacity:
+                del positions[next(iter(positions))]
+            positions[key] = (seq, epoch)
+            return 0
+        positions[key] = (seq, epoch)
+        return lost_between(last, seq, epoch)
+
+
+@dataclass(slots=True)
+class MetricsState:
+    """Everything the sidecar counts, as plain data (snapshot/restore, tests)."""
+
+    trades: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SIDES, 0))
+    volume: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SIDES, 0.0))
+    last_trade_ts: float = 0.0
+    received: int = 0
+    invalid: dict[str, int] = field(default_factory=lambda: {r.value: 0 for r in Reason})
+    lost: int = 0
+    #: One slot per e2e bound plus the +Inf overflow; non-cumulative, summed at scrape.
+    latency_counts: list[int] = field(default_factory=lambda: [0] * (len(E2E_BOUNDS) + 1))
+    latency_sum: float = 0.0
+    bench_trades: int = 0
+    bench_lost: int = 0
+    bench_latency_counts: list[int] = field(default_factory=lambda: [0] * (len(E2E_BOUNDS) + 1))
+    bench_latency_sum: float = 0.0
+    bench_results: int = 0
+    streams: LossTracker = field(default_factory=LossTracker)
+
+
+class TradeMetrics(MetricsState):
+    """Running totals for everything the sidecar has received, and the one ingest path."""
+
+    __slots__ = ("bench_rows", "latency_bounds")
 
     def __init__(self) -> None:
-        self.trades: dict[str, int] = dict.fromkeys(SIDES, 0)
-        self.volume: dict[str, float] = dict.fromkeys(SIDES, 0.0)
-        self.last_trade_ts = 0.0
-        self.received = 0
-        self.invalid: dict[str, int] = {reason.value: 0 for reason in Reason}
-        self.lost = 0
+        super().__init__()
         self.latency_bounds = E2E_BOUNDS
-        # One slot per bound plus the +Inf overflow; non-cumulative, summed at scrape.
-        self.latency_counts = [0] * (len(self.latency_bounds) + 1)
-        self.latency_sum = 0.0
-        #: Benchmark traffic (src starting with BENCH_SOURCE_PREFIX), counted apart.
-        self.bench_trades = 0
-        self.bench_lost = 0
-        self.bench_latency_counts = [0] * (len(self.latency_bounds) + 1)
-        self.bench_latency_sum = 0.0
-        self._last_seq: dict[str, int] = {}
-        self.bench_results = 0
-        #: Latest row per (run_id, mode, variant), oldest first, at most MAX_BENCH_ROWS.
-        self.bench_rows: dict[tuple[str, str, str], BenchmarkResult] = {}
+        #: Latest row per (mode, variant): both closed sets, so the table is bounded.
+        self.bench_rows: dict[tuple[str, str], BenchmarkResult] = {}
 
-    def record_trade(self, event: TradeEvent, received_at: float) -> None:
-        """Count one valid trade that arrived at ``received_at`` (epoch seconds).
+    def record(self, events: Sequence[Event], received_at: float) -> None:
+        """Count decoded events, in order, all received at ``received_at`` (epoch s).
 
-        The general path, for frames the decoder had to parse; frames in the encoder's
-        own layout are counted by :meth:`record_canonical`, which must agree with this.
+        Sums are kept in locals and written once; the (src, stream) being followed stays
+        in locals while consecutive events come from it (the usual case), so the loss
+        table is touched once per run of events, not per event.
         """
-        src, seq = event.src, event.seq
-        if src is not None and src.startswith(BENCH_SOURCE_PREFIX):
-            self.bench_trades += 1
-            self.bench_latency_sum += _observe(self.bench_latency_counts, received_at, event.ts)
-            if seq is not None:
-                self.bench_lost += self._track_seq(src, seq)
-            return
-        side = event.side
-        self.trades[side] += 1
-        self.volume[side] += event.qty
-        self.last_trade_ts = event.ts
-        self.latency_sum += _observe(self.latency_counts, received_at, event.ts)
-        if seq is not None and src is not None:
-            self.lost += self._track_seq(src, seq)
-
-    def record_canonical(
-        self, batch: Sequence[tuple[bytes | Any, ...]], received_at: float
-    ) -> None:
-        """Count a batch of frames matched by ``codec.CANONICAL_TRADE_MATCH``.
-
-        The groups are converted here, in one loop with every lookup local, instead of
-        one :meth:`record` call per event: the call itself cost as much as the counting.
-        Sides are summed in locals and written once; the seq stream being followed stays
-        in locals while consecutive frames come from the same publisher (the usual case),
-        so its name is decoded and looked up once per run of frames, not per frame. The
-        result is exactly :meth:`record` applied frame by frame (a test holds it to
-        that). All of the batch was counted at ``received_at``, which is what its e2e
-        latency measures (publish to counted). Whether a stream is benchmark traffic is
-        decided when the stream changes, with the rest of its state.
-        """
-        counts = self.latency_counts
         bounds = self.latency_bounds
-        last_seq = self._last_seq
-        buys = sells = 0
-        buy_volume = sell_volume = latency_sum = 0.0
-        lost = 0
-        ts = self.last_trade_ts
-        following: bytes | None = None  # src of the stream held in name/last
-        name = ""
-        last: int | None = None
-        bench = False  # whether the stream held in name/last is benchmark traffic
-        bench_prefix = BENCH_SOURCE_PREFIX_BYTES
+        counts = self.latency_counts
         bench_counts = self.bench_latency_counts
-        bench_trades = bench_lost = 0
-        bench_latency_sum = 0.0
-        for side, qty_text, ts_text, src, seq in batch:
-            if src is not None:  # _track_seq, with the current stream kept in locals
-                if src != following:
-                    if following is not None and last is not None:
-                        last_seq[name] = last
-                    following = src
-                    name = src.decode("ascii")
-                    bench = src.startswith(bench_prefix)
-                    last = last_seq.get(name)
-                    if last is None and len(last_seq) >= MAX_TRACKED_SOURCES:
-                        del last_seq[next(iter(last_seq))]
-                number = int(seq)
-                if last is not None and number > last + 1:
-                    if bench:
-                        bench_lost += number - last - 1
+        streams = self.streams
+        buys = sells = bench_trades = lost = bench_lost = 0
+        buy_volume = sell_volume = latency_sum = bench_latency_sum = 0.0
+        last_ts = self.last_trade_ts
+        prefix = BENCH_SOURCE_PREFIX
+        following: StreamKey | None = None  # key whose position is held in position
+        position: Position = (0, 0)
+        trade = Trade
+        for event in events:
+            if type(event) is not trade:
+                assert isinstance(event, BenchmarkResult)
+                self.record_benchmark(event)
+                continue
+            src = event.src
+            bench = False
+            if src is not None:
+                bench = src.startswith(prefix)
+                seq = event.seq
+                if seq is not None:
+                    key = (src, event.stream or 0)
+                    epoch = event.epoch or 0
+                    if key == following:
+                        gap = lost_between(position, seq, epoch)
+                        position = (seq, epoch)
                     else:
-                        lost += number - last - 1
-                last = number
-                if bench:  # counted apart, never in the trading series
-                    bench_trades += 1
-                    latency = received_at - float(ts_text)
-                    if latency < 0.0:
-                        latency = 0.0
-                    bench_counts[bisect_left(bounds, latency)] += 1
-                    bench_latency_sum += latency
-                    continue
-            qty = float(qty_text)
-            ts = float(ts_text)
-            if side == b"buy":
+                        if following is not None:
+                            streams.positions[following] = position
+                        gap = streams.observe(src, key[1], seq, epoch)
+                        following, position = key, (seq, epoch)
+                    if bench:
+                        bench_lost += gap
+                    else:
+                        lost += gap
+            ts = event.ts
+            latency = received_at - ts
+            if latency < 0.0:  # two hosts' clocks disagree: count it as instant
+                latency = 0.0
+            if bench:
+                bench_trades += 1
+                bench_counts[bisect_left(bounds, latency)] += 1
+                bench_latency_sum += latency
+                continue
+            if event.side == "buy":
                 buys += 1
-                buy_volume += qty
+                buy_volume += event.qty
             else:
                 sells += 1
-                sell_volume += qty
-            latency = received_at - ts
-            if latency < 0.0:
-                latency = 0.0
+                sell_volume += event.qty
+            last_ts = ts
             counts[bisect_left(bounds, latency)] += 1
             latency_sum += latency
-        if following is not None and last is not None:
-            last_seq[name] = last
-        trades = self.trades
-        volume = self.volume
+        if following is not None:
+            streams.positions[following] = position
+        trades, volume = self.trades, self.volume
         trades["buy"] += buys
         trades["sell"] += sells
         volume["buy"] += buy_volume
         volume["sell"] += sell_volume
-        self.last_trade_ts = ts
+        self.last_trade_ts = last_ts
         self.latency_sum += latency_sum
         self.lost += lost
-        if bench_trades:
+        if bench_trades or bench_lost:
             self.bench_trades += bench_trades
             self.bench_lost += bench_lost
             self.bench_latency_sum += bench_latency_sum
 
-    def _track_seq(self, src: str, seq: int) -> int:
-        """Follow ``src``'s seq stream; returns how many events its gap says were lost."""
-        last = self._last_seq.get(src)
-        gap = 0
-        if last is not None and seq > last + 1:
-            gap = seq - last - 1
-        elif last is None and len(self._last_seq) >= MAX_TRACKED_SOURCES:
-            del self._last_seq[next(iter(self._last_seq))]
-        # seq <= last means the publisher restarted (or reordered): start over from it.
-        self._last_seq[src] = seq
-        return gap
+    def record_trade(self, event: Trade, received_at: float) -> None:
+        """One trade: :meth:`record` of a one-event chunk (tests, the HTTP path)."""
+        self.record((event,), received_at)
 
     def record_invalid(self, reason: Reason) -> None:
         self.invalid[reason.value] += 1
 
     def record_benchmark(self, result: BenchmarkResult) -> None:
-        """Keep the newest result per run/mode/variant; rare, so a plain rebuild is fine."""
+        """Keep the newest row per (mode, variant); rare, so a plain rebuild is fine."""
         self.bench_results += 1
-        key = (result.run_id, result.mode, result.variant)
         rows = dict(self.bench_rows)
-        rows.pop(key, None)
-        rows[key] = result
-        while len(rows) > names.MAX_BENCH_ROWS:
-            del rows[next(iter(rows))]
+        rows[(result.mode, result.variant)] = result
         self.bench_rows = rows  # swapped whole, so a concurrent scrape sees old or new
+
+    def snapshot(self) -> MetricsState:
+        """A copy of the counted state (not the benchmark rows: they are gauges)."""
+        return MetricsState(
+            trades=dict(self.trades),
+            volume=dict(self.volume),
+            last_trade_ts=self.last_trade_ts,
+            received=self.received,
+            invalid=dict(self.invalid),
+            lost=self.lost,
+            latency_counts=list(self.latency_counts),
+            latency_sum=self.latency_sum,
+            bench_trades=self.bench_trades,
+            bench_lost=self.bench_lost,
+            bench_latency_counts=list(self.bench_latency_counts),
+            bench_latency_sum=self.bench_latency_sum,
+            bench_results=self.bench_results,
+            streams=LossTracker(dict(self.streams.positions), self.streams.capacity),
+        )
+
+    def restore(self, state: MetricsState) -> None:
+        """Continue from ``state`` (keys of closed sets the state lacks stay at 0)."""
+        for side in SIDES:
+            self.trades[side] = state.trades.get(side, 0)
+            self.volume[side] = state.volume.get(side, 0.0)
+        for reason in self.invalid:
+            self.invalid[reason] = state.invalid.get(reason, 0)
+        self.last_trade_ts = state.last_trade_ts
+        self.received = state.received
+        self.lost = state.lost
+        if len(state.latency_counts) == len(self.latency_counts):
+            self.latency_counts[:] = state.latency_counts
+            self.latency_sum = state.latency_sum
+        self.bench_trades = state.bench_trades
+        self.bench_lost = state.bench_lost
+        if len(state.bench_latency_counts) == len(self.bench_latency_counts):
+            self.bench_latency_counts[:] = state.bench_latency_counts
+            self.bench_latency_sum = state.bench_latency_sum
+        self.bench_results = state.bench_results
+        self.streams.positions = dict(state.streams.positions)
 
 
 class TradeCollector(Collector):
@@ -235,12 +278,13 @@ class TradeCollector(Collector):
         )
         yield CounterMetricFamily(
             names.RECEIVED,
-            "Frames pulled from the ZeroMQ socket, valid or not.",
+            "Frames pulled from the ZeroMQ socket, valid or not (a batch frame is one).",
             value=m.received,
         )
         invalid = CounterMetricFamily(
             names.INVALID,
-            "Frames dropped because they break the contract, by reason.",
+            "Frames (or batch items) dropped because they break the contract, by reason; "
+            "internal_error: the receive loop caught an unexpected exception.",
             labels=["reason"],
         )
         for reason, count in list(m.invalid.items()):
@@ -248,7 +292,7 @@ class TradeCollector(Collector):
         yield invalid
         yield CounterMetricFamily(
             names.LOST,
-            "Events a publisher sent that never arrived, from gaps in its seq numbers.",
+            "Events a publisher sent that never arrived, from gaps in seq per (src, stream).",
             value=m.lost,
         )
         yield HistogramMetricFamily(
@@ -292,13 +336,20 @@ def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[st
     return buckets
 
 
-_ROW_LABELS = ["run_id", "mode", "variant"]
+#: Both closed sets in the contract: the number of benchmark series is bounded by
+#: len(BENCH_MODES) * len(BENCH_VARIANTS) per family, whatever run ids arrive.
+_ROW_LABELS = ["mode", "variant"]
 _QUANTILES = (("0.5", "p50_us"), ("0.9", "p90_us"), ("0.99", "p99_us"),
               ("0.999", "p999_us"), ("1", "max_us"))  # fmt: skip
 _OUTCOMES = ("events", "sent", "dropped", "received", "lost")
 
 
-def _benchmark_families(rows: dict[tuple[str, str, str], BenchmarkResult]) -> Iterator[Metric]:
+def _benchmark_families(rows: dict[tuple[str, str], BenchmarkResult]) -> Iterator[Metric]:
+    run = InfoMetricFamily(
+        names.BENCH_RUN.removesuffix("_info"),
+        "The run whose row each (mode, variant) series shows; replaced by the next run.",
+        labels=_ROW_LABELS,
+    )
     latency = GaugeMetricFamily(
         names.BENCH_LATENCY,
         "Per-call latency percentile of a benchmark row (quantile 1 is the max).",
@@ -319,15 +370,16 @@ def _benchmark_families(rows: dict[tuple[str, str, str], BenchmarkResult]) -> It
     )
     for key, row in rows.items():
         labels = list(key)
-        for quantile, field in _QUANTILES:
-            latency.add_metric([*labels, quantile], getattr(row, field))
+        run.add_metric(labels, {"run_id": row.run_id})
+        for quantile, name in _QUANTILES:
+            latency.add_metric([*labels, quantile], getattr(row, name))
         for outcome in _OUTCOMES:
             events.add_metric([*labels, outcome], getattr(row, outcome))
         rate.add_metric(labels, row.rate)
         target.add_metric(labels, row.target_rate)
         elapsed.add_metric(labels, row.elapsed_s)
         finished.add_metric(labels, row.finished_at)
-    yield from (latency, rate, target, events, elapsed, finished)
+    yield from (run, latency, rate, target, events, elapsed, finished)
 
 
 def register(metrics: TradeMetrics, registry: CollectorRegistry) -> TradeCollector:

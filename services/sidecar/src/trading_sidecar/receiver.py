@@ -1,9 +1,12 @@
-"""The PULL loop: frames in, validated events out into :class:`TradeMetrics`.
+"""The PULL loop: frames in, typed events out into :class:`TradeMetrics`.
 
 It runs on its own thread rather than on the asyncio loop: a blocking ``recv`` in a
 tight loop is the cheapest way to drain ZeroMQ, and it keeps HTTP scrapes from ever
-delaying ingestion (or the reverse). Nothing a sender does can end the loop: every
-frame is either counted as a trade or counted under a reject reason.
+delaying ingestion (or the reverse). One path for every frame: recv → the contract's
+``decode_into`` (the only code that knows the wire layout) → ``metrics.record`` on
+typed events, a chunk at a time. Nothing a sender does can end the loop: every frame is
+counted as events or under a reject reason, and any exception nobody expected is
+counted as ``internal_error``, its first traceback logged, and the loop goes on.
 """
 
 from __future__ import annotations
@@ -13,16 +16,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import zmq
-from telemetry_contract.codec import CANONICAL_TRADE_MATCH, decode
+from telemetry_contract.codec import decode_into
 from telemetry_contract.errors import InvalidMessage, Reason
-from telemetry_contract.events import BenchmarkResult, TradeEvent
-from telemetry_contract.transport import DEFAULT_RCVHWM, pull_socket
+from telemetry_contract.events import Event
+from telemetry_contract.transport import DEFAULT_RCVHWM
 
 from trading_sidecar.log_throttle import ThrottledRejectLog
 from trading_sidecar.metrics import TradeMetrics
+from trading_sidecar.sockets import pull_socket
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class Receiver:
         self._thread: threading.Thread | None = None
         self._socket: zmq.Socket[bytes] | None = None
         self._rejects = ThrottledRejectLog(log)
+        self._logged_internal = False
         self.heartbeat = 0.0
         #: The address actually bound (resolves a ``:*`` wildcard port).
         self.bound_address = ""
@@ -94,26 +98,45 @@ class Receiver:
         try:
             while not self._stop.is_set():
                 self.heartbeat = time.monotonic()
-                if sock.poll(self._poll_ms, zmq.POLLIN):
-                    self._drain(sock, DRAIN_BATCH)
+                try:
+                    if sock.poll(self._poll_ms, zmq.POLLIN):
+                        self._drain(sock, DRAIN_BATCH)
+                except Exception as exc:  # the last guard: count, log, go on
+                    if isinstance(exc, zmq.ContextTerminated):
+                        raise
+                    self._internal_error(exc)
+                    time.sleep(0.01)  # a persistent fault must not become a busy loop
             drained = self._drain(sock, None)
             log.info("stopping: counted %d frames that were already queued", drained)
-        except Exception:  # pragma: no cover - a bug here must be visible, not silent
-            log.exception("receive loop crashed; /healthz now reports 503")
+        except Exception:  # pragma: no cover - only a dead socket gets here
+            log.exception("receive loop stopped; /healthz now reports 503")
             raise
         finally:
             sock.close(linger=0)
 
     def _drain(self, sock: zmq.Socket[bytes], limit: int | None) -> int:
-        return drain(sock, self.metrics, self._reject, limit)
+        return drain(sock, self.metrics, self._reject, limit, self._internal_error)
 
     def _reject(self, exc: InvalidMessage) -> None:
         self.metrics.record_invalid(exc.reason)
         self._rejects.rejected(exc)
 
+    def _internal_error(self, exc: BaseException) -> None:
+        """Count an unexpected exception; log the first one with its traceback."""
+        self.metrics.record_invalid(Reason.INTERNAL_ERROR)
+        if not self._logged_internal:
+            self._logged_internal = True
+            log.error("unexpected error in the receive loop (counted, going on)", exc_info=exc)
+        else:
+            self._rejects.rejected(InvalidMessage(Reason.INTERNAL_ERROR, repr(exc)))
 
-#: Canonical frames counted together at most; bounds how long a frame waits to be counted.
-COUNT_BATCH = 256
+
+#: Events counted together at most; bounds how long an event waits to be counted.
+COUNT_CHUNK = 256
+
+
+def _log_internal(exc: BaseException) -> None:
+    log.error("unexpected error while counting (counted, going on)", exc_info=exc)
 
 
 def drain(
@@ -121,69 +144,76 @@ def drain(
     metrics: TradeMetrics,
     reject: Callable[[InvalidMessage], None],
     limit: int | None,
+    internal_error: Callable[[BaseException], None] | None = None,
 ) -> int:
-    """Handle queued frames without blocking, up to ``limit`` (None: all).
+    """Handle queued frames without blocking, up to ``limit`` frames (None: all).
 
     A module function rather than a method so the benchmark's ``ingest`` mode times
     exactly this code, the sidecar's real per-frame work, on a socket of its own.
-    Frames are received as ``zmq.Frame`` because its ``more`` flag is read from the
-    message itself, where ``getsockopt(RCVMORE)`` costs a socket-option call per frame
-    (measured: 0.6 µs against 0.4 µs). Frames in the encoder's own layout are matched
-    by one regex and counted in batches of up to COUNT_BATCH
-    (:meth:`TradeMetrics.record_canonical`); any other frame first flushes the batch,
-    so the order of updates is the order of arrival, then goes through the full decoder.
+    Frames are received as ``zmq.Frame`` (its ``more`` flag is read from the message,
+    where ``getsockopt(RCVMORE)`` costs a call per frame) and decoded from its buffer
+    without a copy. Events pile up in one list and are counted every COUNT_CHUNK
+    events (:meth:`TradeMetrics.record`), in arrival order; ``received`` (frames) is
+    bumped first, so a scrape never sees more trades than frames.
     """
+    if internal_error is None:
+        internal_error = _internal_counter(metrics)
     recv = sock.recv
-    match = CANONICAL_TRADE_MATCH
+    decode = decode_into
     clock = time.time
-    pending: list[tuple[bytes | Any, ...]] = []
-    add = pending.append
+    noblock = zmq.NOBLOCK
+    events: list[Event] = []
     budget = sys.maxsize if limit is None else limit
     handled = budget  # unless the queue runs dry first
-    room = COUNT_BATCH
+    now = clock()
     for index in range(budget):
         try:
-            message = recv(zmq.NOBLOCK, copy=False)
+            message = recv(noblock, copy=False)
         except zmq.Again:
             handled = index
             break
-        if not message.more:
-            frame = message.bytes
-            matched = match(frame)
-            if matched is not None:
-                add(matched.groups())
-                room -= 1
-                if not room:
-                    _flush(metrics, pending, clock())
-                    room = COUNT_BATCH
-                continue
-        # Anything else is counted in arrival order: the batch so far first.
-        if pending:
-            _flush(metrics, pending, clock())
-            room = COUNT_BATCH
         metrics.received += 1
         if message.more:
             while sock.getsockopt(zmq.RCVMORE):
-                recv(zmq.NOBLOCK)
+                recv(noblock)
             reject(InvalidMessage(Reason.MULTIPART, "expected a single-part frame"))
             continue
         try:
-            event = decode(frame)
+            rejects = decode(message.buffer, events, now)
         except InvalidMessage as exc:
             reject(exc)
             continue
-        if type(event) is TradeEvent:
-            metrics.record_trade(event, clock())
-        else:
-            assert isinstance(event, BenchmarkResult)
-            metrics.record_benchmark(event)
-    if pending:
-        _flush(metrics, pending, clock())
+        except Exception as exc:  # a bug in decoding must not end the loop
+            internal_error(exc)
+            continue
+        for item in rejects:
+            reject(item)
+        if len(events) >= COUNT_CHUNK:
+            now = clock()
+            _count(metrics, events, now, internal_error)
+    if events:
+        _count(metrics, events, clock(), internal_error)
     return handled
 
 
-def _flush(metrics: TradeMetrics, pending: list[tuple[bytes | Any, ...]], now: float) -> None:
-    """Count the batch: ``received`` first, so a scrape never sees more trades than frames."""
-    metrics.received += len(pending)
-    metrics.record_canonical(pending, now)
-    pending.clear()
+def _count(
+    metrics: TradeMetrics,
+    events: list[Event],
+    now: float,
+    internal_error: Callable[[BaseException], None],
+) -> None:
+    try:
+        metrics.record(events, now)
+    except Exception as exc:  # counted and logged; the next chunk is counted as usual
+        internal_error(exc)
+    events.clear()
+
+
+def _internal_counter(metrics: TradeMetrics) -> Callable[[BaseException], None]:
+    """For callers without a Receiver (the benchmark): count, and log each one."""
+
+    def count(exc: BaseException) -> None:
+        metrics.record_invalid(Reason.INTERNAL_ERROR)
+        _log_internal(exc)
+
+    return count
