@@ -121,8 +121,10 @@ BENCH_VARIANTS: Final[tuple[str, ...]] = (
     # hotpath (and burst: "client")
     "empty", "floor", "client", "client-batched", "client-unbatched", "seed-json",
     "prometheus-client", "opentelemetry", "statsd",
+    "floor-curve",  # trading_bench.curve
     # ingest
     "raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus",
+    "stream", "stream-curve",  # trading_bench.curve
     # sustained
     *(f"{kind}-{rate}" for kind in ("client", "e2e") for rate in SUSTAINED_RATES),
     "client-other", "e2e-other",

@@ -45,6 +45,7 @@ class Receiver:
         rcvhwm: int = DEFAULT_RCVHWM,
         poll_ms: int = 100,
         configure: Callable[[zmq.Socket[bytes]], None] | None = None,
+        checkpoint: Callable[[], None] | None = None,
     ) -> None:
         self.address = address
         self.metrics = metrics
@@ -53,6 +54,8 @@ class Receiver:
         self._poll_ms = poll_ms
         #: Runs on the socket before bind (CURVE server options, see curve.py).
         self._configure = configure
+        #: Runs between drains, where totals and loss positions agree (state.py snapshots).
+        self._checkpoint = checkpoint
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._socket: zmq.Socket[bytes] | None = None
@@ -101,6 +104,8 @@ class Receiver:
                 try:
                     if sock.poll(self._poll_ms, zmq.POLLIN):
                         self._drain(sock, DRAIN_BATCH)
+                    if self._checkpoint is not None:
+                        self._checkpoint()
                 except Exception as exc:  # the last guard: count, log, go on
                     if isinstance(exc, zmq.ContextTerminated):
                         raise
