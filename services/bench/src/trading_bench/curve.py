@@ -29,13 +29,9 @@ from pathlib import Path
 import zmq
 import zmq.auth
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX, TradeEncoder
-from telemetry_contract.transport import (
-    DEFAULT_LINGER_MS,
-    DEFAULT_RCVHWM,
-    DEFAULT_SNDHWM,
-    pull_socket,
-)
+from telemetry_contract.transport import DEFAULT_LINGER_MS, DEFAULT_RCVHWM, DEFAULT_SNDHWM
 from trading_sidecar.curve import CurveAuthenticator, apply_curve_server, load_server_keys
+from trading_sidecar.sockets import pull_socket
 
 from trading_bench.common import RunContext, progress_bar
 from trading_bench.rows import Row, make_row
