@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Frames handled per wake-up before the loop refreshes its heartbeat and stop flag.
 DRAIN_BATCH = 4096
+#: On stop, the socket closes once no frame has arrived for this long (after unbinding).
+QUIET_MS = 50
 
 
 class Receiver:
@@ -111,13 +113,32 @@ class Receiver:
                         raise
                     self._internal_error(exc)
                     time.sleep(0.01)  # a persistent fault must not become a busy loop
-            drained = self._drain(sock, None)
+            drained = self._final_drain(sock)
             log.info("stopping: counted %d frames that were already queued", drained)
         except Exception:  # pragma: no cover - only a dead socket gets here
             log.exception("receive loop stopped; /healthz now reports 503")
             raise
         finally:
             sock.close(linger=0)
+
+    def _final_drain(self, sock: zmq.Socket[bytes]) -> int:
+        """Count everything that reached this socket before it closes.
+
+        Unbinding first closes the publishers' connections: what they send from then on
+        stays in their own queues and goes to the next sidecar (or this one restarted)
+        instead of into a socket about to close. Frames that already arrived stay
+        readable and are counted, until none has come for QUIET_MS. What was still in
+        the kernel's TCP buffers at that instant is gone (ZeroMQ has no acknowledgements);
+        the publisher's seq numbers make it count as lost when it reconnects.
+        """
+        try:
+            sock.unbind(self.bound_address)
+        except zmq.ZMQError as exc:  # already gone: drain what is there all the same
+            log.debug("unbind %s: %s", self.bound_address, exc)
+        drained = self._drain(sock, None)
+        while sock.poll(QUIET_MS, zmq.POLLIN):
+            drained += self._drain(sock, None)
+        return drained
 
     def _drain(self, sock: zmq.Socket[bytes], limit: int | None) -> int:
         return drain(sock, self.metrics, self._reject, limit, self._internal_error)
