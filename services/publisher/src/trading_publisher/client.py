@@ -53,7 +53,7 @@ import socket as _socket
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -83,6 +83,15 @@ HELD_EVENT_BYTES: Final = 160
 ZMQ_MSG_OVERHEAD: Final = 256
 
 _DONTWAIT: Final = zmq_direct.ZMQ_DONTWAIT
+#: pyzmq's Cython ``Socket.send`` itself, skipping the Python-level wrapper of
+#: ``zmq.Socket`` (routing/str checks the client never needs); the wrapper elsewhere.
+_socket_send: Callable[[zmq.Socket[bytes], bytes, int], object]
+try:
+    from zmq.backend.cython._zmq import Socket as _CythonSocket
+
+    _socket_send = _CythonSocket.send  # type: ignore[assignment]
+except ImportError:  # another pyzmq backend
+    _socket_send = zmq.Socket.send
 #: The wall clock in ns, bound once: a global lookup instead of a module attribute.
 _clock: Final = time.time_ns
 _PEER_EVENTS: Final = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
@@ -248,6 +257,8 @@ class Publisher:
         #: ``zmq_send(handle, frame, len, flags) -> int``: GIL-holding when available.
         self._zsend = self._direct.send if self._direct is not None else self._pyzmq_send
         self._rr = 0
+        #: The round-robin successor of each socket index, looked up instead of computed.
+        self._next_rr = [(i + 1) % len(self._streams) for i in range(len(self._streams))]
 
         # What trade() appends to: one flat list, prefix, qty, ts, prefix, qty, ts, ...
         # (``extend`` of a 3-tuple: one atomic operation under the GIL). Not a list of
@@ -343,7 +354,12 @@ class Publisher:
             raise ValueError(f"bad trade: side {side!r}, qty {qty!r}") from None
         if not ok:
             raise ValueError(f"qty must be a finite number in [0, {MAX_QTY:g}], got {qty!r}")
-        t = now if ts is None else _given_ts(ts, now)
+        if ts is None:
+            t: int | float = now
+            item = _ITEM
+        else:
+            t = _given_ts(ts, now)
+            item = _ITEM_GIVEN_TS
         lock = self._lock
         if not lock.acquire(False):  # someone is flushing: the flusher takes this one
             self._extend((prefix, qty, t))
@@ -360,12 +376,18 @@ class Publisher:
             s = streams[rr]
             if s.peers and not self._held_count and not self._flat:
                 lead = self._leads[prefix].get(qty) or self._new_lead(prefix, qty)
-                item = _ITEM if t.__class__ is int else _ITEM_GIVEN_TS
                 frame = item % (lead, t, self._head, s.seq, s.tail)
-                if self._zsend(s.handle, frame, len(frame), _DONTWAIT) >= 0:
+                # pyzmq's own (Cython) send here, not the GIL-holding ctypes one: measured
+                # ~0.3 us cheaper per call, and in the calling thread giving the GIL away
+                # for the send costs nothing (the flusher is idle in this mode).
+                try:
+                    _socket_send(s.socket, frame, _DONTWAIT)
+                except zmq.ZMQError:
+                    pass  # full or no route: the flush below holds or drops it
+                else:
                     s.seq += 1
                     self.sent += 1
-                    self._rr = (rr + 1) % len(streams)
+                    self._rr = self._next_rr[rr]
                     return True
             self._extend((prefix, qty, t))
             self._flush_locked(force=True)
