@@ -278,7 +278,8 @@ def decode_into(
         return _slow(frame, out, horizon)
     kind = type(obj)
     if kind is Trade:
-        if obj.ts <= horizon:
+        src = obj.src
+        if obj.ts <= horizon and (src is None or (src.isascii() and src.isprintable())):
             out.append(obj)
             return _NO_REJECTS
         return _slow(frame, out, horizon)
@@ -288,7 +289,10 @@ def decode_into(
     assert isinstance(obj, list)
     if len(obj) <= MAX_BATCH_ITEMS:
         for trade in obj:
-            if trade.ts > horizon:
+            src = trade.src
+            if trade.ts > horizon or (
+                src is not None and not (src.isascii() and src.isprintable())
+            ):
                 break
         else:
             out.extend(obj)
@@ -301,7 +305,8 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
 
     One Python call per chunk of frames instead of one per frame, with every lookup
     local: for a single-trade frame the work is one msgspec call, a type test and the
-    ``ts`` horizon test. Anything else (a batch with a late ``ts``, a bad frame) goes
+    ``ts`` horizon test and the printable test of a ``src`` not seen in the frame before.
+    Anything else (a batch with a late ``ts``, a bad frame) goes
     through :func:`decode_into`, which has the final word. Whole-frame problems come
     back in the returned list, after the item rejects of earlier frames, in order.
     """
@@ -311,6 +316,7 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
     horizon = now + MAX_TS_AHEAD_S
     append = out.append
     rejects: list[InvalidMessage] = []
+    checked = ""  # the last src found printable: consecutive frames repeat it
     for frame in frames:
         if len(frame) <= limit:
             try:
@@ -319,13 +325,23 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
                 obj = None
             kind = type(obj)
             if kind is trade:
-                if obj.ts <= horizon:
+                src = obj.src
+                if obj.ts <= horizon and (
+                    src is None or src == checked or (src.isascii() and src.isprintable())
+                ):
+                    if src is not None:
+                        checked = src
                     append(obj)
                     continue
             elif kind is list and len(obj) <= MAX_BATCH_ITEMS:
                 for item in obj:
+                    src = item.src
                     if item.ts > horizon:
                         break
+                    if src is not None and src != checked:
+                        if not (src.isascii() and src.isprintable()):
+                            break
+                        checked = src
                 else:
                     out.extend(obj)
                     continue
@@ -396,8 +412,14 @@ def _checked(
         return InvalidMessage(Reason.MALFORMED_JSON, str(exc))
     except RecursionError:
         return InvalidMessage(Reason.MALFORMED_JSON, "nesting too deep")
-    if isinstance(event, Trade) and event.ts > horizon:
-        return _future_ts(event.ts, horizon)
+    if isinstance(event, Trade):
+        if event.ts > horizon:
+            return _future_ts(event.ts, horizon)
+        src = event.src
+        if src is not None and not (src.isascii() and src.isprintable()):
+            return InvalidMessage(
+                Reason.INVALID_SRC, f"src must be printable ASCII (' '..'~'), got {src!r}"
+            )
     return event
 
 

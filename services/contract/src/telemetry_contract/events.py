@@ -2,9 +2,10 @@
 
 Every rule a frame must follow lives in these types (``Meta`` constraints), so the one
 decoder that builds them from bytes is also the one validator, and the JSON Schema in
-``docs/contract.schema.json`` is generated from them rather than written by hand. The
-only rule that cannot be a static bound is the upper end of ``ts`` (the receiver's clock
-plus a day); :mod:`telemetry_contract.codec` checks it right after decoding.
+``docs/contract.schema.json`` is generated from them rather than written by hand. Two
+rules are checked by :mod:`telemetry_contract.codec` right after decoding instead: the
+upper end of ``ts`` (the receiver's clock plus a day, not a static bound) and ``src``
+being printable ASCII (stated in the schema; see ``Source`` for why).
 
 Struct construction in Python does *not* run the constraints (msgspec checks on decode
 only); :func:`telemetry_contract.codec.encode` therefore round-trips what it writes.
@@ -54,12 +55,16 @@ Timestamp = Annotated[
         "look like milliseconds, microseconds or nanoseconds as such.",
     ),
 ]
+# The printable-ASCII rule is in the schema, but checked by the codec right after
+# decoding (str.isascii/isprintable, skipped for the src of the previous frame) rather
+# than as a msgspec ``pattern``: the regex constraint cost ~0.5 us per frame, half of
+# the whole validating decode.
 Source = Annotated[
     str,
     Meta(
         min_length=1,
         max_length=MAX_SOURCE_LEN,
-        pattern=SOURCE_PATTERN,
+        extra_json_schema={"pattern": SOURCE_PATTERN},
         description="Publisher id, 1-64 printable ASCII characters. Sources starting "
         "with 'bench-' are benchmark traffic, counted apart.",
     ),
