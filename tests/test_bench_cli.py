@@ -117,8 +117,9 @@ def test_report_has_every_field_and_sane_values(run: Run, mode: str) -> None:
 
 def test_hotpath_rows(run: Run) -> None:
     found = rows(run, "hotpath")
-    assert set(found) == {"empty", "floor", "client", "seed-json", "prometheus-client",
-                          "opentelemetry", "statsd", "floor-curve"}  # fmt: skip
+    assert set(found) == {"empty", "floor", "client", "client-unbatched", "seed-json",
+                          "prometheus-client", "opentelemetry", "statsd",
+                          "floor-curve"}  # fmt: skip
     overhead = found["empty"]["p50_us"]
     assert overhead > 0
     floor = found["floor"]

@@ -1,17 +1,18 @@
 """Forced drops: what the burst row reports must be what really happened.
 
 The sidecar is frozen with SIGSTOP (its process, ZMQ I/O thread included, stops
-reading), the client has a tiny high-water mark, and the burst runs into it: the
-kernel's socket buffers and the client's queue fill up and everything after is
-dropped. Thawed, the sidecar receives exactly what was queued. The seq numbers then
+reading), the client has a tiny high-water mark and a 1 MiB memory budget, and the
+burst runs into it: the kernel's socket buffers, ZeroMQ's queue and the client's own
+fill up and everything after is dropped. Thawed, the sidecar receives exactly what was
+queued (what waited in the client goes out then too). The seq numbers then
 tell the relationship between the two counts:
 
 * the client's ``sent + dropped`` is every call, and ``received == sent`` (TCP loses
   nothing that was queued);
-* drops at the tail of the burst are *not* in the sidecar's ``lost``: no later seq
-  reveals them; so right after the burst ``lost == 0`` although ``dropped > 0``;
-* one more event from the same client then reveals all of them: ``lost == dropped``,
-  because the client advances seq for dropped events too.
+* the client stamps seq when it sends, and dropped events consume seq numbers, so the
+  events that waited in the client while the sidecar was frozen go out after the
+  dropped numbers and reveal every gap: ``lost == dropped``;
+* one more event from the same client changes nothing: no gap is counted twice.
 
 The publisher's ``src`` carries the benchmark prefix, as every benchmark's does, so all
 of this lands in the sidecar's benchmark counters and none of it in ``trades_total``.
@@ -24,7 +25,7 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from support import Sidecar
+from support import Sidecar, wait_for
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
 from trading_bench import burst
 from trading_bench.common import RunContext
@@ -52,24 +53,42 @@ def test_drops_and_seq_gaps_add_up(frozen: Sidecar) -> None:
     pid = frozen.proc.process.pid
     os.kill(pid, signal.SIGCONT)
     before = reader.counts()
-    os.kill(pid, signal.SIGSTOP)
     with Publisher(
-        frozen.zmq_address, source=BENCH_SOURCE_PREFIX + "forced-drops", sndhwm=ctx.sndhwm
+        frozen.zmq_address,
+        source=BENCH_SOURCE_PREFIX + "forced-drops",
+        sndhwm=ctx.sndhwm,
+        max_queue_bytes=1024 * 1024,
     ) as pub:
+        # One delivered frame first: the sidecar baselines the stream at its first seq,
+        # so drops before any delivery would have nothing to be a gap after.
+        wait_for(lambda: pub.connected, what="connected")
+        pub.trade("sell", 1.0)
+        pub.flush()
+        reader.settle(before.received + 1, timeout_s=30)
+        os.kill(pid, signal.SIGSTOP)
         sent = burst.send(ctx, pub, EVENTS)
+        assert sent.dropped > 0, "the frozen sidecar and a 1 MiB budget must force drops"
+        assert sent.sent + sent.dropped + sent.queued == EVENTS
         os.kill(pid, signal.SIGCONT)
-        after = reader.settle(before.received + sent.sent, timeout_s=60)
+
+        def sent_all() -> bool:
+            pub.flush()
+            return pub.queued == 0
+
+        wait_for(sent_all, what="client queue sent")
+        after = reader.settle(before.received + pub.sent, timeout_s=60)
         row = burst.row(ctx, sent, before, after, drained_s=1.0).result
 
-        assert sent.dropped > 0, "the frozen sidecar and HWM 10 must force drops"
-        assert row.sent + row.dropped == row.events == EVENTS
-        assert (row.sent, row.dropped) == (pub.sent, pub.dropped)
-        assert row.received == row.sent
-        assert row.lost == 0  # every drop is at the tail: no later seq shows the gap
+        assert row.received == pub.sent  # everything queued anywhere arrived
+        assert pub.sent + pub.dropped == EVENTS + 1 and pub.dropped == row.dropped
+        # What waited in the client is stamped when it goes, after the dropped seqs:
+        # it reveals every gap already.
+        assert row.lost == row.dropped
 
-        assert pub.trade("buy", 1.0)  # seq = EVENTS: one past every dropped seq
+        assert pub.trade("buy", 1.0)  # one past every dropped seq: nothing more to see
+        pub.flush()
         final = reader.settle(after.received + 1, timeout_s=30)
     delta = final.minus(before)
-    assert delta.received == row.sent + 1
-    assert delta.lost == row.dropped
+    assert delta.received == pub.sent
+    assert delta.lost == pub.dropped
     assert delta.trading_trades == 0  # benchmark traffic never counts as trading

@@ -39,8 +39,11 @@ def test_bench_trades_move_only_the_benchmark_series(sidecar: Sidecar) -> None:
     desk_ts = time.time() - 0.5
     try:
         with (
-            Publisher(sidecar.zmq_address, source="desk-1", context=ctx) as desk,
-            Publisher(sidecar.zmq_address, source=BENCH_SOURCE_PREFIX + "t", context=ctx) as b,
+            # One frame per event (batch_size=1), so frames and events count alike here.
+            Publisher(sidecar.zmq_address, source="desk-1", batch_size=1, context=ctx) as desk,
+            Publisher(
+                sidecar.zmq_address, source=BENCH_SOURCE_PREFIX + "t", batch_size=1, context=ctx
+            ) as b,
         ):
             for _ in range(300):  # interleaved, so the fast path switches stream each frame
                 assert desk.trade("buy", 2.0)

@@ -1,28 +1,212 @@
-"""The publisher client's promises: never blocks, never raises for transport, counts drops."""
+"""The publisher client's promises, against raw ZeroMQ sockets (and a real sidecar).
+
+Raw PULL sockets show exactly what went on the wire: frame boundaries, stream ids,
+epochs and seq numbers. Timing is never asserted tighter than "arrives at all within
+generous slack without a further call": the machine running the suite is shared.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
+import zmq.auth
 from support import Sidecar, free_port, value, wait_for
 from telemetry_contract import metric_names as names
-from trading_publisher.client import Publisher, default_source
+from trading_publisher.client import (
+    DEFAULT_MAX_DELAY_S,
+    CurveKeys,
+    Publisher,
+    default_source,
+    split_addresses,
+)
+
+Frame = list[dict[str, Any]] | dict[str, Any]
 
 
-def test_full_queue_drops_and_counts_without_blocking_or_raising() -> None:
-    address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens here
-    with Publisher(address, source="full", sndhwm=10, linger_ms=0) as pub:
+class Pulls:
+    """Raw PULL sockets on one context, all closed at teardown (a leak fails loudly)."""
+
+    def __init__(self) -> None:
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.socks: list[zmq.Socket[bytes]] = []
+
+    def __call__(self, port: int | None = None) -> tuple[zmq.Socket[bytes], str]:
+        sock = self.ctx.socket(zmq.PULL)
+        sock.setsockopt(zmq.LINGER, 0)
+        self.socks.append(sock)
+        if port is None:
+            port = sock.bind_to_random_port("tcp://127.0.0.1")
+        else:
+            sock.bind(f"tcp://127.0.0.1:{port}")
+        return sock, f"tcp://127.0.0.1:{port}"
+
+    def close(self) -> None:
+        for sock in self.socks:
+            sock.close(linger=0)
+        self.ctx.term()
+
+
+@pytest.fixture
+def pull() -> Iterator[Pulls]:
+    pulls = Pulls()
+    yield pulls
+    pulls.close()
+
+
+def recv(sock: zmq.Socket[bytes], timeout_s: float = 10.0) -> Frame | None:
+    if not sock.poll(int(timeout_s * 1000)):
+        return None
+    parsed: Frame = json.loads(sock.recv())
+    return parsed
+
+
+def items(frame: Frame) -> list[dict[str, Any]]:
+    return frame if isinstance(frame, list) else [frame]
+
+
+def drain(socks: list[zmq.Socket[bytes]], quiet_s: float = 0.5) -> list[tuple[int, Frame]]:
+    """Every frame until all sockets stay quiet for ``quiet_s``, with its socket index."""
+    poller = zmq.Poller()
+    for sock in socks:
+        poller.register(sock, zmq.POLLIN)
+    found: list[tuple[int, Frame]] = []
+    while True:
+        ready = dict(poller.poll(int(quiet_s * 1000)))
+        if not ready:
+            return found
+        for i, sock in enumerate(socks):
+            if sock in ready:
+                found.append((i, json.loads(sock.recv())))
+
+
+def test_addresses_split_on_commas() -> None:
+    assert split_addresses("tcp://a:1, tcp://b:2,") == ["tcp://a:1", "tcp://b:2"]
+    assert split_addresses(["tcp://a:1"]) == ["tcp://a:1"]
+    with pytest.raises(ValueError):
+        split_addresses(" , ")
+
+
+def test_a_full_batch_is_one_frame_with_consecutive_seqs(
+    pull: Pulls,
+) -> None:
+    sock, address = pull()
+    # A long max_delay: the 64 calls (microseconds) fall inside one flush interval.
+    with Publisher(address, source="batch", max_delay_s=0.5) as pub:
+        wait_for(lambda: pub.connected, what="connected")
+        for i in range(64):
+            pub.trade("buy" if i % 2 else "sell", float(i))
+        frame = recv(sock)
+        assert isinstance(frame, list) and len(frame) == 64
+        assert [e["seq"] for e in frame] == list(range(64))
+        assert [e["qty"] for e in frame] == [float(i) for i in range(64)]
+        assert {(e["src"], e["stream"], e["epoch"], e["type"]) for e in frame} == {
+            ("batch", pub.streams[0][1], 0, "trade")
+        }
+        assert recv(sock, 0.2) is None  # nothing else was sent
+
+
+def test_a_lone_event_goes_out_without_a_further_call(pull: Pulls) -> None:
+    sock, address = pull()
+    with Publisher(address, source="lone") as pub:
+        wait_for(lambda: pub.connected, what="connected")
+        time.sleep(0.1)  # let the flusher fall idle first: the wake-up is part of the test
         started = time.monotonic()
-        results = [pub.trade("buy", 1.0) for _ in range(5000)]
-        # Not a speed assertion: a blocking send would hang here forever, not be slow.
-        assert time.monotonic() - started < 60
-        assert pub.sent + pub.dropped == 5000
-        assert results.count(True) == pub.sent
-        assert pub.dropped > 0
+        pub.trade("sell", 2.5)
+        # Generous slack over max_delay: the machine is shared; "never" would hang here.
+        frame = recv(sock, timeout_s=DEFAULT_MAX_DELAY_S + 5.0)
+        waited = time.monotonic() - started
+        assert frame is not None, "a lone event was held with no further call"
+        assert [e["qty"] for e in items(frame)] == [2.5]
+        assert waited < DEFAULT_MAX_DELAY_S + 5.0
+
+
+def test_close_flushes_what_is_batched(pull: Pulls) -> None:
+    sock, address = pull()
+    pub = Publisher(address, source="close", max_delay_s=10)
+    wait_for(lambda: pub.connected, what="connected")
+    for _ in range(10):
+        pub.trade("buy", 1.0)
+    pub.close()
+    frame = recv(sock)
+    assert frame is not None and [e["seq"] for e in items(frame)] == list(range(10))
+    assert pub.sent == 10 and pub.dropped == 0
+
+
+def test_batch_size_one_sends_each_event_as_it_comes(pull: Pulls) -> None:
+    sock, address = pull()
+    with Publisher(address, source="one", batch_size=1, max_delay_s=10) as pub:
+        wait_for(lambda: pub.connected, what="connected")
+        for seq in range(3):
+            assert pub.trade("buy", 1.0)
+            frame = recv(sock)  # max_delay is 10 s: this arrives because trade() sent it
+            assert isinstance(frame, dict) and frame["seq"] == seq
+
+
+def test_several_endpoints_get_one_stream_each(pull: Pulls) -> None:
+    pulls = [pull() for _ in range(3)]
+    socks = [sock for sock, _ in pulls]
+    with Publisher(",".join(a for _, a in pulls), source="fan") as pub:
+        wait_for(lambda: _all_connected(pub), what="all three connected")
+        for _ in range(3_000):
+            pub.trade("sell", 1.0)
+        pub.flush()
+        seen: dict[int, list[int]] = {}
+        streams: dict[int, set[int]] = {}
+        for i, frame in drain(socks):
+            for event in items(frame):
+                seen.setdefault(event["stream"], []).append(event["seq"])
+                streams.setdefault(i, set()).add(event["stream"])
+    # Each socket carried exactly one stream, every stream counts from 0 without a gap.
+    assert all(len(s) == 1 for s in streams.values()) and len(streams) == 3
+    assert sum(len(seqs) for seqs in seen.values()) == 3_000
+    for seqs in seen.values():
+        assert seqs == list(range(len(seqs)))
+    assert {s for _, s, _, _ in pub.streams} == set(seen)
+
+
+def _all_connected(pub: Publisher) -> bool:
+    with pub._lock:  # noqa: SLF001 - the test reads the per-socket connection state
+        pub._poll_monitors()  # noqa: SLF001
+        return all(s.peers for s in pub._streams)  # noqa: SLF001
+
+
+def test_a_reconnect_is_a_new_epoch_and_seq_goes_on(pull: Pulls) -> None:
+    sock, address = pull()
+    port = int(address.rsplit(":", 1)[1])
+    with Publisher(address, source="epoch") as pub:
+        wait_for(lambda: pub.connected, what="connected")
+        pub.trade("buy", 1.0)
+        pub.flush()
+        first = recv(sock)
+        assert first is not None and items(first)[0]["epoch"] == 0
+        sock.close(linger=0)
+        wait_for(lambda: not pub.connected, what="disconnect noticed")
+        pub.trade("buy", 2.0)  # no connection: waits in the client, not in ZeroMQ
+        sock, _ = pull(port)
+        wait_for(lambda: pub.connected, timeout=30, what="reconnected")
+        pub.trade("buy", 3.0)
+        pub.flush()
+        later = [e for _, frame in drain([sock]) for e in items(frame)]
+    assert [(e["qty"], e["seq"], e["epoch"]) for e in later] == [(2.0, 1, 1), (3.0, 2, 1)]
+    assert {e["stream"] for e in later} == {items(first)[0]["stream"]}
+
+
+def test_nothing_queues_without_a_sidecar_beyond_the_budget_and_drops_are_counted() -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens here
+    with Publisher(address, source="full", max_queue_bytes=64 * 1024, linger_ms=0) as pub:
+        results = [pub.trade("buy", 1.0) for _ in range(5_000)]
+        pub.flush()
+        assert all(results)  # accepted: drops are counted, never raised or blocked on
+        assert pub.sent == 0 and pub.dropped > 0
+        assert pub.queued <= pub.max_held
+        assert pub.queued + pub.dropped == 5_000
         assert pub.stats().connected is False
 
 
@@ -32,14 +216,24 @@ def test_closed_client_counts_drops_instead_of_raising() -> None:
     assert pub.trade("sell", 2.0) is False
     assert pub.dropped == 1
     assert pub.connected is False
+    one = Publisher(f"tcp://127.0.0.1:{free_port()}", batch_size=1, linger_ms=0)
+    one.close()
+    assert one.trade("sell", 2.0) is False and one.dropped == 1
 
 
-def test_bad_arguments_are_caller_bugs_and_do_raise() -> None:
-    with Publisher(f"tcp://127.0.0.1:{free_port()}", linger_ms=0) as pub:
-        for side, qty in (("hold", 1.0), ("buy", -1.0), ("buy", float("nan"))):
+@pytest.mark.parametrize("batch_size", [1, 64])
+def test_bad_arguments_are_caller_bugs_and_do_raise(batch_size: int) -> None:
+    with Publisher(f"tcp://127.0.0.1:{free_port()}", batch_size=batch_size, linger_ms=0) as pub:
+        bad: list[tuple[Any, Any, Any]] = [
+            ("hold", 1.0, None), ("buy", -1.0, None), ("buy", float("nan"), None),
+            ("buy", 1e16, None), ("buy", "1", None), ([], 1.0, None),
+            ("buy", 1.0, 0.0), ("buy", 1.0, time.time() * 1000), ("buy", 1.0, "now"),
+        ]  # fmt: skip
+        for side, qty, ts in bad:
             with pytest.raises(ValueError):
-                pub.trade(side, qty)
-        assert pub.sent == pub.dropped == 0
+                pub.trade(side, qty, ts)
+        pub.flush()
+        assert pub.sent == pub.dropped == pub.queued == 0
 
 
 def test_default_source_is_a_valid_src() -> None:
@@ -47,13 +241,48 @@ def test_default_source_is_a_valid_src() -> None:
     assert 0 < len(src) <= 64 and src.endswith(f"-{os.getpid()}")
 
 
+def test_curve_keys_are_set_on_every_socket(pull: Pulls, tmp_path: Path) -> None:
+    server_public, server_secret = zmq.auth.create_certificates(tmp_path, "server")
+    _, client_secret = zmq.auth.create_certificates(tmp_path, "client")
+    sock = pull.ctx.socket(zmq.PULL)
+    pull.socks.append(sock)
+    sock.setsockopt(zmq.LINGER, 0)
+    public, secret = zmq.auth.load_certificate(server_secret)
+    sock.curve_server = True
+    sock.curve_publickey = public
+    assert secret is not None
+    sock.curve_secretkey = secret
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    keys = CurveKeys.from_files(server_public, client_secret)
+    with Publisher(f"tcp://127.0.0.1:{port}", source="curve", curve=keys) as pub:
+        pub.trade("buy", 4.0)
+        pub.flush()
+        frame = recv(sock)
+        assert frame is not None and items(frame)[0]["qty"] == 4.0
+        assert pub.sent >= 1 or pub.queued == 0
+    # A client with the wrong server key never gets through: nothing arrives, no crash.
+    wrong = CurveKeys(keys.public, keys.public, keys.secret)
+    with Publisher(f"tcp://127.0.0.1:{port}", source="wrong", curve=wrong) as bad:
+        bad.trade("buy", 5.0)
+        bad.flush()
+        assert recv(sock, 1.0) is None
+        bad.close(linger_ms=0)
+    with pytest.raises(ValueError, match="secret"):
+        CurveKeys.from_files(server_public, server_public)
+
+
 def test_a_million_event_burst_at_default_settings_loses_nothing(sidecar: Sidecar) -> None:
-    """The seed's default high-water mark lost over half of a 1,000-event burst."""
     total = 1_000_000
     with Publisher(sidecar.zmq_address, source="burst") as pub:
         trade = pub.trade
         for _ in range(total):
             trade("buy", 1.0)
+
+        def handed_over() -> bool:
+            pub.flush()
+            return pub.queued == 0
+
+        wait_for(handed_over, timeout=60, what="all handed over")
         assert pub.dropped == 0 and pub.sent == total
     wait_for(
         lambda: value(sidecar.scrape(), names.TRADES, side="buy") == total,
@@ -71,7 +300,7 @@ def test_publisher_survives_sidecar_restart(sidecar: Sidecar, tmp_path: Path) ->
         wait_for(lambda: pub.connected, what="connected")
         assert sidecar.stop() == 0
         wait_for(lambda: not pub.connected, what="disconnect noticed")
-        assert pub.trade("sell", 1.0)  # queued while the sidecar is away
+        assert pub.trade("sell", 1.0)  # held while the sidecar is away
         sidecar.start(tmp_path)
         wait_for(lambda: pub.connected, what="reconnected")
         assert pub.trade("sell", 1.0)
@@ -80,6 +309,39 @@ def test_publisher_survives_sidecar_restart(sidecar: Sidecar, tmp_path: Path) ->
 
 def test_raw_context_is_released() -> None:
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    pub = Publisher(f"tcp://127.0.0.1:{free_port()}", context=ctx, linger_ms=0)
+    pub = Publisher(f"tcp://127.0.0.1:{free_port()}", linger_ms=0)
     pub.close()
     ctx.term()  # hangs if the client leaked a socket on a shared context
+
+
+@pytest.mark.parametrize("batch_size", [64, 1])
+def test_without_direct_libzmq_pyzmq_send_does_the_same(
+    pull: Pulls, monkeypatch: pytest.MonkeyPatch, batch_size: int
+) -> None:
+    """Where ctypes cannot reach pyzmq's libzmq, frames go through pyzmq's own send."""
+    from trading_publisher import zmq_direct
+
+    monkeypatch.setattr(zmq_direct, "load", lambda: None)
+    sock, address = pull()
+    with Publisher(address, source="fallback", batch_size=batch_size) as pub:
+        wait_for(lambda: pub.connected, what="connected")
+        for _ in range(batch_size):
+            pub.trade("buy", 1.5)
+        pub.flush()
+        got = [e for _, frame in drain([sock]) for e in items(frame)]
+    assert [e["seq"] for e in got] == list(range(batch_size))
+    assert pub.sent == batch_size
+
+
+@pytest.mark.parametrize("batch_size", [64, 1])
+def test_a_given_ts_arrives_exactly_as_given(pull: Pulls, batch_size: int) -> None:
+    sock, address = pull()
+    given = [1_700_000_000.0 + i * 0.001 for i in range(5)]
+    with Publisher(address, source="given-ts", batch_size=batch_size) as pub:
+        wait_for(lambda: pub.connected, what="connected")
+        for ts in given:
+            pub.trade("buy", 0.1, ts=ts)
+        pub.flush()
+        got = [e for _, frame in drain([sock]) for e in items(frame)]
+    assert [e["ts"] for e in got] == given
+    assert [e["qty"] for e in got] == [0.1] * 5

@@ -1,7 +1,8 @@
 """burst: K events as fast as the client can emit them, and what the sidecar made of them.
 
-The client's own counters say what it handed to ZeroMQ (``sent``) and what it refused
-(``dropped``: queue full). The sidecar's benchmark counters (its publisher ``src``
+The client's own counters say what it handed to ZeroMQ (``sent``) and what it gave up
+(``dropped``: beyond its memory budget); what it still batches at the end of the loop is
+flushed inside the timed burst. The sidecar's benchmark counters (its publisher ``src``
 carries the benchmark prefix), read before and after, say what arrived (``received``)
 and how many seq numbers were skipped (``lost``). The client
 advances ``seq`` for dropped events too, so a drop that is followed by a delivered
@@ -34,6 +35,8 @@ class BurstSend:
     dropped: int
     elapsed_s: float
     started_at: float
+    #: Still waiting in the client when the burst ended (no queue had room).
+    queued: int = 0
 
 
 def send(ctx: RunContext, publisher: Publisher, events: int) -> BurstSend:
@@ -52,17 +55,36 @@ def send(ctx: RunContext, publisher: Publisher, events: int) -> BurstSend:
                 trade(side, qty)
             done += chunk
             bar.update(chunk)
+    # Part of the burst: what the client still batches is handed to ZeroMQ here.
+    _drain(publisher)
     elapsed = time.perf_counter() - t0
     return BurstSend(
-        events, publisher.sent - sent0, publisher.dropped - dropped0, elapsed, started_at
+        events,
+        publisher.sent - sent0,
+        publisher.dropped - dropped0,
+        elapsed,
+        started_at,
+        publisher.queued,
     )
+
+
+def _drain(publisher: Publisher, quiet_s: float = 2.0) -> None:
+    """Flush until nothing waits in the client, or until that stops moving for
+    ``quiet_s`` (a sidecar that reads nothing: then the rest stays queued, not sent)."""
+    publisher.flush()
+    last, moved = publisher.queued, time.monotonic()
+    while last and time.monotonic() - moved < quiet_s:
+        time.sleep(0.001)
+        publisher.flush()
+        if publisher.queued != last:
+            last, moved = publisher.queued, time.monotonic()
 
 
 def row(
     ctx: RunContext, burst: BurstSend, before: Counts | None, after: Counts | None, drained_s: float
 ) -> Row:
     received = lost = -1
-    extra: dict[str, float] = {}
+    extra: dict[str, float] = {"queued_at_end": float(burst.queued)}
     if before is not None and after is not None:
         delta = after.minus(before)
         received, lost = int(delta.received), int(delta.lost)

@@ -20,7 +20,6 @@ from telemetry_contract.cli import new_parser
 from telemetry_contract.events import BENCH_MODES, LABEL_VALUE_PATTERN
 from telemetry_contract.transport import (
     DEFAULT_SIDECAR_HTTP_PORT,
-    DEFAULT_SNDHWM,
     DEFAULT_ZMQ_ADDRESS,
 )
 
@@ -144,7 +143,8 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "--sndhwm",
         type=_not_negative,
         default=default("SNDHWM"),
-        help="the client's send high-water mark for burst/sustained (default: the client's own)",
+        help="the client's per-socket high-water mark for burst/sustained "
+        "(default: derived from its memory budget)",
     )
     p.add_argument(
         "--no-report",
@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reader,
             # A bar redraws with \r: only a terminal shows it; a log would keep every frame.
             progress=not args.no_progress and sys.stderr.isatty(),
-            sndhwm=args.sndhwm or DEFAULT_SNDHWM,
+            sndhwm=args.sndhwm or None,
         )
         rows = _run_mode(args, ctx)
         checks = targets.CHECKS[args.mode](rows)

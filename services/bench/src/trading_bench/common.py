@@ -26,7 +26,8 @@ class RunContext:
     #: Reads the sidecar's counters; None when the mode cannot know them (no URL given).
     reader: MetricsReader | None
     progress: bool
-    sndhwm: int
+    #: The client's per-socket high-water mark; None: derived from its memory budget.
+    sndhwm: int | None
 
 
 @contextmanager

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ import statsd  # type: ignore[import-untyped]
 import zmq
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX, TradeEncoder
 from telemetry_contract.events import SIDES
 from trading_publisher.client import Publisher
@@ -38,6 +40,10 @@ class Variant:
     #: (a, b) per event, built before timing so the loop does no preparation of its own.
     args: list[tuple[Any, Any]]
     close: Callable[[], None] = lambda: None
+    #: Run after each timed slice, outside the timing: the batched client hands what it
+    #: still holds to ZeroMQ here, so its flusher never runs inside another variant's
+    #: slice. Its cost is reported (``settle_us_per_call``), not hidden.
+    settle: Callable[[], None] = lambda: None
     #: For variants that can drop (the client): read after the run.
     counts: Callable[[], tuple[int, int]] | None = None
     extra: dict[str, float] = field(default_factory=dict)
@@ -57,19 +63,41 @@ def floor(
 def client(
     ctx: zmq.Context[zmq.Socket[bytes]], address: str, trades: list[tuple[str, float]]
 ) -> Variant:
-    """The project's call: ``Publisher.trade(side, qty)``, timestamp taken inside.
+    """The project's call, batched (the default): ``Publisher.trade(side, qty)``.
 
-    On the same ZeroMQ context as the floor and the seed, so all three share one I/O
+    On the same ZeroMQ context as the floor and the seed, so all of them share one I/O
     thread and differ only in what happens in the calling thread.
     """
     pub = Publisher(address, source=BENCH_SOURCE_PREFIX + "client", context=ctx)
     return Variant(
-        "client",
+        CLIENT,
         pub.trade,
         list(trades),
         close=lambda: pub.close(2_000),
-        counts=lambda: (pub.sent, pub.dropped),
+        settle=pub.flush,
+        counts=lambda: (pub.sent + pub.queued, pub.dropped),
     )
+
+
+def client_unbatched(
+    ctx: zmq.Context[zmq.Socket[bytes]], address: str, trades: list[tuple[str, float]]
+) -> Variant:
+    """``Publisher(batch_size=1)``: one frame per event, formatted and sent in the call
+    (what the UI and the HTTP API use)."""
+    pub = Publisher(address, source=BENCH_SOURCE_PREFIX + "unbatched", batch_size=1, context=ctx)
+    return Variant(
+        CLIENT_UNBATCHED,
+        pub.trade,
+        list(trades),
+        close=lambda: pub.close(2_000),
+        settle=pub.flush,
+        counts=lambda: (pub.sent + pub.queued, pub.dropped),
+    )
+
+
+#: The two client variants' names (the targets and the report refer to them).
+CLIENT = "client"
+CLIENT_UNBATCHED = "client-unbatched"
 
 
 def seed(
@@ -106,8 +134,29 @@ def empty(trades: list[tuple[str, float]]) -> Variant:
 EMPTY = "empty"
 
 
+#: How often the prometheus_client variant's registry is scraped during the run.
+SCRAPE_INTERVAL_S = 1.0
+
+_SCRAPER = """
+import sys, time, urllib.request
+url, interval = sys.argv[1], float(sys.argv[2])
+while True:
+    try:
+        urllib.request.urlopen(url, timeout=5).read()
+    except OSError:
+        pass
+    time.sleep(interval)
+"""
+
+
 def prometheus(trades: list[tuple[str, float]]) -> Variant:
-    """prometheus_client in the trading process: two counters and a gauge per trade."""
+    """prometheus_client in the trading process: two counters and a gauge per trade.
+
+    Measured as it runs in production: the registry is served over HTTP by
+    prometheus_client's own server thread in this process, and a scraper (a separate
+    process, so only the serving side costs this one) fetches /metrics every second
+    for the whole run. Rendering the exposition takes the same GIL the timed calls need.
+    """
     registry = CollectorRegistry()
     count = Counter("bench_trades", "trades", ["side"], registry=registry)
     volume = Counter("bench_volume", "volume", ["side"], registry=registry)
@@ -116,13 +165,30 @@ def prometheus(trades: list[tuple[str, float]]) -> Variant:
     volume_of: dict[str, Counter] = {side: volume.labels(side) for side in SIDES}
     set_last = last.set
     clock = time.time
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    scraper = subprocess.Popen(
+        [sys.executable, "-c", _SCRAPER, url, str(SCRAPE_INTERVAL_S)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def emit(side: str, qty: float) -> None:
         count_of[side].inc()
         volume_of[side].inc(qty)
         set_last(clock())
 
-    return Variant("prometheus-client", emit, list(trades))
+    def close() -> None:
+        scraper.terminate()
+        scraper.wait(10)
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return Variant(PROMETHEUS, emit, list(trades), close=close)
+
+
+PROMETHEUS = "prometheus-client"
 
 
 def opentelemetry(trades: list[tuple[str, float]]) -> Variant:

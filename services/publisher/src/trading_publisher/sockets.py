@@ -24,26 +24,6 @@ def push_socket(
     return sock
 
 
-def monitored_push_socket(
-    context: zmq.Context[zmq.Socket[bytes]],
-    address: str,
-    events: int,
-    *,
-    sndhwm: int = DEFAULT_SNDHWM,
-    linger_ms: int = DEFAULT_LINGER_MS,
-) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
-    """Like :func:`push_socket`, plus a monitor socket receiving ``events``.
-
-    The monitor is attached *before* ``connect``: attached after, the first CONNECTED
-    event can fire before anyone listens and is lost (seen in about 1 of 20 starts),
-    leaving a working link reported as down until it reconnects.
-    """
-    sock = _push(context, sndhwm, linger_ms)
-    monitor = sock.get_monitor_socket(events)
-    sock.connect(address)
-    return sock, monitor
-
-
 def _push(
     context: zmq.Context[zmq.Socket[bytes]], sndhwm: int, linger_ms: int
 ) -> zmq.Socket[bytes]:

@@ -133,9 +133,8 @@ def create_app(settings: PublisherSettings, publisher: Publisher | None = None) 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = publisher is None
-        state["pub"] = publisher or Publisher(
-            settings.zmq_connect, source=settings.source or None, sndhwm=settings.sndhwm
-        )
+        # One frame per request, sent before the response (batch_size=1).
+        state["pub"] = publisher or Publisher.from_settings(settings, batch_size=1)
         try:
             yield
         finally:

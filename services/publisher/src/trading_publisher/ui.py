@@ -130,9 +130,8 @@ class SharedPublisher:
 
     def __init__(self, settings: PublisherSettings) -> None:
         self._lock = threading.Lock()
-        self._publisher = Publisher(
-            settings.zmq_connect, source=settings.source or None, sndhwm=settings.sndhwm
-        )
+        # One frame per click, sent at once: a trader sees it counted immediately.
+        self._publisher = Publisher.from_settings(settings, batch_size=1)
         self._closed = False
 
     def trade(self, side: str, qty: float) -> Emitted:

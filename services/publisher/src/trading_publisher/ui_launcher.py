@@ -26,6 +26,7 @@ from telemetry_contract.cli import load_or_exit, new_parser
 from telemetry_contract.graceful_exit import exit_zero_on_signals
 
 from trading_publisher import settings as settings_mod
+from trading_publisher.extras import require
 
 UI_SCRIPT = Path(__file__).with_name("ui.py")
 
@@ -72,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--ui-port", type=int, default=defaults.ui_port, help="HTTP port")
     args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     settings = dataclasses.replace(defaults, ui_host=args.ui_host, ui_port=args.ui_port)
+    require("ui", prog)
     # Until Streamlit installs its own handler (once the server is up), a SIGTERM
     # during start-up should still be a clean stop, not a kill by signal.
     exit_zero_on_signals(signal.SIGTERM)

@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 
+import anyio.to_thread
 import zmq
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
@@ -31,6 +33,7 @@ from trading_sidecar.exporter import register_exporter
 from trading_sidecar.metrics import TradeMetrics, register
 from trading_sidecar.receiver import Receiver
 from trading_sidecar.settings import SidecarSettings
+from trading_sidecar.state import StateKeeper
 
 #: The only paths the probe port answers.
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
@@ -76,12 +79,14 @@ def create_app(
     curve_keys = load_server_keys(settings.curve_secret_key_file, settings.curve_clients_dir)
     context = context or zmq.Context.instance()
     authenticator = CurveAuthenticator(context, curve_keys) if curve_keys else None
+    keeper = StateKeeper(Path(settings.state_dir), metrics) if settings.state_dir else None
     receiver = Receiver(
         settings.zmq_bind,
         metrics,
         context=context,
         rcvhwm=settings.rcvhwm,
         configure=partial(apply_curve_server, keys=curve_keys) if curve_keys else None,
+        checkpoint=keeper.checkpoint if keeper else None,
     )
     register_exporter(
         registry,
@@ -101,17 +106,28 @@ def create_app(
         if authenticator is not None:
             authenticator.start()
         try:
+            # Restored before the first frame is counted, so nothing is counted twice.
+            if keeper is not None:
+                keeper.restore()
+                keeper.start()
             receiver.start()
             try:
                 yield
             finally:
-                receiver.stop()
+                receiver.stop()  # counts everything already queued ...
+                if keeper is not None:
+                    keeper.close()  # ... then saves it
         finally:
             if authenticator is not None:
                 authenticator.stop()
 
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(registry)
+        if keeper is not None:
+            # Answer only once a snapshot taken after these numbers is on disk: Prometheus
+            # then never sees a value a crash could take back (see state.py).
+            await anyio.to_thread.run_sync(keeper.sync)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:
         if receiver.alive(settings.stall_seconds):
@@ -144,6 +160,7 @@ def create_app(
     )
     app.add_middleware(ProbePortOnly, probe_port=settings.probe_port)
     app.state.curve = authenticator
+    app.state.keeper = keeper
     app.state.receiver = receiver
     app.state.metrics = metrics
     app.state.registry = registry

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Frames handled per wake-up before the loop refreshes its heartbeat and stop flag.
 DRAIN_BATCH = 4096
+#: On stop, the socket closes once no frame has arrived for this long (after unbinding).
+QUIET_MS = 50
 
 
 class Receiver:
@@ -45,6 +47,7 @@ class Receiver:
         rcvhwm: int = DEFAULT_RCVHWM,
         poll_ms: int = 100,
         configure: Callable[[zmq.Socket[bytes]], None] | None = None,
+        checkpoint: Callable[[], None] | None = None,
     ) -> None:
         self.address = address
         self.metrics = metrics
@@ -53,6 +56,8 @@ class Receiver:
         self._poll_ms = poll_ms
         #: Runs on the socket before bind (CURVE server options, see curve.py).
         self._configure = configure
+        #: Runs between drains, where totals and loss positions agree (state.py snapshots).
+        self._checkpoint = checkpoint
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._socket: zmq.Socket[bytes] | None = None
@@ -101,18 +106,39 @@ class Receiver:
                 try:
                     if sock.poll(self._poll_ms, zmq.POLLIN):
                         self._drain(sock, DRAIN_BATCH)
+                    if self._checkpoint is not None:
+                        self._checkpoint()
                 except Exception as exc:  # the last guard: count, log, go on
                     if isinstance(exc, zmq.ContextTerminated):
                         raise
                     self._internal_error(exc)
                     time.sleep(0.01)  # a persistent fault must not become a busy loop
-            drained = self._drain(sock, None)
+            drained = self._final_drain(sock)
             log.info("stopping: counted %d frames that were already queued", drained)
         except Exception:  # pragma: no cover - only a dead socket gets here
             log.exception("receive loop stopped; /healthz now reports 503")
             raise
         finally:
             sock.close(linger=0)
+
+    def _final_drain(self, sock: zmq.Socket[bytes]) -> int:
+        """Count everything that reached this socket before it closes.
+
+        Unbinding first closes the publishers' connections: what they send from then on
+        stays in their own queues and goes to the next sidecar (or this one restarted)
+        instead of into a socket about to close. Frames that already arrived stay
+        readable and are counted, until none has come for QUIET_MS. What was still in
+        the kernel's TCP buffers at that instant is gone (ZeroMQ has no acknowledgements);
+        the publisher's seq numbers make it count as lost when it reconnects.
+        """
+        try:
+            sock.unbind(self.bound_address)
+        except zmq.ZMQError as exc:  # already gone: drain what is there all the same
+            log.debug("unbind %s: %s", self.bound_address, exc)
+        drained = self._drain(sock, None)
+        while sock.poll(QUIET_MS, zmq.POLLIN):
+            drained += self._drain(sock, None)
+        return drained
 
     def _drain(self, sock: zmq.Socket[bytes], limit: int | None) -> int:
         return drain(sock, self.metrics, self._reject, limit, self._internal_error)

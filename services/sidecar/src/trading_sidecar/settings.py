@@ -34,6 +34,8 @@ class SidecarSettings:
     #: folder of allowed client ``*.key`` public certificates (zmq.auth's layout).
     curve_secret_key_file: str = ""
     curve_clients_dir: str = ""
+    #: Folder for the state snapshot (counts survive restarts); empty: no persistence.
+    state_dir: str = ""
     #: Alert thresholds, exported as ``telemetry_alert_threshold`` for the rules to read.
     alert_no_trades_seconds: float = 900.0
     alert_e2e_p99_seconds: float = 0.1
