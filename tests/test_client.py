@@ -345,3 +345,27 @@ def test_a_given_ts_arrives_exactly_as_given(pull: Pulls, batch_size: int) -> No
         got = [e for _, frame in drain([sock]) for e in items(frame)]
     assert [e["ts"] for e in got] == given
     assert [e["qty"] for e in got] == [0.1] * 5
+
+
+def test_settings_build_the_client(tmp_path: Path) -> None:
+    from trading_publisher.settings import curve_keys, load
+
+    server_public, _ = zmq.auth.create_certificates(tmp_path, "server")
+    _, client_secret = zmq.auth.create_certificates(tmp_path, "client")
+    env = {
+        "TT_PUBLISHER_ZMQ_CONNECT": f"tcp://127.0.0.1:{free_port()}, tcp://127.0.0.1:{free_port()}",
+        "TT_PUBLISHER_BATCH_SIZE": "16",
+        "TT_PUBLISHER_MAX_DELAY_MS": "5",
+        "TT_PUBLISHER_MAX_QUEUE_BYTES": str(4 * 1024 * 1024),
+        "TT_PUBLISHER_CURVE_SERVER_KEY_FILE": str(server_public),
+        "TT_PUBLISHER_CURVE_SECRET_KEY_FILE": str(client_secret),
+    }
+    settings = load(env)
+    keys = curve_keys(settings)
+    assert keys is not None and len(keys.secret) == 40
+    with Publisher.from_settings(settings, linger_ms=0) as pub:
+        assert len(pub.addresses) == 2 and len({s for _, s, _, _ in pub.streams}) == 2
+        assert (pub.batch_size, pub.max_delay_s, pub.max_queue_bytes) == (16, 0.005, 4 << 20)
+    half = {k: v for k, v in env.items() if "SECRET" not in k}
+    with pytest.raises(ValueError, match="set together"):
+        curve_keys(load(half))
