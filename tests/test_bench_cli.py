@@ -119,7 +119,7 @@ def test_hotpath_rows(run: Run) -> None:
     found = rows(run, "hotpath")
     assert set(found) == {"empty", "floor", "client", "client-unbatched", "seed-json",
                           "prometheus-client", "opentelemetry", "statsd",
-                          "floor-curve"}  # fmt: skip
+                          "floor-curve", "client-curve"}  # fmt: skip
     overhead = found["empty"]["p50_us"]
     assert overhead > 0
     floor = found["floor"]
@@ -181,13 +181,15 @@ def test_sustained_rows(run: Run, rate: int) -> None:
 
 def test_ingest_rows(run: Run) -> None:
     found = rows(run, "ingest")
-    assert set(found) == {
-        "raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus", "stream", "stream-curve",
-    }  # fmt: skip
-    for name in ("stream", "stream-curve"):  # trading_bench.curve: CURVE's cost in ingest
+    curve = ("stream", "stream-curve", "stream-batch", "stream-batch-curve")
+    assert set(found) == {"raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus", *curve}
+    for name in curve:  # trading_bench.curve: CURVE's cost in ingest, sender and consumer at once
         row = found.pop(name)
         assert row["received"] == row["sent"] == row["events"] == 20000 and row["lost"] == 0
         assert row["ratio_to_plain"] > 0 and row["spread"] >= 0
+        assert row["events_per_frame"] == (1 if "batch" not in name else pytest.approx(20000 / 313))
+        if not name.endswith("curve"):
+            assert row["ratio_to_plain"] == 1.0
     assert found["sidecar"]["ratio_to_floor"] > 0
     for row in found.values():
         # received: what each consumer itself counted, in the round that counted least.

@@ -136,3 +136,15 @@ def test_hotpath_plot_draws_every_target_line(tmp_path: Path) -> None:
     description = png_description(png)
     for t in checks:
         assert f"{t.name}:{t.op}{t.limit:g}" in description, description
+
+
+def test_hotpath_plot_draws_latency_bounds_where_they_apply(tmp_path: Path) -> None:
+    """Targets that bound one variant's percentile are drawn on the percentile plot."""
+    rows = hotpath_rows()
+    checks = [t for t in targets.hotpath(rows) if t.limit_us is not None]
+    assert checks, "the hotpath targets carry no latency bound to draw"
+    png = tmp_path / "hotpath.png"
+    report.plot(png, "hotpath", "t", rows, checks)
+    description = png_description(png)
+    for t in checks:
+        assert f"{t.variant}@{t.percentile}<={t.limit_us:g}" in description, description

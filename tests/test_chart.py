@@ -38,6 +38,8 @@ from telemetry_contract.ports import DEFAULT_SIDECAR_PROBE_PORT
 from trading_operator import resource
 from trading_operator.settings import OperatorSettings
 from trading_operator.spec import parse_spec
+from trading_publisher.settings import PublisherSettings
+from trading_sidecar.settings import SidecarSettings
 
 CHART_DIR = ROOT / "charts" / "trading-telemetry"
 DASHBOARDS_DIR = ROOT / "dashboards"
@@ -1316,3 +1318,20 @@ def test_every_metric_a_dashboard_queries_is_one_the_sidecar_exports(default: Re
                 assert found <= exported, f"{key} {where}: {sorted(found - exported)} not exported"
                 queried |= found
     assert names.TRADES in queried
+
+
+def test_every_env_var_the_chart_sets_is_one_the_service_reads(everything: Rendered) -> None:
+    """Unknown TT_* variables are ignored by the settings loaders: a typo would do nothing."""
+    fields = {
+        "TT_SIDECAR_": set(SidecarSettings.__dataclass_fields__),
+        "TT_PUBLISHER_": set(PublisherSettings.__dataclass_fields__),
+    }
+    checked = 0
+    for obj, spec in workloads(everything):
+        for c in spec["containers"]:
+            for name in env(c):
+                for prefix, known in fields.items():
+                    if name.startswith(prefix):
+                        assert name.removeprefix(prefix).lower() in known, (obj["kind"], name)
+                        checked += 1
+    assert checked >= 12  # zmq, http, probe, state, CURVE on both sides, URLs, UI

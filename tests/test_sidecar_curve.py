@@ -19,6 +19,7 @@ import zmq.auth
 from support import BIN, Sidecar, free_port, new_sidecar, start_process, value, wait_for
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import TradeEncoder
+from trading_publisher.client import CurveKeys, Publisher
 from trading_sidecar.curve import CurveConfigError, load_server_keys
 from trading_sidecar.keys import CLIENTS, PUBLISHERS, generate
 from zmq.utils.monitor import recv_monitor_message
@@ -234,3 +235,35 @@ def test_keys_cli_writes_the_documented_layout(tmp_path: Path) -> None:
     bad = subprocess.run([*run[:3], "--client", "../x"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "client name" in bad.stderr
     shutil.rmtree(out)
+
+
+def test_through_the_real_publisher(curve_sidecar: Sidecar, keys: Path) -> None:
+    """The publisher's own CURVE settings against the sidecar's: allowed counts, others not."""
+    server_key = keys / "server.key"
+    allowed = CurveKeys.from_files(server_key, keys / PUBLISHERS / "allowed.key_secret")
+    other = CurveKeys.from_files(server_key, keys / PUBLISHERS / "other.key_secret")
+    address = curve_sidecar.zmq_address
+    with (
+        Publisher(address, source="curve-other", curve=other) as refused,
+        Publisher(address, source="curve-none") as plain,
+        Publisher(address, source="curve-good", curve=allowed) as good,
+    ):
+        for _ in range(40):
+            assert refused.trade("buy", 1.0) and plain.trade("buy", 1.0)
+        wait_for(
+            lambda: value(curve_sidecar.scrape(), names.CURVE_DENIED) >= 1,
+            what="the publisher with an unknown key refused",
+        )
+        for _ in range(300):
+            assert good.trade("sell", 3.0)
+        good.flush()
+        wait_for(
+            lambda: value(curve_sidecar.scrape(), names.TRADES, side="sell") == 300,
+            what="the allowed publisher's 300 trades",
+        )
+        assert good.connected and not refused.connected
+        samples = curve_sidecar.scrape()
+        assert value(samples, names.TRADES, side="buy") == 0
+        assert value(samples, names.VOLUME, side="sell") == 900.0
+        assert value(samples, names.LOST) == 0
+        assert curve_sidecar.healthy()

@@ -3,8 +3,9 @@
 Kept out of hotpath.py and ingest.py so those modes gain a CURVE variant with one line
 each; everything CURVE-specific (keys, a CURVE sidecar, CURVE sockets) is here.
 
-- ``hotpath`` variant ``floor-curve``: the floor's raw ``send`` of pre-encoded frames, on
-  a socket with CURVE client keys, into a real ``trading-sidecar`` started with CURVE on.
+- ``hotpath`` variants ``floor-curve`` and ``client-curve``: the floor's raw ``send`` of
+  pre-encoded frames on a socket with CURVE client keys, and ``Publisher.trade`` with its
+  ``CurveKeys``, into a real ``trading-sidecar`` started with CURVE on.
   libzmq encrypts in its I/O thread, so the calling thread's cost should barely move;
   what does move is how much CPU the I/O thread takes from everything else.
 - ``ingest`` variants ``stream`` and ``stream-curve``: ingest's own rows time a drain of a
@@ -30,6 +31,7 @@ import zmq
 import zmq.auth
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX, TradeEncoder
 from telemetry_contract.transport import DEFAULT_LINGER_MS, DEFAULT_RCVHWM, DEFAULT_SNDHWM
+from trading_publisher.client import CurveKeys, Publisher
 from trading_sidecar.curve import CurveAuthenticator, apply_curve_server, load_server_keys
 from trading_sidecar.sockets import pull_socket
 
@@ -39,7 +41,8 @@ from trading_bench.sidecar import LocalSidecar, free_port
 from trading_bench.variants import Variant
 
 HOTPATH_VARIANT = "floor-curve"
-STREAM_VARIANTS = ("stream", "stream-curve")
+CLIENT_VARIANT = "client-curve"
+STREAM_VARIANTS = ("stream", "stream-curve", "stream-batch", "stream-batch-curve")
 #: Events per ingest stream round; small, since the rate settles within a fraction of it.
 DEFAULT_STREAM_EVENTS = 100_000
 HANDSHAKE_TIMEOUT_S = 10.0
@@ -119,10 +122,16 @@ def curve_sidecar_env(keys: Keys) -> dict[str, str]:
     }
 
 
-def hotpath_variant(
+def hotpath_variants(
     zctx: zmq.Context[zmq.Socket[bytes]], trades: list[tuple[str, float]]
-) -> Variant:
-    """``floor-curve``: the floor's raw send, CURVE on, into a CURVE sidecar of its own."""
+) -> list[Variant]:
+    """``floor-curve`` and ``client-curve`` into one CURVE sidecar of their own.
+
+    ``floor-curve`` is the floor's raw send on a CURVE socket; ``client-curve`` is the
+    project's ``Publisher.trade`` (batched, the default) with its ``CurveKeys``. Both on
+    ``zctx``, the I/O thread the floor and the client share, so each differs from its
+    plain twin by CURVE alone.
+    """
     folder = Path(tempfile.mkdtemp(prefix="trading-bench-curve-"))
     sidecar: LocalSidecar | None = None
     try:
@@ -130,6 +139,12 @@ def hotpath_variant(
         sidecar = LocalSidecar(extra_env=curve_sidecar_env(keys)).start()
         sock = curve_push(
             zctx, sidecar.zmq_address, keys.server_public, keys.client_public, keys.client_secret
+        )
+        pub = Publisher(
+            sidecar.zmq_address,
+            source=BENCH_SOURCE_PREFIX + CLIENT_VARIANT,
+            context=zctx,
+            curve=CurveKeys(keys.server_public, keys.client_public, keys.client_secret),
         )
     except BaseException:
         if sidecar is not None:
@@ -141,12 +156,22 @@ def hotpath_variant(
     frames = [(encode(side, qty, now, seq), zmq.NOBLOCK) for seq, (side, qty) in enumerate(trades)]
     running = sidecar
 
-    def close() -> None:
-        sock.close(linger=2_000)
+    def close_client() -> None:  # runs last (build order): the sidecar goes with it
+        pub.close(2_000)
         running.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
-    return Variant(HOTPATH_VARIANT, sock.send, frames, close=close)
+    return [
+        Variant(HOTPATH_VARIANT, sock.send, frames, close=lambda: sock.close(linger=2_000)),
+        Variant(
+            CLIENT_VARIANT,
+            pub.trade,
+            list(trades),
+            close=close_client,
+            settle=pub.flush,
+            counts=lambda: (pub.sent + pub.queued, pub.dropped),
+        ),
+    ]
 
 
 def _stream_child(
@@ -219,10 +244,18 @@ def _stream_once(frames: list[bytes], keys: Keys | None) -> tuple[int, float]:
 
 
 def stream_rows(ctx: RunContext, events: int, rounds: int = 3) -> list[Row]:
-    """``stream`` and ``stream-curve``, alternating, ``rounds`` each; medians compared."""
-    from trading_bench.ingest import _frames  # the very frames ingest's own rows use
+    """Each STREAM_VARIANTS entry ``rounds`` times, alternating; medians compared.
 
-    frames = _frames(events)
+    ``stream``/``stream-curve`` carry single-event frames, ``stream-batch``/
+    ``stream-batch-curve`` the same events as ingest's batch frames (what the batched
+    client sends): CURVE costs per frame, so batches spread it over their events.
+    ``ratio_to_plain`` compares each CURVE row with its plain twin.
+    """
+    from trading_bench.ingest import _batches, _frames  # the very frames ingest's rows use
+
+    single = _frames(events)
+    feeds = {"stream": single, "stream-curve": single}
+    feeds["stream-batch"] = feeds["stream-batch-curve"] = _batches(single)
     started_at = time.time()
     times: dict[str, list[float]] = {variant: [] for variant in STREAM_VARIANTS}
     counted: dict[str, list[int]] = {variant: [] for variant in STREAM_VARIANTS}
@@ -234,7 +267,7 @@ def stream_rows(ctx: RunContext, events: int, rounds: int = 3) -> list[Row]:
                 order = STREAM_VARIANTS if r % 2 == 0 else STREAM_VARIANTS[::-1]
                 for variant in order:
                     count, seconds = _stream_once(
-                        frames, keys if variant.endswith("curve") else None
+                        feeds[variant], keys if variant.endswith("curve") else None
                     )
                     times[variant].append(seconds)
                     counted[variant].append(count)
@@ -242,10 +275,10 @@ def stream_rows(ctx: RunContext, events: int, rounds: int = 3) -> list[Row]:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     median = {variant: statistics.median(found) for variant, found in times.items()}
-    plain_rate = events / median["stream"]
     rows = []
     for variant in STREAM_VARIANTS:
         seconds = median[variant]
+        plain = median[variant.removesuffix("-curve")]
         received = min(counted[variant])
         rows.append(
             make_row(
@@ -253,7 +286,8 @@ def stream_rows(ctx: RunContext, events: int, rounds: int = 3) -> list[Row]:
                 sent=events, received=received, lost=events - received,
                 elapsed_s=seconds, started_at=started_at,
                 extra={
-                    "ratio_to_plain": events / seconds / plain_rate,
+                    "ratio_to_plain": plain / seconds,
+                    "events_per_frame": events / len(feeds[variant]),
                     "ns_per_event": seconds * 1e9 / events,
                     "spread": (max(times[variant]) - min(times[variant])) / seconds,
                 },

@@ -55,7 +55,7 @@ def build(ctx: RunContext, zctx: zmq.Context[zmq.Socket[bytes]], calls: int) -> 
         variants.prometheus(trades),
         variants.opentelemetry(trades),
         variants.statsd_udp(trades),
-        curve.hotpath_variant(zctx, trades),
+        *curve.hotpath_variants(zctx, trades),
     ]
 
 

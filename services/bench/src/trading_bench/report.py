@@ -249,10 +249,33 @@ def plot(
         )
         description += " " + " ".join(f"{k}={v:g}" for k, v in summary.items())
     elif timed:
+        by_variant: dict[str, str] = {}
         for row in timed:
             r = row.result
             values = [r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us]
-            ax.plot(_PERCENTILE_LABELS, values, marker="o", label=r.variant)
+            (line,) = ax.plot(_PERCENTILE_LABELS, values, marker="o", label=r.variant)
+            by_variant[r.variant] = line.get_color()
+        # A latency bound of one variant at one percentile: a dashed bar at the bound, in
+        # that variant's colour, marked with ✓ or ✗ (the bar's side of the line says why).
+        drawn = []
+        for t in targets:
+            if t.limit_us is None or t.percentile not in _PERCENTILE_LABELS:
+                continue
+            x = _PERCENTILE_LABELS.index(t.percentile)
+            colour = by_variant.get(t.variant, "black")
+            ax.hlines(t.limit_us, x - 0.3, x + 0.3, colors=colour, linestyles="dashed")
+            ax.annotate(
+                # limit_us is always an upper bound on the variant's latency, whatever
+                # way round the ratio target is phrased.
+                ("✓ " if t.met else "✗ ") + f"{t.variant} ≤ {_fmt(t.limit_us)}",
+                (x + 0.3, t.limit_us),
+                fontsize="x-small",
+                color=colour,
+                va="center",
+            )
+            drawn.append(f"{t.variant}@{t.percentile}<={t.limit_us:g}")
+        if drawn:
+            description += " target-lines=" + ",".join(drawn)
         ax.set_yscale("log")
         ax.set_ylabel("latency (µs, log scale)")
         ax.set_xlabel("percentile")

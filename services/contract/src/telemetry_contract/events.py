@@ -124,10 +124,12 @@ def sustained_variant(kind: Literal["client", "e2e"], rate: float) -> str:
 #: crafted frames cannot create 100,000 series.
 BENCH_VARIANTS: Final[tuple[str, ...]] = (
     # hotpath (and burst: "client")
-    "empty", "floor", "floor-curve", "client", "client-batched", "client-unbatched",
+    "empty", "floor", "client", "client-batched", "client-unbatched",
     "seed-json", "prometheus-client", "opentelemetry", "statsd",
+    "floor-curve", "client-curve",  # trading_bench.curve
     # ingest
-    "raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus", "stream", "stream-curve",
+    "raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus",
+    "stream", "stream-curve", "stream-batch", "stream-batch-curve",  # trading_bench.curve
     # sustained
     *(f"{kind}-{rate}" for kind in ("client", "e2e") for rate in SUSTAINED_RATES),
     "client-other", "e2e-other",
