@@ -35,7 +35,7 @@ PROMETHEUS_URL ?= http://$(MONITORING_RELEASE)-kube-prometheus-prometheus.$(MONI
 # its venv holds. Each image carries exactly what its service runs.
 publisher_IMAGE := $(PUBLISHER_IMAGE)
 publisher_PACKAGE := trading-publisher
-publisher_EXTRAS :=
+publisher_EXTRAS := ui http
 sidecar_IMAGE := $(SIDECAR_IMAGE)
 sidecar_PACKAGE := trading-sidecar
 operator_IMAGE := $(OPERATOR_IMAGE)

@@ -38,6 +38,8 @@ from telemetry_contract.ports import DEFAULT_SIDECAR_PROBE_PORT
 from trading_operator import resource
 from trading_operator.settings import OperatorSettings
 from trading_operator.spec import parse_spec
+from trading_publisher.settings import PublisherSettings
+from trading_sidecar.settings import SidecarSettings
 
 CHART_DIR = ROOT / "charts" / "trading-telemetry"
 DASHBOARDS_DIR = ROOT / "dashboards"
@@ -991,6 +993,28 @@ def test_the_state_dir_is_an_emptydir_mounted_in_the_sidecar(default: Rendered) 
     assert env(container(sidecar))["TT_SIDECAR_STATE_DIR"] == mounts["state"]
 
 
+def test_persistent_state_is_a_claim_per_replica(chart: helm_python.Chart) -> None:
+    """With persistence, a rolled or rescheduled replica finds the snapshot its drain wrote."""
+    values = {
+        "sidecar": {
+            "replicas": 2,
+            "stateDir": {"persistence": {"enabled": True, "storageClassName": "standard"}},
+        }
+    }
+    sidecar = render(chart, values).get("StatefulSet", f"{RELEASE}-trading-telemetry-sidecar")
+    kubernetes_validate.validate(sidecar, KUBE_VERSION, strict=True)
+    (claim,) = sidecar["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["storageClassName"] == "standard"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    spec = pod_spec(sidecar)
+    assert spec is not None
+    assert "state" not in {v["name"] for v in spec["volumes"]}, "the claim, not an emptyDir"
+    mounts = {m["name"]: m["mountPath"] for m in container(sidecar)["volumeMounts"]}
+    assert env(container(sidecar))["TT_SIDECAR_STATE_DIR"] == mounts[claim["metadata"]["name"]]
+    # The claim is written by uid 10001 through the pod's fsGroup.
+    assert spec["securityContext"]["fsGroup"] == 10001
+
+
 def secret_files(spec: Obj, c: Obj) -> dict[str, tuple[str, str | None]]:
     """mount path of each file a container sees from a Secret → (secret, key or None=all)."""
     volumes = {v["name"]: v for v in spec["volumes"]}
@@ -1316,3 +1340,20 @@ def test_every_metric_a_dashboard_queries_is_one_the_sidecar_exports(default: Re
                 assert found <= exported, f"{key} {where}: {sorted(found - exported)} not exported"
                 queried |= found
     assert names.TRADES in queried
+
+
+def test_every_env_var_the_chart_sets_is_one_the_service_reads(everything: Rendered) -> None:
+    """Unknown TT_* variables are ignored by the settings loaders: a typo would do nothing."""
+    fields = {
+        "TT_SIDECAR_": set(SidecarSettings.__dataclass_fields__),
+        "TT_PUBLISHER_": set(PublisherSettings.__dataclass_fields__),
+    }
+    checked = 0
+    for obj, spec in workloads(everything):
+        for c in spec["containers"]:
+            for name in env(c):
+                for prefix, known in fields.items():
+                    if name.startswith(prefix):
+                        assert name.removeprefix(prefix).lower() in known, (obj["kind"], name)
+                        checked += 1
+    assert checked >= 12  # zmq, http, probe, state, CURVE on both sides, URLs, UI

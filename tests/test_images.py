@@ -525,6 +525,23 @@ def test_publisher_image_venv_has_the_ui_and_not_the_benchmark(tmp_path: Path) -
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip().startswith(str(venv)), probe.stdout
+    # The [ui] and [http] extras are what the UI and the trade endpoint import.
+    for module in ("streamlit", "starlette", "uvicorn"):
+        found = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", f"import {module}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert found.returncode == 0, f"{module}: {found.stderr}"
+
+
+def test_the_publisher_image_installs_the_ui_and_http_extras() -> None:
+    publisher = images()["trading-telemetry-publisher"]
+    command = uv_sync_command(publisher)
+    extras = [command[i + 1] for i, word in enumerate(command) if word == "--extra"]
+    assert extras == ["ui", "http"]
+    assert {"trading-ui", "trading-publisher-http"} <= installed_scripts(publisher)
 
 
 def test_bench_image_venv_runs_the_benchmark(tmp_path: Path) -> None:

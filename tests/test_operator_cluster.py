@@ -1,25 +1,25 @@
-"""KubeCluster, the real adapter, against a fake Kubernetes API server on a real socket.
+"""KubeCluster, the real adapter, against kmock's Kubernetes emulator on a real socket.
 
-The official client really serializes, sends and parses here; only the server is fake.
-Each request is turned back into the RBAC permission it needs (verb from the HTTP method,
-resource from the URL), which must be the one ``operator_rbac.CLUSTER_CALLS`` lists for the method
-that sent it, so the Role is derived from what goes over the wire, not from intentions.
+The official client really serializes, sends and parses here; only the API server is
+emulated (nolar/kmock, the mock server kopf's own examples test with: objects in memory,
+every request recorded). Each request is turned back into the RBAC permission it needs (verb
+from the HTTP method, resource from the URL), which must be the one
+``operator_rbac.CLUSTER_CALLS`` lists for the method that sent it, so the Role is derived from
+what goes over the wire, not from intentions. KubeCluster is synchronous (it runs in kopf's
+handler threads), so the tests call it in a thread while kmock serves on the test's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import json
-import threading
-import time
+import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, TypeVar, cast
 
+import kmock
 import kopf
 import kubernetes
 import pytest
@@ -37,21 +37,11 @@ from trading_operator.settings import OperatorSettings
 from trading_operator.spec import parse_spec
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 NS = "trading"
 CR_PATH = f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}/lb"
 CR_META = {"name": "lb", "namespace": NS, "uid": "u1"}
-
-
-def status_body(code: int, reason: str, message: str) -> Obj:
-    """An API error body, as the API server sends it."""
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "status": "Failure",
-        "reason": reason,
-        "code": code,
-        "message": message,
-    }
+BENCHMARKS = f"{GROUP}/{VERSION}/{PLURAL}"
 
 
 @dataclass
@@ -83,137 +73,108 @@ def permission(seen: Seen) -> Permission:
     return Permission(group, resource, verb)
 
 
-@dataclass
-class FakeApiServer:
-    """Routes → (status, JSON body); records every request it gets."""
-
-    routes: dict[tuple[str, str], Callable[[Seen], tuple[int, Obj]]] = field(default_factory=dict)
-    seen: list[Seen] = field(default_factory=list)
-
-    def handle(self, seen: Seen) -> tuple[int, Obj]:
-        self.seen.append(seen)
-        route = self.routes.get((seen.method, seen.path))
-        if route is None:
-            return 404, status_body(404, "NotFound", f"{seen.path} not found")
-        return route(seen)
+def seen_requests(api: kmock.KubernetesEmulator) -> list[Seen]:
+    return [
+        Seen(
+            str(r.method).split(".")[-1].upper(),
+            r.url.path,
+            {key: r.url.query.getall(key) for key in r.url.query},
+            next((v for k, v in r.headers.items() if k.lower() == "content-type"), ""),
+            r.data,
+        )
+        for r in api
+    ]
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[FakeApiServer, str]]:
-    fake = FakeApiServer()
+class Requests:
+    """The requests kmock recorded, consumed one call at a time."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            seen = Seen(
-                self.command,
-                url.path,
-                parse_qs(url.query),
-                self.headers.get("Content-Type", ""),
-                json.loads(raw) if raw else None,
-            )
-            code, body = fake.handle(seen)
-            payload = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            try:
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up waiting (the timeout test)
+    def __init__(self, api: kmock.KubernetesEmulator) -> None:
+        self.api = api
+        self.done = 0
 
-        do_GET = do_POST = do_PATCH = _serve  # noqa: N815 - http.server's naming
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            return None
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    def only(self, method: str) -> Seen:
+        """The single request ``method`` sent, checked against the permission listed for it."""
+        seen = seen_requests(self.api)[self.done :]
+        self.done += len(seen)
+        assert len(seen) == 1, seen
+        assert permission(seen[0]) == CLUSTER_CALLS[method], seen[0]
+        return seen[0]
 
 
 @pytest.fixture
-def kube(server: tuple[FakeApiServer, str]) -> Iterator[KubeCluster]:
-    config = kubernetes.client.Configuration(host=server[1])
+def kube(kmock: kmock.KubernetesEmulator) -> Iterator[KubeCluster]:
+    config = kubernetes.client.Configuration(host=str(kmock.url).rstrip("/"))
     with kubernetes.client.ApiClient(config) as api:
         yield KubeCluster(api)
 
 
-def ok(body: Obj, code: int = 200) -> Callable[[Seen], tuple[int, Obj]]:
-    return lambda _: (code, body)
+async def call(fn: Callable[[], T]) -> T:
+    """The synchronous client in a thread, so kmock keeps serving on this loop."""
+    return await asyncio.to_thread(fn)
 
 
-def only_request(fake: FakeApiServer, method: str) -> Seen:
-    """The single request ``method`` sent, checked against the permission listed for it."""
-    (seen,) = fake.seen
-    assert permission(seen) == CLUSTER_CALLS[method], seen
-    fake.seen.clear()
-    return seen
-
-
-def test_read_service(server: tuple[FakeApiServer, str], kube: KubeCluster) -> None:
-    fake, _ = server
+@pytest.mark.asyncio
+async def test_read_service(kmock: kmock.KubernetesEmulator, kube: KubeCluster) -> None:
     service = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": "demo-zmq", "namespace": NS},
         "spec": {"ports": [{"name": "zmq", "port": 5555, "targetPort": "zmq"}]},
     }
-    fake.routes[("GET", f"/api/v1/namespaces/{NS}/services/demo-zmq")] = ok(service)
-    got = kube.read_service(NS, "demo-zmq")
-    only_request(fake, "read_service")
+    kmock.objects["v1/services", NS, "demo-zmq"] = service
+    requests = Requests(kmock)
+    got = await call(lambda: kube.read_service(NS, "demo-zmq"))
+    requests.only("read_service")
     assert got["spec"]["ports"][0]["port"] == 5555  # plain camelCase dicts, as kopf gives
     assert got["spec"]["ports"][0]["targetPort"] == "zmq"
     with pytest.raises(ApiException) as caught:
-        kube.read_service(NS, "nope")
+        await call(lambda: kube.read_service(NS, "nope"))
     assert caught.value.status == 404
 
 
-def test_create_job_sends_the_manifest_unchanged(
-    server: tuple[FakeApiServer, str], kube: KubeCluster
-) -> None:
-    fake, _ = server
+def benchmark_job() -> Obj:
     settings = OperatorSettings()
     owner = kopf.Body(
         cast(kopf.RawBody, {"apiVersion": API_VERSION, "kind": KIND, "metadata": CR_META})
     )
-    job = owned_job(render_job(parse_spec({"mode": "burst"}, settings), "lb", NS, settings), owner)
-    path = f"/apis/batch/v1/namespaces/{NS}/jobs"
-    fake.routes[("POST", path)] = lambda seen: (201, {**seen.body, "status": {}})
-    created = kube.create_job(NS, job)
-    seen = only_request(fake, "create_job")
+    return owned_job(render_job(parse_spec({"mode": "burst"}, settings), "lb", NS, settings), owner)
+
+
+@pytest.mark.asyncio
+async def test_create_job_sends_the_manifest_unchanged(
+    kmock: kmock.KubernetesEmulator, kube: KubeCluster
+) -> None:
+    job = benchmark_job()
+    requests = Requests(kmock)
+    created = await call(lambda: kube.create_job(NS, job))
+    seen = requests.only("create_job")
     # The client's model round trip must not drop or rename a single field.
     assert seen.body == job
     assert created["metadata"]["name"] == "lb-bench"
-
-    fake.routes[("POST", path)] = ok(status_body(409, "AlreadyExists", "already exists"), 409)
+    # A retried create finds the Job there: the API's 409, for the caller to handle.
     with pytest.raises(ApiException) as caught:
-        kube.create_job(NS, job)
+        await call(lambda: kube.create_job(NS, job))
     assert caught.value.status == 409
 
 
-def test_read_job_and_list_its_pods(server: tuple[FakeApiServer, str], kube: KubeCluster) -> None:
-    fake, _ = server
-    job = {
+@pytest.mark.asyncio
+async def test_read_job_and_list_its_pods(
+    kmock: kmock.KubernetesEmulator, kube: KubeCluster
+) -> None:
+    kmock.objects["batch/v1/jobs", NS, "lb-bench"] = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": "lb-bench", "namespace": NS},
     }
-    fake.routes[("GET", f"/apis/batch/v1/namespaces/{NS}/jobs/lb-bench")] = ok(job)
-    assert kube.read_job(NS, "lb-bench")["metadata"]["name"] == "lb-bench"
-    only_request(fake, "read_job")
+    requests = Requests(kmock)
+    assert (await call(lambda: kube.read_job(NS, "lb-bench")))["metadata"]["name"] == "lb-bench"
+    requests.only("read_job")
 
-    pod = {
-        "metadata": {"name": "lb-bench-x1"},
+    kmock.objects["v1/pods", NS, "lb-bench-x1"] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "lb-bench-x1", "namespace": NS},
         "status": {
             "phase": "Succeeded",
             "containerStatuses": [
@@ -228,25 +189,27 @@ def test_read_job_and_list_its_pods(server: tuple[FakeApiServer, str], kube: Kub
             ],
         },
     }
-    pods = {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [pod]}
-    fake.routes[("GET", f"/api/v1/namespaces/{NS}/pods")] = ok(pods)
-    got = kube.list_pods(NS, "batch.kubernetes.io/controller-uid=abc")
-    seen = only_request(fake, "list_pods")
+    got = await call(lambda: kube.list_pods(NS, "batch.kubernetes.io/controller-uid=abc"))
+    seen = requests.only("list_pods")
     assert seen.query["labelSelector"] == ["batch.kubernetes.io/controller-uid=abc"]
     terminated = got[0]["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["message"] == '{"type":"benchmark"}'
 
 
-def test_read_and_patch_the_benchmark(server: tuple[FakeApiServer, str], kube: KubeCluster) -> None:
-    fake, _ = server
+@pytest.mark.asyncio
+async def test_read_and_patch_the_benchmark(
+    kmock: kmock.KubernetesEmulator, kube: KubeCluster
+) -> None:
     cr = {"apiVersion": API_VERSION, "kind": KIND, "metadata": CR_META}
-    fake.routes[("GET", CR_PATH)] = ok(cr)
-    assert kube.read_benchmark(NS, "lb") == cr
-    only_request(fake, "read_benchmark")
+    kmock.objects[BENCHMARKS, NS, "lb"] = cr
+    requests = Requests(kmock)
+    assert await call(lambda: kube.read_benchmark(NS, "lb")) == cr
+    requests.only("read_benchmark")
 
-    fake.routes[("PATCH", f"{CR_PATH}/status")] = lambda seen: (200, {**cr, **seen.body})
-    kube.patch_benchmark_status(NS, "lb", {"state": "Running", "job": "lb-bench"})
-    seen = only_request(fake, "patch_benchmark_status")
+    await call(
+        lambda: kube.patch_benchmark_status(NS, "lb", {"state": "Running", "job": "lb-bench"})
+    )
+    seen = requests.only("patch_benchmark_status")
     # A merge patch: fields not in it (e.g. results written earlier) stay as they are.
     assert seen.content_type == "application/merge-patch+json"
     assert seen.body == {"status": {"state": "Running", "job": "lb-bench"}}
@@ -281,30 +244,16 @@ def test_every_call_has_a_finite_default_timeout() -> None:
     assert default == REQUEST_TIMEOUT == (5.0, 30.0)
 
 
-def test_every_call_gives_up_on_a_server_that_does_not_answer(
-    server: tuple[FakeApiServer, str],
-) -> None:
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A socket that accepts connections (the kernel's backlog does) and never answers."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_every_call_gives_up_on_a_server_that_does_not_answer(silent_server: str) -> None:
     """A silent API server ends each call with a transient error instead of a stuck handler."""
-    fake, url = server
-
-    def silent(seen: Seen) -> tuple[int, Obj]:
-        time.sleep(0.6)
-        return 200, {}
-
-    for method, path in [
-        ("GET", f"/api/v1/namespaces/{NS}/services/demo-zmq"),
-        ("POST", f"/apis/batch/v1/namespaces/{NS}/jobs"),
-        ("GET", f"/apis/batch/v1/namespaces/{NS}/jobs/lb-bench"),
-        ("GET", f"/api/v1/namespaces/{NS}/pods"),
-        ("GET", CR_PATH),
-        ("PATCH", f"{CR_PATH}/status"),
-    ]:
-        fake.routes[(method, path)] = silent
-    settings = OperatorSettings()
-    owner = kopf.Body(
-        cast(kopf.RawBody, {"apiVersion": API_VERSION, "kind": KIND, "metadata": CR_META})
-    )
-    job = owned_job(render_job(parse_spec({"mode": "burst"}, settings), "lb", NS, settings), owner)
+    job = benchmark_job()
     calls: dict[str, Callable[[KubeCluster], object]] = {
         "read_service": lambda k: k.read_service(NS, "demo-zmq"),
         "create_job": lambda k: k.create_job(NS, job),
@@ -314,18 +263,17 @@ def test_every_call_gives_up_on_a_server_that_does_not_answer(
         "patch_benchmark_status": lambda k: k.patch_benchmark_status(NS, "lb", {"state": "x"}),
     }
     assert set(calls) == set(CLUSTER_CALLS) - {"post_event"}  # Events go through kopf
-    config = kubernetes.client.Configuration(host=url)
+    config = kubernetes.client.Configuration(host=silent_server)
     with kubernetes.client.ApiClient(config) as api:
         kube = KubeCluster(api, request_timeout=(2.0, 0.1))
-        for name, call in calls.items():
+        for name, fn in calls.items():
             with pytest.raises(urllib3.exceptions.HTTPError) as caught:
-                call(kube)
+                fn(kube)
             assert isinstance(caught.value, TRANSIENT), name
             # Reads end after urllib3's own retries; a POST is not retried on a read timeout.
             error = caught.value
             cause = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
             assert isinstance(cause, urllib3.exceptions.ReadTimeoutError), name
-    assert {(seen.method, seen.path) for seen in fake.seen} == set(fake.routes)
 
 
 @pytest.fixture

@@ -1,268 +1,123 @@
-"""The operator as it runs: ``kopf run -m trading_operator.handlers`` against a fake API server.
+"""The operator as it runs: ``kopf run -m trading_operator.handlers`` against kmock.
 
 Everything is real except the Kubernetes API (there is no API server here): the kopf CLI and
 engine, its login through the kubeconfig, discovery, list and watch streams, its progress
 annotations, Event posting, the liveness endpoint, and the operator's own client calls. The
-fake API server keeps objects in memory, streams watch events, and plays the Job controller
-and kubelet when told to. Every request kopf and the operator send must be allowed by the
-Role the chart renders: least privilege checked on the wire, kopf's own calls included.
+API is kmock's Kubernetes emulator (nolar/kmock, the mock server kopf's own examples test
+with): it keeps objects, streams watch events and records every request. The test plays the
+Job controller and kubelet through the same HTTP API. Every request kopf and the operator send
+must be allowed by the Role the chart renders: least privilege checked on the wire, kopf's own
+calls included.
+
+kopf.testing.KopfTask (kopf's examples/09-testing-kmock) is not in a released kopf yet
+(1.45.2 is the newest on PyPI), so kopf runs as the real CLI in a subprocess, which is also
+what the operator image runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import itertools
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import aiohttp
 import helm_python
-import httpx2 as httpx
+import kmock
 import pytest
 import yaml
-from aiohttp import web
+from kmock._internal import enums, rendering
 from operator_rbac import RBAC_RULES, Permission, permissions_of
-from support import BIN, ROOT, Proc, free_port, start_process, wait_for
+from support import BIN, ROOT, free_port
 from telemetry_contract import encode
-from test_operator_reconcile import RESULT
+from telemetry_contract.events import BenchmarkResult
 from trading_operator.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 NS = "trading"
-#: Not a watch event type: tells a watch stream of the fake server to end.
-CLOSE = "CLOSE"
 RELEASE = "demo"
 Obj = dict[str, Any]
+T = TypeVar("T")
 
-#: (group, version, plural, kind, namespaced, verbs, subresources) the fake API serves.
+BENCHMARKS = f"{GROUP}/{VERSION}/{PLURAL}"
+#: Header on the requests the test makes as the cluster, so the RBAC check leaves them out.
+ACTOR = "X-Test-Actor"
+#: (resource, kind, verbs, subresources) the emulated API serves in discovery.
 RESOURCES = [
-    ("", "v1", "namespaces", "Namespace", False, ["get", "list", "watch"], []),
-    ("", "v1", "pods", "Pod", True, ["get", "list", "watch", "patch"], []),
-    ("", "v1", "services", "Service", True, ["get", "list", "watch", "patch"], []),
-    ("", "v1", "events", "Event", True, ["create", "get", "list", "watch"], []),
-    ("batch", "v1", "jobs", "Job", True, ["create", "get", "list", "watch", "patch"], []),
-    (GROUP, VERSION, PLURAL, KIND, True, ["get", "list", "watch", "patch"], ["status"]),
+    ("v1/namespaces", "Namespace", {"get", "list", "watch"}, set()),
+    ("v1/pods", "Pod", {"get", "list", "watch", "patch"}, set()),
+    ("v1/services", "Service", {"get", "list", "watch", "patch"}, set()),
+    ("v1/events", "Event", {"create", "get", "list", "watch"}, set()),
+    ("batch/v1/jobs", "Job", {"create", "get", "list", "watch", "patch"}, {"status"}),
+    (BENCHMARKS, KIND, {"get", "list", "watch", "patch"}, {"status"}),
 ]
+#: A result the benchmark would leave as its termination message.
+RESULT = BenchmarkResult(
+    run_id="lb", mode="burst", variant="client", events=1000, sent=1000, dropped=0,
+    received=1000, lost=0, elapsed_s=0.5, rate=2000.0, target_rate=0.0, p50_us=1.5,
+    p90_us=2.0, p99_us=4.0, p999_us=5.0, max_us=6.0, started_at=1.7e9, finished_at=1.7e9 + 1,
+)  # fmt: skip
 
 
-def merge(target: Obj, patch: Obj) -> Obj:
-    """RFC 7386 JSON merge patch, as the API server applies ``application/merge-patch+json``."""
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            merge(target[key], value)
-        else:
-            target[key] = copy.deepcopy(value)
-    return target
+class Emulator(kmock.KubernetesEmulator):
+    """kmock's emulator, plus two API server habits kopf relies on: every write gets a new
+    resourceVersion (kopf tells its own writes from others' by it; without it, it would
+    handle the same creation again), and ``metadata.generateName`` gets a unique suffix
+    (kopf posts its Events that way)."""
+
+    _versions = itertools.count(100)
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        writes = (enums.action.CREATE, enums.action.UPDATE)
+        if request.action in writes and isinstance(request.data, dict):
+            meta = request.data.setdefault("metadata", {})
+            version = next(self._versions)
+            meta["resourceVersion"] = str(version)
+            if request.action == enums.action.CREATE and "name" not in meta:
+                meta["name"] = f"{meta.get('generateName', 'object-')}{version}"
+        return await super()._handle(request)
 
 
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
+pytestmark = [pytest.mark.asyncio, pytest.mark.kmock(cls=Emulator)]
 
 
-@dataclass
-class FakeApi:
-    """Objects by plural and name, a resourceVersion counter, and open watch streams."""
-
-    objects: dict[str, dict[str, Obj]] = field(default_factory=dict)
-    watchers: dict[str, list[asyncio.Queue[Obj]]] = field(default_factory=dict)
-    seen: list[Seen] = field(default_factory=list)
-    events: list[Obj] = field(default_factory=list)
-    version: int = 1
-    loop: asyncio.AbstractEventLoop | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def put(self, plural: str, obj: Obj, kind: str = "ADDED") -> Obj:
-        """Store ``obj`` and tell the watchers; call on the server's loop."""
-        self.version += 1
-        obj["metadata"]["resourceVersion"] = str(self.version)
-        self.objects.setdefault(plural, {})[obj["metadata"]["name"]] = obj
-        for queue in self.watchers.get(plural, []):
-            queue.put_nowait({"type": kind, "object": copy.deepcopy(obj)})
-        return obj
-
-    def snapshot(self, plural: str, name: str) -> Obj | None:
-        with self.lock:
-            found = self.objects.get(plural, {}).get(name)
-            return copy.deepcopy(found) if found else None
-
-    def call(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn`` on the server's loop from the test thread and wait for it."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(_call(fn, *args), self.loop).result(timeout=10)
+async def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
-async def _call(fn: Any, *args: Any) -> Any:
-    return fn(*args)
+def stored(api: kmock.KubernetesEmulator, plural: str, name: str) -> Obj | None:
+    """A copy of the object as the emulator holds it now, or None."""
+    for (resource, namespace, found), obj in api.objects.items():
+        if (resource.plural, namespace, found) == (plural, NS, name) and not obj.deleted:
+            raw: Obj = copy.deepcopy(obj.raw)
+            return raw
+    return None
 
 
-def discovery(group: str, version: str) -> Obj:
-    resources = []
-    for g, v, plural, kind, namespaced, verbs, subs in RESOURCES:
-        if (g, v) != (group, version):
-            continue
-        entry = {"name": plural, "singularName": "", "namespaced": namespaced, "kind": kind}
-        resources.append({**entry, "verbs": verbs})
-        resources += [
-            {**entry, "name": f"{plural}/{sub}", "verbs": ["get", "patch"]} for sub in subs
-        ]
-    return {
-        "kind": "APIResourceList",
-        "groupVersion": f"{group}/{version}".lstrip("/"),
-        "resources": resources,
-    }
+def reasons(api: kmock.KubernetesEmulator, name: str) -> list[str]:
+    return [
+        obj.raw["reason"]
+        for (resource, _, _), obj in api.objects.items()
+        if resource.plural == "events" and obj.raw["involvedObject"]["name"] == name
+    ]
 
 
-def make_app(api: FakeApi) -> web.Application:
-    async def record(request: web.Request) -> None:
-        with api.lock:
-            api.seen.append(Seen(request.method, request.path, dict(request.query)))
-
-    async def core(request: web.Request) -> web.StreamResponse:
-        await record(request)
-        return web.json_response({"kind": "APIVersions", "versions": ["v1"]})
-
-    async def groups(request: web.Request) -> web.StreamResponse:
-        await record(request)
-        listed = []
-        for group, version in {(g, v) for g, v, *_ in RESOURCES if g}:
-            gv = {"groupVersion": f"{group}/{version}", "version": version}
-            listed.append({"name": group, "versions": [gv], "preferredVersion": gv})
-        return web.json_response({"kind": "APIGroupList", "groups": listed})
-
-    async def group_version(request: web.Request) -> web.StreamResponse:
-        await record(request)
-        info = request.match_info
-        return web.json_response(discovery(info.get("group", ""), info["version"]))
-
-    async def collection(request: web.Request) -> web.StreamResponse:
-        await record(request)
-        plural = request.match_info["plural"]
-        if request.method == "POST":
-            obj = await request.json()
-            meta = obj.setdefault("metadata", {})
-            name = meta.get("name") or f"{meta.get('generateName', 'x-')}{api.version}"
-            meta["name"] = name
-            if name in api.objects.get(plural, {}):
-                return web.json_response({"kind": "Status", "code": 409}, status=409)
-            obj["metadata"].update(uid=f"uid-{plural}-{name}", namespace=NS)
-            if plural == "jobs":
-                uid = obj["metadata"]["uid"]
-                obj["spec"]["selector"] = {"matchLabels": {"controller-uid": uid}}
-            with api.lock:
-                if plural == "events":
-                    api.events.append(obj)
-                api.put(plural, obj)
-            return web.json_response(obj, status=201)
-        if request.query.get("watch") == "true":
-            return await watch(request, plural)
-        items = list(api.objects.get(plural, {}).values())
-        return web.json_response(
-            {"kind": "List", "metadata": {"resourceVersion": str(api.version)}, "items": items}
-        )
-
-    async def watch(request: web.Request, plural: str) -> web.StreamResponse:
-        queue: asyncio.Queue[Obj] = asyncio.Queue()
-        api.watchers.setdefault(plural, []).append(queue)
-        response = web.StreamResponse()
-        response.content_type = "application/json"
-        await response.prepare(request)
-        try:
-            while True:
-                event = await queue.get()
-                if event.get("type") == CLOSE:
-                    break
-                await response.write(json.dumps(event).encode() + b"\n")
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            api.watchers[plural].remove(queue)
-        return response
-
-    async def item(request: web.Request) -> web.StreamResponse:
-        await record(request)
-        info = request.match_info
-        plural, name = info["plural"], info["name"]
-        found = api.objects.get(plural, {}).get(name)
-        if found is None:
-            return web.json_response({"kind": "Status", "code": 404}, status=404)
-        if request.method == "PATCH":
-            kind = request.content_type
-            if kind != "application/merge-patch+json":
-                return web.json_response({"kind": "Status", "code": 415}, status=415)
-            patch = await request.json()
-            if info.get("sub") == "status":
-                patch = {"status": patch.get("status", {})}
-            else:
-                patch.pop("status", None)  # the status subresource owns it
-            with api.lock:
-                api.put(plural, merge(found, patch), "MODIFIED")
-        return web.json_response(found)
-
-    app = web.Application()
-    app.router.add_get("/api", core)
-    app.router.add_get("/apis", groups)
-    app.router.add_get("/api/{version}", group_version)
-    app.router.add_get("/apis/{group}/{version}", group_version)
-    for prefix in ("/api/{version}", "/apis/{group}/{version}"):
-        base = prefix + "/namespaces/{ns}/{plural}"
-        app.router.add_route("*", base, collection)
-        app.router.add_route("*", base + "/{name}", item)
-        app.router.add_route("*", base + "/{name}/{sub}", item)
-        app.router.add_route("*", prefix + "/{plural}", collection)  # cluster-wide lists
-    return app
-
-
-@pytest.fixture
-def fake_api() -> Iterator[tuple[FakeApi, int]]:
-    api = FakeApi()
-    port = free_port()
-    started = threading.Event()
-    runner_box: list[web.AppRunner] = []
-
-    async def serve() -> None:
-        runner = web.AppRunner(make_app(api), handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        runner_box.append(runner)
-        started.set()
-
-    loop = asyncio.new_event_loop()
-    api.loop = loop
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(serve(), loop).result(timeout=10)
-    assert started.wait(10)
-    try:
-        yield api, port
-    finally:
-
-        async def close_watches() -> None:
-            for queues in api.watchers.values():
-                for queue in queues:
-                    queue.put_nowait({"type": CLOSE})
-
-        asyncio.run_coroutine_threadsafe(close_watches(), loop).result(timeout=10)
-        asyncio.run_coroutine_threadsafe(runner_box[0].cleanup(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-
-def kubeconfig(path: Path, port: int) -> Path:
+def kubeconfig(path: Path, url: str) -> Path:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-        "users": [{"name": "operator", "user": {"token": "fake-token"}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "operator"}}],
-        "current-context": "fake",
+        "clusters": [{"name": "kmock", "cluster": {"server": url.rstrip("/")}}],
+        "users": [{"name": "operator", "user": {"token": "test-token"}}],
+        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "operator"}}],
+        "current-context": "kmock",
     }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
@@ -280,13 +135,13 @@ def chart_role() -> frozenset[Permission]:
     raise AssertionError("the chart renders no Role")
 
 
-def permission(seen: Seen) -> Permission | None:
+def permission(method: str, path: str, query: dict[str, str]) -> Permission | None:
     """The RBAC permission a request needs; None for discovery (allowed to every user).
 
     Also cluster-scoped requests (e.g. listing namespaces) map to a permission, which the
     namespaced Role cannot grant, so kopf trying one fails the test.
     """
-    parts = seen.path.strip("/").split("/")
+    parts = path.strip("/").split("/")
     core = parts[0] == "api"
     rest = parts[2 if core else 3 :]
     if not rest:
@@ -296,132 +151,175 @@ def permission(seen: Seen) -> Permission | None:
         rest = rest[2:]  # namespaces/NS/RESOURCE[/NAME[/SUB]]
     resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
     named = len(rest) > 1
-    listing = "watch" if seen.query.get("watch") == "true" else "list"
+    listing = "watch" if query.get("watch") == "true" else "list"
     verbs = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
-    verb = ("get" if named else listing) if seen.method == "GET" else verbs[seen.method]
+    verb = ("get" if named else listing) if method == "GET" else verbs[method]
     return Permission(group, resource, verb)
 
 
-def test_kopf_run_takes_a_benchmark_from_create_to_succeeded(
-    fake_api: tuple[FakeApi, int], tmp_path: Path
+async def as_job_controller_and_kubelet(url: str, job: Obj) -> None:
+    """What a cluster does with the Job: the API server's defaulting puts the controller's
+    selector on it, one pod succeeds with the result, then the Job completes. Through the
+    API, so kopf sees the watch events."""
+    name = job["metadata"]["name"]
+    selector = {"batch.kubernetes.io/controller-uid": f"uid-{name}", "job-name": name}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "lb-bench-x1",
+            "namespace": NS,
+            "labels": {**job["spec"]["template"]["metadata"]["labels"], **selector},
+        },
+        "status": {
+            "phase": "Succeeded",
+            "containerStatuses": [
+                {
+                    "name": "benchmark",
+                    "image": "bench",
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "message": encode(RESULT).decode()}},
+                }
+            ],
+        },
+    }
+    status = {
+        "status": {
+            "startTime": "2025-11-24T16:00:00Z",
+            "succeeded": 1,
+            "conditions": [{"type": "Complete", "status": "True"}],
+        }
+    }
+    headers = {"Content-Type": "application/merge-patch+json"}
+    async with aiohttp.ClientSession(base_url=url, headers={ACTOR: "cluster"}) as session:
+        defaulted = {"spec": {"selector": {"matchLabels": selector}}}
+        path = f"/apis/batch/v1/namespaces/{NS}/jobs/{name}"
+        async with session.patch(path, json=defaulted, headers=headers) as patched:
+            assert patched.status < 300, await patched.text()
+        async with session.post(f"/api/v1/namespaces/{NS}/pods", json=pod) as created:
+            assert created.status < 300, await created.text()
+        async with session.patch(f"{path}/status", json=status, headers=headers) as patched:
+            assert patched.status < 300, await patched.text()
+
+
+async def stop(proc: asyncio.subprocess.Process) -> tuple[int, str]:
+    if proc.returncode is None:
+        proc.terminate()
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
+async def test_kopf_run_takes_a_benchmark_from_create_to_succeeded(
+    kmock: Emulator, tmp_path: Path
 ) -> None:
-    api, port = fake_api
-    service = {
+    for resource, kind, verbs, subresources in RESOURCES:
+        kmock.resources[resource] = {
+            "namespaced": resource != "v1/namespaces",
+            "kind": kind,
+            "singular": kind.lower(),
+            "verbs": verbs,
+            "shortnames": set(),
+            "categories": set(),
+            "subresources": subresources,
+        }
+    kmock.objects["v1/services", NS, "demo-zmq"] = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": "demo-zmq", "namespace": NS},
+        "metadata": {"name": "demo-zmq", "namespace": NS, "resourceVersion": "1"},
         "spec": {"ports": [{"name": "zmq", "port": 5555}]},
     }
     benchmark: Obj = {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {"name": "lb", "namespace": NS, "uid": "uid-lb"},
+        "metadata": {"name": "lb", "namespace": NS, "uid": "uid-lb", "resourceVersion": "2"},
         "spec": {"mode": "burst", "events": 1000},
     }
     # A second one that passes the schema but cannot run: it must end Failed, not loop.
     stray = copy.deepcopy(benchmark)
-    stray["metadata"].update(name="stray", uid="uid-stray")
+    stray["metadata"].update(name="stray", uid="uid-stray", resourceVersion="3")
     stray["spec"]["service"] = "no-such-service"
-    api.call(api.put, "services", service)
-    api.call(api.put, PLURAL, benchmark)
-    api.call(api.put, PLURAL, stray)
+    kmock.objects[BENCHMARKS, NS, "lb"] = benchmark
+    kmock.objects[BENCHMARKS, NS, "stray"] = stray
 
     live = free_port()
+    url = str(kmock.url)
     env = {
-        "KUBECONFIG": str(kubeconfig(tmp_path / "kubeconfig", port)),
+        "KUBECONFIG": str(kubeconfig(tmp_path / "kubeconfig", url)),
         "HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
         "TT_OPERATOR_DEFAULT_SERVICE": "demo-zmq",
         "TT_OPERATOR_INSTANCE": RELEASE,
     }
     liveness = f"--liveness=http://127.0.0.1:{live}/healthz"
-    command = [str(BIN / "kopf"), "run", "--standalone", "--namespace", NS, liveness]
-    command += ["-m", "trading_operator.handlers"]
-    proc: Proc = start_process(command, tmp_path / "kopf.log", env)
+    proc = await asyncio.create_subprocess_exec(
+        *[str(BIN / "kopf"), "run", "--standalone", "--namespace", NS, liveness],
+        *["-m", "trading_operator.handlers"],
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
-        job = wait_for(lambda: api.snapshot("jobs", "lb-bench"), timeout=30, what="the Job")
+        job = await eventually(lambda: stored(kmock, "jobs", "lb-bench"), "the Job")
         assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-lb"
         assert (
             job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
         )
-        status = wait_for(lambda: (api.snapshot(PLURAL, "lb") or {}).get("status"), what="Running")
+        status = await eventually(
+            lambda: (stored(kmock, PLURAL, "lb") or {}).get("status"), "Running"
+        )
         assert status["state"] == "Running"
-        assert httpx.get(f"http://127.0.0.1:{live}/healthz", timeout=5).status_code == 200
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{live}/healthz") as health:
+                assert health.status == 200
 
-        def complete() -> None:  # the Job controller and the kubelet
-            stored = api.objects["jobs"]["lb-bench"]
-            pod = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "lb-bench-x1",
-                    "namespace": NS,
-                    "labels": dict(stored["spec"]["selector"]["matchLabels"]),
-                },
-                "status": {
-                    "phase": "Succeeded",
-                    "containerStatuses": [
-                        {
-                            "name": "benchmark",
-                            "image": "bench",
-                            "imageID": "",
-                            "ready": False,
-                            "restartCount": 0,
-                            "state": {
-                                "terminated": {"exitCode": 0, "message": encode(RESULT).decode()}
-                            },
-                        }
-                    ],
-                },
-            }
-            api.put("pods", pod)
-            stored["status"] = {
-                "startTime": "2025-11-24T16:00:00Z",
-                "succeeded": 1,
-                "conditions": [{"type": "Complete", "status": "True"}],
-            }
-            api.put("jobs", stored, "MODIFIED")
-
-        api.call(complete)
+        await as_job_controller_and_kubelet(url, job)
 
         def succeeded() -> Obj | None:
-            current = (api.snapshot(PLURAL, "lb") or {}).get("status") or {}
+            current = (stored(kmock, PLURAL, "lb") or {}).get("status") or {}
             return current if current.get("state") == "Succeeded" else None
 
-        final = wait_for(succeeded, timeout=30, what="state Succeeded")
+        final = await eventually(succeeded, "state Succeeded")
         assert (final["p50Us"], final["p99Us"], final["lost"]) == (1.5, 4.0, 0)
-
-        def reasons(name: str) -> list[str]:
-            with api.lock:
-                return [e["reason"] for e in api.events if e["involvedObject"]["name"] == name]
-
-        wait_for(lambda: len(reasons("lb")) >= 2, what="Events on lb")
-        assert reasons("lb") == ["JobCreated", "BenchmarkSucceeded"]
+        await eventually(lambda: len(reasons(kmock, "lb")) >= 2, "Events on lb")
+        assert reasons(kmock, "lb") == ["JobCreated", "BenchmarkSucceeded"]
         # kopf's progress lives in annotations under the project's prefix, not in status.
-        annotations = (api.snapshot(PLURAL, "lb") or {})["metadata"].get("annotations", {})
+        annotations = (stored(kmock, PLURAL, "lb") or {})["metadata"].get("annotations", {})
         assert f"{GROUP}/last-handled-configuration" in annotations
         assert "kopf" not in final
 
-        failed = wait_for(lambda: (api.snapshot(PLURAL, "stray") or {}).get("status"), what="stray")
+        failed = await eventually(
+            lambda: (stored(kmock, PLURAL, "stray") or {}).get("status"), "stray"
+        )
         assert (failed["state"], failed["reason"]) == ("Failed", "ServiceNotFound")
-        assert api.snapshot("jobs", "stray-bench") is None
-        wait_for(lambda: reasons("stray"), what="Event on stray")
-        assert reasons("stray") == ["BenchmarkFailed"]
+        assert stored(kmock, "jobs", "stray-bench") is None
+        await eventually(lambda: reasons(kmock, "stray"), "Event on stray")
+        assert reasons(kmock, "stray") == ["BenchmarkFailed"]
     except AssertionError as exc:
-        proc.stop()
-        raise AssertionError(f"{exc}\n--- kopf log ---\n{proc.log()}") from None
-    finally:
-        code = proc.stop()
-    log = proc.log()
+        _, log = await stop(proc)
+        raise AssertionError(f"{exc}\n--- kopf log ---\n{log}") from None
+    code, log = await stop(proc)
     assert "Traceback" not in log, log
     assert code == 0, log
 
     # Least privilege on the wire: every request was one the chart's Role allows.
     role = chart_role()
-    needed = {p for p in (permission(s) for s in api.seen) if p is not None}
+    operators = [r for r in kmock if ACTOR not in r.headers]
+    assert len(operators) < len(list(kmock)), "the test's own requests must be told apart"
+    needed = {
+        p
+        for p in (
+            permission(str(r.method).split(".")[-1].upper(), r.url.path, dict(r.url.query))
+            for r in operators
+        )
+        if p is not None
+    }
     assert needed <= role, sorted(needed - role)
     # ... and the operator's declared needs are what it used (a 409 never happened here).
     assert needed == RBAC_RULES - {Permission("batch", "jobs", "get")}, sorted(needed)
-    assert len(api.objects["jobs"]) == 1
+    jobs = [key for key, obj in kmock.objects.items() if key[0].plural == "jobs"]
+    assert len(jobs) == 1
     # One handler run per benchmark: the stray one was not retried.
     assert log.count("Handler 'create_benchmark' succeeded") == 2, log
     assert "Handler 'create_benchmark' failed" not in log

@@ -237,6 +237,13 @@ def test_ten_fast_clicks_are_ten_events_and_ten_rows(
         wait_for(lambda: metric(page, "Buy trades") == "10", what="live buy count 10")
         assert value(sidecar.scrape(), names.TRADES, side="buy") == 10, shots.fail("more than 10")
         assert len(log_rows(page)) == 10, shots.fail("log grew past 10")
+        # The activity chart: trades per second by side, drawn once two reads exist.
+        expect(page.get_by_text("Trades per second, last 5 minutes")).to_be_visible()
+        chart = page.get_by_test_id("stVegaLiteChart")
+        try:
+            expect(chart).to_have_count(1, timeout=UI_TIMEOUT_MS)
+        except AssertionError as exc:
+            raise AssertionError(shots.fail(f"no rate chart: {exc}")) from None
     finally:
         stop_ui(proc)
 
