@@ -993,6 +993,28 @@ def test_the_state_dir_is_an_emptydir_mounted_in_the_sidecar(default: Rendered) 
     assert env(container(sidecar))["TT_SIDECAR_STATE_DIR"] == mounts["state"]
 
 
+def test_persistent_state_is_a_claim_per_replica(chart: helm_python.Chart) -> None:
+    """With persistence, a rolled or rescheduled replica finds the snapshot its drain wrote."""
+    values = {
+        "sidecar": {
+            "replicas": 2,
+            "stateDir": {"persistence": {"enabled": True, "storageClassName": "standard"}},
+        }
+    }
+    sidecar = render(chart, values).get("StatefulSet", f"{RELEASE}-trading-telemetry-sidecar")
+    kubernetes_validate.validate(sidecar, KUBE_VERSION, strict=True)
+    (claim,) = sidecar["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["storageClassName"] == "standard"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    spec = pod_spec(sidecar)
+    assert spec is not None
+    assert "state" not in {v["name"] for v in spec["volumes"]}, "the claim, not an emptyDir"
+    mounts = {m["name"]: m["mountPath"] for m in container(sidecar)["volumeMounts"]}
+    assert env(container(sidecar))["TT_SIDECAR_STATE_DIR"] == mounts[claim["metadata"]["name"]]
+    # The claim is written by uid 10001 through the pod's fsGroup.
+    assert spec["securityContext"]["fsGroup"] == 10001
+
+
 def secret_files(spec: Obj, c: Obj) -> dict[str, tuple[str, str | None]]:
     """mount path of each file a container sees from a Secret → (secret, key or None=all)."""
     volumes = {v["name"]: v for v in spec["volumes"]}

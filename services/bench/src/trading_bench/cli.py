@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -74,6 +75,34 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
+def _zmq_address(text: str) -> str:
+    """``tcp://host:port`` (or ipc:// / inproc://), refused before a socket is made."""
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme in ("ipc", "inproc") and len(text) > len(parsed.scheme) + 3:
+        return text
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    if parsed.scheme != "tcp" or not parsed.hostname or port is None:
+        raise argparse.ArgumentTypeError(
+            f"must be a ZeroMQ address like tcp://host:5555, got {text!r}"
+        )
+    return text
+
+
+def _http_urls(text: str) -> str:
+    """One or more comma-separated ``http(s)://host[:port]`` base URLs."""
+    urls = [u.strip() for u in text.split(",")]
+    for url in urls:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise argparse.ArgumentTypeError(
+                f"must be http(s)://host:port, comma-separated for several, got {text!r}"
+            )
+    return text
+
+
 def _not_negative(text: str) -> int:
     try:
         number = int(text)
@@ -98,13 +127,16 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("mode", choices=BENCH_MODES, help="hotpath | burst | sustained | ingest")
     p.add_argument(
         "--address",
+        type=_zmq_address,
         default=default("ADDRESS"),
         help="the sidecar's ZMQ address; without it a local sidecar is started",
     )
     p.add_argument(
         "--sidecar-url",
+        type=_http_urls,
         default=default("SIDECAR_URL"),
-        help="that sidecar's HTTP base URL, for its received/lost counts",
+        help="that sidecar's HTTP base URL, for its received/lost counts "
+        "(comma-separated for several replicas: their counts are summed)",
     )
     p.add_argument(
         "--events",
