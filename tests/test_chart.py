@@ -1357,3 +1357,20 @@ def test_every_env_var_the_chart_sets_is_one_the_service_reads(everything: Rende
                         assert name.removeprefix(prefix).lower() in known, (obj["kind"], name)
                         checked += 1
     assert checked >= 12  # zmq, http, probe, state, CURVE on both sides, URLs, UI
+
+
+def test_default_job_label_is_the_one_the_alert_rules_select(default: Rendered) -> None:
+    """The rules pick the sidecar by job="trading-sidecar"; kube-prometheus-stack must see it.
+
+    A ServiceMonitor without a jobLabel names the job after the Service
+    (``<fullname>-metrics``), and then TradingSidecarDown can never fire while
+    TradingSidecarAbsent always does.
+    """
+    (monitor,) = default.kinds("ServiceMonitor")
+    metrics = default.get("Service", f"{fullname(default)}-metrics")
+    job = metrics["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+    rules = (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text()
+    jobs = set(re.findall(r'job="([^"]+)"', rules))
+    assert jobs == {job}, (jobs, job)
+    local = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert job in {c["job_name"] for c in local["scrape_configs"]}
