@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: help uv sync system-deps run test lint infra-up infra-down env-setup clean keys
+.PHONY: help uv sync system-deps run test test-unit lint infra-up infra-down env-setup clean keys
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -48,8 +48,11 @@ system-deps: ## Debian prometheus (with promtool), chromium, shellcheck for the 
 run: sync ## start sidecar, UI and (when installed) Prometheus; Ctrl-C stops all
 	@$(RUN) python scripts/run_local.py
 
-test: sync system-deps lint ## lint, then the whole test suite: real processes and sockets
+test: sync system-deps lint ## lint, then both test tiers: unit, then e2e (real processes and sockets)
 	@$(RUN) pytest
+
+test-unit: sync ## the fast tier only: in-process tests under tests/unit, seconds
+	@$(RUN) pytest tests/unit -q
 
 lint: sync ## ruff + mypy (strict)
 	@$(RUN) ruff check services tests scripts

@@ -4,7 +4,7 @@ helm-docs style: a ``# -- description`` comment (continued by plain ``#`` lines)
 key documents it; a documented map is one row with its whole default. The table sits between
 two markers in the README, so the prose around it is hand-written and kept. Run it after
 editing values.yaml (``make chart-readme``); ``--check`` exits 1 when the README has drifted,
-and tests/test_chart_readme.py does the same check in ``make test``.
+and tests/unit/chart/test_chart_readme.py does the same check in ``make test``.
 """
 
 from __future__ import annotations

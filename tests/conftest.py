@@ -1,4 +1,9 @@
-"""Fixtures: a real sidecar process per test that asks for one."""
+"""Fixtures: a real sidecar process per test that asks for one; the two speed tiers.
+
+Tests live in ``tests/unit`` (in-process, the whole tier in seconds: ``make test-unit``)
+or ``tests/e2e`` (processes, Prometheus, Chromium, make, images). The folder is the
+tier; the ``unit``/``e2e`` markers follow from it so ``-m`` selects either anywhere.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,12 @@ from pathlib import Path
 
 import pytest
 from support import Sidecar, new_sidecar
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = "e2e" if "e2e" in item.path.parts else "unit"
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture

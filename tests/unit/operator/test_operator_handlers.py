@@ -15,8 +15,8 @@ import kopf
 import pytest
 from kopf._core.intents.causes import Activity
 from operator_rbac import KOPF_NEEDS, Permission
+from operator_support import RESULT, FakeCluster, benchmark, zmq_service
 from telemetry_contract import encode
-from test_operator_reconcile import RESULT, FakeCluster, benchmark, zmq_service
 from trading_operator import handlers, reconcile
 from trading_operator.resource import GROUP, PLURAL, VERSION
 from trading_operator.settings import OperatorSettings

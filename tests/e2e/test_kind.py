@@ -23,8 +23,8 @@ from typing import Any
 import helm_python
 import pytest
 import yaml
+from chart_support import CHART_DIR, Rendered, render
 from support import ROOT
-from test_chart import CHART_DIR, Rendered, render
 
 KIND_CONFIG = ROOT / "kind-config.yaml"
 KPS_VALUES = ROOT / "deploy" / "kind" / "kube-prometheus-stack-values.yaml"

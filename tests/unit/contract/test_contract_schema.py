@@ -19,7 +19,7 @@ from telemetry_contract import BenchmarkResult, Trade, encode, encode_batch
 from telemetry_contract.codec import TradeEncoder, join_batch
 from telemetry_contract.schema import render, wire_schema
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 SCHEMA = ROOT / "docs" / "contract.schema.json"
 CONTRACT_MD = ROOT / "docs" / "contract.md"
 REGENERATE = "python -m telemetry_contract.schema > docs/contract.schema.json"

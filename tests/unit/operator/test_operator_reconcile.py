@@ -9,9 +9,7 @@ grants (``tests/operator_rbac.py``).
 from __future__ import annotations
 
 import copy
-import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -19,140 +17,19 @@ import pytest
 import urllib3
 from kubernetes.client import ApiException
 from operator_rbac import CLUSTER_CALLS, RBAC_RULES
-from telemetry_contract import BenchmarkResult, encode
+from operator_support import (
+    RESULT,
+    SETTINGS,
+    FakeCluster,
+    Obj,
+    api_error,
+    benchmark,
+    zmq_service,
+)
+from telemetry_contract import encode
 from trading_operator import handlers, reconcile
 from trading_operator.job import job_name, owner_of
-from trading_operator.resource import API_VERSION, KIND
-from trading_operator.settings import OperatorSettings
 from trading_operator.status import FAILED, RUNNING, SUCCEEDED
-
-Obj = dict[str, Any]
-NS = "trading"
-SETTINGS = OperatorSettings(instance="demo", default_service="demo-zmq", zmq_port=5555)
-
-RESULT = BenchmarkResult(
-    run_id="lb", mode="burst", variant="client", events=1000, sent=1000, dropped=0,
-    received=1000, lost=0, elapsed_s=0.01, rate=100_000.0, target_rate=0.0, p50_us=1.5,
-    p90_us=2.0, p99_us=4.0, p999_us=9.0, max_us=20.0, started_at=1.76e9,
-    finished_at=1.76e9 + 0.5,
-)  # fmt: skip
-
-
-def api_error(status: int, reason: str = "", body: str = "") -> ApiException:
-    return ApiException(status=status, reason=reason or f"HTTP {status}", body=body or None)
-
-
-@dataclass
-class FakeCluster:
-    """An API server's behaviour for the calls the operator makes, kept in dicts."""
-
-    services: dict[str, Obj] = field(default_factory=dict)
-    jobs: dict[str, Obj] = field(default_factory=dict)
-    pods: list[Obj] = field(default_factory=list)
-    benchmarks: dict[str, Obj] = field(default_factory=dict)
-    events: list[tuple[str, str, str, str]] = field(default_factory=list)
-    calls: list[str] = field(default_factory=list)
-    #: method name → exceptions to raise on its next calls, in order.
-    failures: dict[str, list[BaseException]] = field(default_factory=dict)
-
-    def _call(self, method: str) -> None:
-        self.calls.append(method)
-        pending = self.failures.get(method)
-        if pending:
-            raise pending.pop(0)
-
-    def read_service(self, namespace: str, name: str) -> Obj:
-        self._call("read_service")
-        if name not in self.services:
-            raise api_error(404, "Not Found")
-        return copy.deepcopy(self.services[name])
-
-    def create_job(self, namespace: str, job: Obj) -> Obj:
-        self._call("create_job")
-        name = job["metadata"]["name"]
-        if name in self.jobs:
-            raise api_error(409, "Conflict", f'jobs.batch "{name}" already exists')
-        stored = copy.deepcopy(job)
-        uid = str(uuid.uuid4())
-        stored["metadata"]["uid"] = uid
-        stored["spec"]["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
-        self.jobs[name] = stored
-        return copy.deepcopy(stored)
-
-    def read_job(self, namespace: str, name: str) -> Obj:
-        self._call("read_job")
-        if name not in self.jobs:
-            raise api_error(404, "Not Found")
-        return copy.deepcopy(self.jobs[name])
-
-    def list_pods(self, namespace: str, selector: str) -> list[Obj]:
-        self._call("list_pods")
-        wanted = dict(part.split("=", 1) for part in selector.split(","))
-        return [
-            copy.deepcopy(p)
-            for p in self.pods
-            if wanted.items() <= p["metadata"].get("labels", {}).items()
-        ]
-
-    def read_benchmark(self, namespace: str, name: str) -> Obj:
-        self._call("read_benchmark")
-        if name not in self.benchmarks:
-            raise api_error(404, "Not Found")
-        return copy.deepcopy(self.benchmarks[name])
-
-    def patch_benchmark_status(self, namespace: str, name: str, status: Obj) -> None:
-        self._call("patch_benchmark_status")
-        if name not in self.benchmarks:
-            raise api_error(404, "Not Found")
-        self.benchmarks[name].setdefault("status", {}).update(copy.deepcopy(status))
-
-    def post_event(self, benchmark: Mapping[str, Any], kind: str, reason: str, text: str) -> None:
-        self._call("post_event")
-        self.events.append((benchmark["metadata"]["name"], kind, reason, text))
-
-    # --- what the Job controller and the kubelet would do --------------------------------
-
-    def finish_job(self, name: str, message: str | None, succeeded: bool = True) -> Obj:
-        job = self.jobs[name]
-        kind, reason = ("Complete", "") if succeeded else ("Failed", "DeadlineExceeded")
-        job["status"] = {
-            "startTime": "2025-11-24T16:00:00Z",
-            "conditions": [
-                {"type": kind, "status": "True", "reason": reason, "message": reason},
-            ],
-        }
-        terminated: Obj = {"exitCode": 0 if succeeded else 1}
-        if message is not None:
-            terminated["message"] = message
-        self.pods.append(
-            {
-                "metadata": {
-                    "name": f"{name}-x1",
-                    "labels": dict(job["spec"]["selector"]["matchLabels"]),
-                    "creationTimestamp": "2025-11-24T16:00:01Z",
-                },
-                "status": {
-                    "phase": "Succeeded" if succeeded else "Failed",
-                    "containerStatuses": [
-                        {"name": "benchmark", "state": {"terminated": terminated}}
-                    ],
-                },
-            }
-        )
-        return copy.deepcopy(job)
-
-
-def zmq_service(name: str = "demo-zmq", port: int = 5555) -> Obj:
-    return {"metadata": {"name": name}, "spec": {"ports": [{"name": "zmq", "port": port}]}}
-
-
-def benchmark(name: str = "lb", uid: str = "uid-lb", **spec: Any) -> Obj:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": name, "namespace": NS, "uid": uid},
-        "spec": {"mode": "burst", **spec},
-    }
 
 
 @pytest.fixture

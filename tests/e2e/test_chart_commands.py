@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import helm_python
 import httpx2 as httpx
 import pytest
+from chart_support import CHART_DIR, RELEASE, Obj, Rendered, container, env, render
 from support import (
     BIN,
     Proc,
@@ -31,7 +32,6 @@ from support import (
 from telemetry_contract import decode
 from telemetry_contract import metric_names as names
 from telemetry_contract.events import BenchmarkResult
-from test_chart import CHART_DIR, RELEASE, Obj, Rendered, container, env, render
 from trading_operator.job import render_job
 from trading_operator.settings import PREFIX, load
 from trading_operator.spec import parse_spec

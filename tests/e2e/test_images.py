@@ -29,8 +29,8 @@ from pathlib import Path
 
 import helm_python
 import pytest
+from chart_support import CHART_DIR, EVERYTHING_ON, Rendered, render, workloads
 from support import ROOT, free_port, start_process, wait_http_ok
-from test_chart import CHART_DIR, EVERYTHING_ON, Rendered, render, workloads
 
 DOCKERFILE = ROOT / "Dockerfile"
 APP_UID = "10001"
