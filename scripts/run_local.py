@@ -34,6 +34,7 @@ from types import FrameType
 from prometheus_local import start_prometheus, wait_ready, write_config
 from telemetry_contract.settings_source import load_settings
 from telemetry_contract.transport import DEFAULT_PROMETHEUS_PORT
+from trading_bench.processes import free_port, http_ok, terminate
 from trading_publisher import settings as publisher_settings
 from trading_sidecar import settings as sidecar_settings
 
@@ -61,14 +62,6 @@ class Stop(Exception):
 
 def log(message: str) -> None:
     print(f"[make run] {message}", file=sys.stderr, flush=True)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 @dataclass
@@ -107,16 +100,12 @@ class Child:
             log(f"{self.name} restarted (restart #{self.restarts}, pid {self.process.pid})")
 
     def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            log(f"{self.name} ignored SIGTERM for 10 s; killing it")
-            process.kill()
-            process.wait()
+        if self.process is not None:
+            terminate(
+                self.process,
+                10,
+                on_kill=lambda: log(f"{self.name} ignored SIGTERM for 10 s; killing it"),
+            )
 
 
 def _wait(check: Callable[[], bool], child: Child, what: str, timeout: float) -> None:
@@ -216,12 +205,12 @@ def main() -> int:
         child = Child("sidecar", lambda: subprocess.Popen([str(BIN / "trading-sidecar")]))
         children.append(child)
         child.launch()
-        _wait(lambda: _http_ok(f"{sidecar_url}/healthz"), child, "sidecar", 30)
+        _wait(lambda: http_ok(f"{sidecar_url}/healthz"), child, "sidecar", 30)
 
         child = Child("ui", lambda: subprocess.Popen([str(BIN / "trading-ui")]))
         children.append(child)
         child.launch()
-        _wait(lambda: _http_ok(f"{ui_url}/_stcore/health"), child, "Streamlit UI", 60)
+        _wait(lambda: http_ok(f"{ui_url}/_stcore/health"), child, "Streamlit UI", 60)
 
         if shutil.which("prometheus"):
             urls.extend(
@@ -261,13 +250,6 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _print_log_tail(log_path: Path, lines: int = 15) -> None:
     if log_path.exists():
         tail = log_path.read_text(errors="replace").splitlines()[-lines:]
@@ -288,7 +270,7 @@ def _start_prometheus(
     """
     notes: list[tuple[str, str]] = []
     if port_taken("127.0.0.1", port):
-        moved = _free_port()
+        moved = free_port()
         notes.append(("Note", f"port {port} is taken (another Prometheus?); using {moved}"))
         port = moved
     config = write_config(

@@ -6,11 +6,7 @@ so a leaked process or a hung socket fails the test loudly instead of hanging CI
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -21,6 +17,8 @@ from typing import Any, TypeVar
 
 import httpx2 as httpx
 import zmq
+from trading_bench.processes import Process, ProcessFailed
+from trading_bench.processes import free_port as free_port
 from trading_publisher.metrics_reader import Samples as Samples
 from trading_publisher.metrics_reader import parse_samples, sample_value, scrape
 
@@ -30,18 +28,6 @@ BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A port free right now, for listeners ZeroMQ cannot bind on ``:*`` (HTTP servers).
-
-    There is a window between releasing it and the child binding it; ZeroMQ sockets in
-    tests bind ``tcp://127.0.0.1:*`` and read the port back instead (:class:`ZmqSockets`).
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(
@@ -107,54 +93,37 @@ parse_metrics = parse_samples
 value = sample_value
 
 
-@dataclass
-class Proc:
-    """A child process whose output goes to a log file that failures can show."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    name: str
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        return self.process.returncode
+#: The product's one process helper (trading_bench.processes), under the names the tests
+#: have always used: start with a log file, wait while watching for an early exit, stop
+#: with SIGTERM then SIGKILL, returning the exit code.
+Proc = Process
 
 
 def start_process(
     args: list[str], log_path: Path, env: Mapping[str, str] | None = None, name: str = ""
-) -> Proc:
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        args, stdout=log_file, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT
-    )
-    log_file.close()
-    return Proc(process, log_path, name or args[0])
+) -> Process:
+    return Process.start(args, log_path, env, name=name, cwd=ROOT)
 
 
 @dataclass
 class Sidecar:
-    """A real ``trading-sidecar`` process on free loopback ports."""
+    """A real ``trading-sidecar`` process on loopback.
 
-    zmq_port: int
-    http_port: int
+    ``zmq_port`` 0 binds ``tcp://127.0.0.1:*`` and reads the port ZeroMQ chose back from the
+    sidecar's ``GET /`` (no free-port race); a restart then binds that same port again, as a
+    restarted pod keeps its address. Give a port only to promise it before anything listens.
+    """
+
+    http_port: int = field(default_factory=free_port)
+    zmq_port: int = 0
     #: Free port for the probe-only listener, so parallel sidecars never share 8003.
     probe_port: int = field(default_factory=free_port)
-    proc: Proc | None = None
+    proc: Process | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def zmq_address(self) -> str:
+        assert self.zmq_port, "the ZeroMQ port is known once the sidecar has started"
         return f"tcp://127.0.0.1:{self.zmq_port}"
 
     @property
@@ -163,7 +132,7 @@ class Sidecar:
 
     def start(self, log_dir: Path) -> Sidecar:
         env = {
-            "TT_SIDECAR_ZMQ_BIND": self.zmq_address,
+            "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{self.zmq_port or '*'}",
             "TT_SIDECAR_HTTP_PORT": str(self.http_port),
             "TT_SIDECAR_PROBE_PORT": str(self.probe_port),
             **self.extra_env,
@@ -176,6 +145,9 @@ class Sidecar:
         except AssertionError:
             self.proc.stop()
             raise AssertionError(f"sidecar did not become healthy:\n{self.proc.log()}") from None
+        if not self.zmq_port:
+            bound = httpx.get(f"{self.url}/", timeout=5).json()["zmq"]
+            self.zmq_port = int(bound.rsplit(":", 1)[1])
         return self
 
     def healthy(self) -> bool:
@@ -192,7 +164,7 @@ class Sidecar:
 
 
 def new_sidecar(**extra_env: str) -> Sidecar:
-    return Sidecar(zmq_port=free_port(), http_port=free_port(), extra_env=dict(extra_env))
+    return Sidecar(extra_env=dict(extra_env))
 
 
 # --- Grafana dashboards: the queries in dashboards/*.json, as Prometheus would see them ---
@@ -273,15 +245,9 @@ def promql_metric_names(expr: str) -> set[str]:
     return names
 
 
-def wait_http_ok(proc: Proc, url: str, timeout: float = 30.0) -> None:
+def wait_http_ok(proc: Process, url: str, timeout: float = 30.0) -> None:
     """Wait until ``url`` answers 200; fail at once, with the log, if ``proc`` exits first."""
-
-    def ok() -> bool:
-        if proc.process.poll() is not None:
-            raise AssertionError(f"{proc.name} exited {proc.process.returncode}:\n{proc.log()}")
-        return httpx.get(url, timeout=2).status_code == 200
-
     try:
-        wait_for(ok, timeout=timeout, what=f"{proc.name}: {url}")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n--- {proc.name} log ---\n{proc.log()}") from None
+        proc.wait_http_ok(url, timeout)
+    except ProcessFailed as exc:
+        raise AssertionError(str(exc)) from None

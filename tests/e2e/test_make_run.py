@@ -10,6 +10,7 @@ import socket
 import subprocess
 import threading
 import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
@@ -39,51 +40,97 @@ class _AlwaysReady(BaseHTTPRequestHandler):
         pass
 
 
+@dataclass
+class Ports:
+    zmq: int = field(default_factory=free_port)
+    http: int = field(default_factory=free_port)
+    ui: int = field(default_factory=free_port)
+    prometheus: int = field(default_factory=free_port)
+    probe: int = field(default_factory=free_port)
+
+    def env(self) -> dict[str, str]:
+        """The settings that move the whole loop onto these ports (as a user would)."""
+        return {
+            **os.environ,
+            "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{self.zmq}",
+            "TT_SIDECAR_HTTP_PORT": str(self.http),
+            "TT_SIDECAR_PROBE_PORT": str(self.probe),
+            "TT_PUBLISHER_ZMQ_CONNECT": f"tcp://127.0.0.1:{self.zmq}",
+            "TT_PUBLISHER_SIDECAR_URL": f"http://127.0.0.1:{self.http}",
+            "TT_PUBLISHER_UI_PORT": str(self.ui),
+            "TT_PROMETHEUS_PORT": str(self.prometheus),
+        }
+
+
+class MakeRun:
+    """``make run`` in its own session, its output collected line by line as it comes.
+
+    Its own session because Ctrl-C in a terminal signals the whole foreground process
+    group: :meth:`interrupt` does the same with SIGINT to the group.
+    """
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.make = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        assert self.make.stdout is not None
+        self.stdout = self.make.stdout
+        self.reader = threading.Thread(
+            target=lambda: self.lines.extend(line.decode(errors="replace") for line in self.stdout),
+            daemon=True,
+        )
+        self.reader.start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_until_up(self) -> None:
+        wait_for(
+            lambda: (
+                any("Ctrl-C stops everything" in line for line in self.lines) or self.make.poll()
+            ),
+            timeout=120,
+            interval=0.2,
+            what="make run to print its URLs",
+        )
+        assert self.make.poll() is None, self.output
+
+    def interrupt(self) -> None:
+        """Ctrl-C, then wait up to 60 s for everything to stop (SIGKILL and fail after)."""
+        if self.make.poll() is None:
+            os.killpg(self.make.pid, signal.SIGINT)
+        try:
+            self.make.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.make.pid, signal.SIGKILL)
+            raise
+        finally:
+            self.reader.join(5)
+            self.stdout.close()
+
+
 @pytest.mark.prometheus
 @pytest.mark.parametrize("prometheus_port_taken", [False, True], ids=["free", "port-taken"])
 def test_make_run_starts_everything_and_ctrl_c_stops_everything(
     prometheus_port_taken: bool,
 ) -> None:
-    zmq_port, http_port, ui_port, prom_port, probe_port = (free_port() for _ in range(5))
+    ports = Ports()
+    zmq_port, http_port, ui_port, prom_port = ports.zmq, ports.http, ports.ui, ports.prometheus
     squatter = None
     if prometheus_port_taken:
         squatter = ThreadingHTTPServer(("127.0.0.1", prom_port), _AlwaysReady)
         threading.Thread(target=squatter.serve_forever, daemon=True).start()
-    env = {
-        **os.environ,
-        "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{zmq_port}",
-        "TT_SIDECAR_HTTP_PORT": str(http_port),
-        "TT_SIDECAR_PROBE_PORT": str(probe_port),
-        "TT_PUBLISHER_ZMQ_CONNECT": f"tcp://127.0.0.1:{zmq_port}",
-        "TT_PUBLISHER_SIDECAR_URL": f"http://127.0.0.1:{http_port}",
-        "TT_PUBLISHER_UI_PORT": str(ui_port),
-        "TT_PROMETHEUS_PORT": str(prom_port),
-    }
-    # Own session: Ctrl-C in a terminal signals the whole foreground process group.
-    make = subprocess.Popen(
-        ["make", "--no-print-directory", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    assert make.stdout is not None
-    stdout = make.stdout
-    reader = threading.Thread(
-        target=lambda: lines.extend(line.decode(errors="replace") for line in stdout), daemon=True
-    )
-    reader.start()
+    run = MakeRun(ports.env())
     try:
-        wait_for(
-            lambda: any("Ctrl-C stops everything" in line for line in lines) or make.poll(),
-            timeout=120,
-            interval=0.2,
-            what="make run to print its URLs",
-        )
-        output = "".join(lines)
-        assert make.poll() is None, output
+        run.wait_until_up()
+        output = run.output
         if prometheus_port_taken:
             moved = re.search(rf"port {prom_port} is taken .*; using (\d+)", output)
             assert moved, output
@@ -107,19 +154,13 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(
 
         wait_for(prometheus_sees_the_trade, timeout=30, what="the trade in Prometheus")
     finally:
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGINT)
         try:
-            make.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(make.pid, signal.SIGKILL)
-            raise
-        reader.join(5)
-        stdout.close()
-        if squatter is not None:
-            squatter.shutdown()
-            squatter.server_close()
-    output = "".join(lines)
+            run.interrupt()
+        finally:
+            if squatter is not None:
+                squatter.shutdown()
+                squatter.server_close()
+    output = run.output
     assert "stopping" in output, output
     assert "Traceback" not in output, output
     deadline = time.monotonic() + 15
@@ -166,40 +207,13 @@ def _pids_of(script: str, env_var: str, env_value: str) -> list[int]:
 @pytest.mark.prometheus
 @pytest.mark.browser
 def test_second_make_run_is_refused_and_a_killed_sidecar_comes_back(tmp_path: Path) -> None:
-    zmq_port, http_port, ui_port, prom_port, probe_port = (free_port() for _ in range(5))
-    env = {
-        **os.environ,
-        "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{zmq_port}",
-        "TT_SIDECAR_HTTP_PORT": str(http_port),
-        "TT_SIDECAR_PROBE_PORT": str(probe_port),
-        "TT_PUBLISHER_ZMQ_CONNECT": f"tcp://127.0.0.1:{zmq_port}",
-        "TT_PUBLISHER_SIDECAR_URL": f"http://127.0.0.1:{http_port}",
-        "TT_PUBLISHER_UI_PORT": str(ui_port),
-        "TT_PROMETHEUS_PORT": str(prom_port),
-    }
-    make = subprocess.Popen(
-        ["make", "--no-print-directory", "run"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    assert make.stdout is not None
-    stdout = make.stdout
-    reader = threading.Thread(
-        target=lambda: lines.extend(line.decode(errors="replace") for line in stdout), daemon=True
-    )
-    reader.start()
+    ports = Ports()
+    http_port, ui_port = ports.http, ports.ui
+    env = ports.env()
+    run = MakeRun(env)
+    lines = run.lines
     try:
-        wait_for(
-            lambda: any("Ctrl-C stops everything" in line for line in lines) or make.poll(),
-            timeout=120,
-            interval=0.2,
-            what="make run to print its URLs",
-        )
-        assert make.poll() is None, "".join(lines)
+        run.wait_until_up()
         link = next(line for line in lines if "/graph?" in line).split()[-1]
         assert parse_qs(urlsplit(link).query) == {
             "g0.expr": ["sum by (side) (rate(trades_total[1m]))"],
@@ -265,14 +279,6 @@ def test_second_make_run_is_refused_and_a_killed_sidecar_comes_back(tmp_path: Pa
             finally:
                 browser.close()
     finally:
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGINT)
-        try:
-            make.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(make.pid, signal.SIGKILL)
-            raise
-        reader.join(5)
-        stdout.close()
-    output = "".join(lines)
+        run.interrupt()
+    output = run.output
     assert "Traceback" not in output, output

@@ -161,7 +161,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             raise AssertionError(f"{exc}\nprometheus log:\n{prometheus.log()}") from None
         yield running
     finally:
-        code = prometheus.stop(timeout=15)
+        code = prometheus.stop(15)
         sidecar_code = sidecar.stop()
     assert code == 0, f"prometheus exited {code} on SIGTERM:\n{prometheus.log()}"
     assert sidecar_code == 0, f"sidecar exited {sidecar_code} on SIGTERM"

@@ -173,7 +173,7 @@ def test_buy_and_sell_reach_the_sidecar_and_the_log(
 
 
 def test_warning_while_the_sidecar_is_away(page: Page, tmp_path: Path) -> None:
-    absent = Sidecar(zmq_port=free_port(), http_port=free_port())
+    absent = Sidecar(zmq_port=free_port())  # promised to the UI before it listens
     proc, url = start_ui(tmp_path, absent)
     try:
         page.goto(url)

@@ -36,8 +36,9 @@ from trading_sidecar.curve import CurveAuthenticator, apply_curve_server, load_s
 from trading_sidecar.sockets import pull_socket
 
 from trading_bench.common import RunContext, progress_bar
+from trading_bench.processes import LOOPBACK_ANY_PORT
 from trading_bench.rows import Row, make_row
-from trading_bench.sidecar import LocalSidecar, free_port
+from trading_bench.sidecar import LocalSidecar
 from trading_bench.variants import Variant
 
 HOTPATH_VARIANT = "floor-curve"
@@ -174,9 +175,7 @@ def hotpath_variants(
     ]
 
 
-def _stream_child(
-    address: str, keys: Keys | None, events: int, rcvhwm: int, conn: Connection
-) -> None:
+def _stream_child(keys: Keys | None, events: int, rcvhwm: int, conn: Connection) -> None:
     """Bind (a CURVE server with the sidecar's own code when ``keys``), report ready, then
     count ``events`` trades with the sidecar's counting code, timed from the first frame."""
     from trading_bench.ingest import _consume_sidecar  # ingest's sidecar consumer, unchanged
@@ -189,13 +188,13 @@ def _stream_child(
         auth.start()
     sock = pull_socket(
         ctx,
-        address,
+        LOOPBACK_ANY_PORT,
         rcvhwm=rcvhwm,
         configure=(lambda s: apply_curve_server(s, server)) if server is not None else None,
     )
     sock.setsockopt(zmq.RCVTIMEO, IDLE_MS)
     try:
-        conn.send("ready")
+        conn.send(sock.getsockopt_string(zmq.LAST_ENDPOINT))
         if not sock.poll(60_000, zmq.POLLIN):
             conn.send((0, 0.0))
             return
@@ -210,18 +209,15 @@ def _stream_child(
 
 
 def _stream_once(frames: list[bytes], keys: Keys | None) -> tuple[int, float]:
-    address = f"tcp://127.0.0.1:{free_port()}"
     spawn = multiprocessing.get_context("spawn")
     parent, child_end = spawn.Pipe()
-    child = spawn.Process(
-        target=_stream_child, args=(address, keys, len(frames), DEFAULT_RCVHWM, child_end)
-    )
+    child = spawn.Process(target=_stream_child, args=(keys, len(frames), DEFAULT_RCVHWM, child_end))
     child.start()
     zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
         if not parent.poll(60):
             raise RuntimeError("CURVE stream consumer did not start")
-        parent.recv()
+        address: str = parent.recv()
         if keys is None:
             sock = curve_push(zctx, address, b"", b"", b"")
         else:

@@ -38,8 +38,8 @@ from trading_sidecar.sockets import pull_socket
 
 from trading_bench import curve
 from trading_bench.common import BenchError, RunContext, progress_bar, trade_mix
+from trading_bench.processes import LOOPBACK_ANY_PORT
 from trading_bench.rows import Row, make_row
-from trading_bench.sidecar import free_port
 
 DEFAULT_EVENTS = 300_000
 ROUNDS = 3
@@ -123,13 +123,14 @@ _CONSUMERS = {
 }
 
 
-def _child(variant: str, address: str, events: int, rcvhwm: int, conn: Connection) -> None:
-    """Bind, report ready, wait for go, drain ``events`` frames, report (counted, seconds)."""
+def _child(variant: str, events: int, rcvhwm: int, conn: Connection) -> None:
+    """Bind ``:*``, report the address, wait for go, drain ``events`` frames, report
+    (counted, seconds)."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sock = pull_socket(ctx, address, rcvhwm=rcvhwm)
+    sock = pull_socket(ctx, LOOPBACK_ANY_PORT, rcvhwm=rcvhwm)
     sock.setsockopt(zmq.RCVTIMEO, IDLE_MS)
     try:
-        conn.send("ready")
+        conn.send(sock.getsockopt_string(zmq.LAST_ENDPOINT))
         if conn.recv() != "go":
             return
         t0 = time.perf_counter()
@@ -179,15 +180,14 @@ def _measure(
     rcvhwm: int = DEFAULT_RCVHWM,
     stall_s: float = STALL_S,
 ) -> tuple[int, float]:
-    address = f"tcp://127.0.0.1:{free_port()}"
     spawn = multiprocessing.get_context("spawn")
     parent, child_end = spawn.Pipe()
-    child = spawn.Process(target=_child, args=(variant, address, len(frames), rcvhwm, child_end))
+    child = spawn.Process(target=_child, args=(variant, len(frames), rcvhwm, child_end))
     child.start()
     try:
         if not parent.poll(60):
             raise RuntimeError(f"ingest consumer {variant} did not start")
-        parent.recv()
+        address: str = parent.recv()
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         sock = push_socket(ctx, address, sndhwm=sndhwm, linger_ms=60_000)
         try:

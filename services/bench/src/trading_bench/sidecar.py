@@ -14,11 +14,8 @@ see each other's events).
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,12 +27,7 @@ from types import TracebackType
 from telemetry_contract import metric_names as names
 from trading_publisher.metrics_reader import Samples, scrape, sum_samples
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from trading_bench.processes import LOOPBACK_ANY_PORT, Process, ProcessFailed, free_port, http_ok
 
 
 @dataclass(frozen=True)
@@ -97,11 +89,7 @@ class MetricsReader:
         return counts_from(total)
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        return http_ok(f"{self.base_url}/readyz")
 
     def settle(self, expected_received: float, timeout_s: float, quiet_s: float = 1.0) -> Counts:
         """Wait until ``received`` reaches ``expected_received`` or stops moving.
@@ -134,23 +122,25 @@ def _sidecar_command() -> list[str]:
 
 
 class LocalSidecar:
-    """A ``trading-sidecar`` child process on free loopback ports, stopped with SIGTERM."""
+    """A ``trading-sidecar`` child process on loopback, stopped with SIGTERM.
+
+    ZeroMQ binds ``tcp://127.0.0.1:*`` and the address it chose is read back from the
+    sidecar's ``GET /``, so two benchmarks (or a benchmark and the tests) never race for a
+    port; only the HTTP port is picked in advance.
+    """
 
     def __init__(self, extra_env: dict[str, str] | None = None) -> None:
         #: Settings on top of the defaults below (e.g. CURVE keys for trading_bench.curve).
         self.extra_env = dict(extra_env or {})
-        self.zmq_address = f"tcp://127.0.0.1:{free_port()}"
+        self.zmq_address = ""
         self.http_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
-        self._log = tempfile.NamedTemporaryFile(  # lives as long as the child, closed in stop()
-            prefix="trading-bench-sidecar-", suffix=".log", delete=False
-        )
-        self._process: subprocess.Popen[bytes] | None = None
+        self._logs = tempfile.TemporaryDirectory(prefix="trading-bench-sidecar-")
+        self._process: Process | None = None
 
     def start(self, timeout_s: float = 30.0) -> LocalSidecar:
         env = {
-            **os.environ,
-            "TT_SIDECAR_ZMQ_BIND": self.zmq_address,
+            "TT_SIDECAR_ZMQ_BIND": LOOPBACK_ANY_PORT,
             "TT_SIDECAR_HTTP_HOST": "127.0.0.1",
             "TT_SIDECAR_HTTP_PORT": str(self.http_port),
             # No probe-only port: the benchmark reads /healthz on the main port, and a
@@ -159,33 +149,24 @@ class LocalSidecar:
             "TT_SIDECAR_LOG_LEVEL": "warning",
             **self.extra_env,
         }
-        self._process = subprocess.Popen(
-            _sidecar_command(), stdout=self._log, stderr=subprocess.STDOUT, env=env
-        )
-        reader = MetricsReader(self.url)
-        deadline = time.monotonic() + timeout_s
-        while not reader.ready():
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the benchmark's sidecar did not start:\n{self.log()}")
-            time.sleep(0.05)
+        log_path = Path(self._logs.name) / "sidecar.log"
+        self._process = Process.start(_sidecar_command(), log_path, env, name="trading-sidecar")
+        try:
+            self._process.wait_http_ok(f"{self.url}/readyz", timeout_s)
+            with urllib.request.urlopen(f"{self.url}/", timeout=5) as response:
+                self.zmq_address = str(json.load(response)["zmq"])
+        except ProcessFailed as exc:
+            self.stop()
+            raise RuntimeError(f"the benchmark's sidecar did not start: {exc}") from None
         return self
 
     def log(self) -> str:
-        return Path(self._log.name).read_text(errors="replace")
+        return self._process.log() if self._process is not None else ""
 
     def stop(self) -> int | None:
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-        self._log.close()
-        Path(self._log.name).unlink(missing_ok=True)
-        return None if process is None else process.returncode
+        code = None if self._process is None else self._process.stop()
+        self._logs.cleanup()
+        return code
 
     def __enter__(self) -> LocalSidecar:
         return self.start()
