@@ -28,6 +28,8 @@ from telemetry_contract.events import SIDES
 from trading_publisher.client import Publisher
 from trading_publisher.sockets import push_socket
 
+from trading_bench.processes import terminate
+
 Call = Callable[[Any, Any], object]
 
 
@@ -179,8 +181,7 @@ def prometheus(trades: list[tuple[str, float]]) -> Variant:
         set_last(clock())
 
     def close() -> None:
-        scraper.terminate()
-        scraper.wait(10)
+        terminate(scraper, 10)
         server.shutdown()
         server.server_close()
         thread.join(5)
