@@ -172,23 +172,6 @@ def test_make_run_starts_everything_and_ctrl_c_stops_everything(
     assert not still_open, f"left running on {still_open}:\n{output}"
 
 
-def _listening_prometheus_count() -> int:
-    """Prometheus processes on this machine (read from /proc; nothing is signalled)."""
-    count = 0
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (
-            args
-            and args[0].endswith(b"prometheus")
-            and any(a.startswith(b"--web.listen-address") for a in args)
-        ):
-            count += 1
-    return count
-
-
 def _pids_of(script: str, env_var: str, env_value: str) -> list[int]:
     """Processes running ``script`` with ``env_var=env_value`` in their environment."""
     found = []
@@ -222,7 +205,9 @@ def test_second_make_run_is_refused_and_a_killed_sidecar_comes_back(tmp_path: Pa
         }, link
 
         # A second `make run` with the same settings: one line, non-zero, nothing started.
-        prometheus_before = _listening_prometheus_count()
+        # Prometheus processes of this run's settings (other suites may run their own).
+        prometheus_before = _pids_of("prometheus", "TT_PROMETHEUS_PORT", str(ports.prometheus))
+        assert len(prometheus_before) == 1
         second = subprocess.run(
             ["make", "--no-print-directory", "run"],
             cwd=ROOT,
@@ -238,7 +223,8 @@ def test_second_make_run_is_refused_and_a_killed_sidecar_comes_back(tmp_path: Pa
         assert len(ours) == 1, out
         assert f"port {http_port}" in ours[0] and f"http://127.0.0.1:{http_port}" in ours[0], out
         assert "Traceback" not in out and "running" not in out, out
-        assert _listening_prometheus_count() == prometheus_before, "second run started one"
+        after = _pids_of("prometheus", "TT_PROMETHEUS_PORT", str(ports.prometheus))
+        assert after == prometheus_before, "the second run started a Prometheus"
 
         # Kill the sidecar: the UI warns, clicks queue, the sidecar comes back by itself,
         # the warning clears and the queued clicks are counted.
