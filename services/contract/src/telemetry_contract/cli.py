@@ -8,10 +8,11 @@ It lives in the contract package because every service image contains it (as
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from importlib import metadata
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -66,3 +67,15 @@ def load_or_exit(load: Callable[[], T], prog: str) -> T:
     except ValueError as exc:
         print(f"{prog}: bad setting: {exc}", file=sys.stderr)
         raise SystemExit(USAGE_ERROR) from None
+
+
+def overlay(settings: T, args: argparse.Namespace) -> T:
+    """``settings`` with every parsed option whose ``dest`` names one of its fields.
+
+    Options take the loaded settings as their defaults, so an option not given keeps the
+    environment's value; ``dataclasses.replace`` keeps every other field, so a setting
+    without a flag is never dropped on the way from the environment to the service.
+    """
+    fields = {field.name for field in dataclasses.fields(settings)}  # type: ignore[arg-type]
+    given: dict[str, Any] = {k: v for k, v in vars(args).items() if k in fields}
+    return dataclasses.replace(settings, **given)  # type: ignore[type-var]

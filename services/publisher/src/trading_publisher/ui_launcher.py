@@ -16,13 +16,12 @@ a minimal toolbar (traders get no "Deploy"/rerun developer menu).
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from telemetry_contract.cli import load_or_exit, new_parser
+from telemetry_contract.cli import load_or_exit, new_parser, overlay
 from telemetry_contract.graceful_exit import exit_zero_on_signals
 
 from trading_publisher import settings as settings_mod
@@ -72,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--ui-host", default=defaults.ui_host, help="HTTP listen host")
     parser.add_argument("--ui-port", type=int, default=defaults.ui_port, help="HTTP port")
     args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    settings = dataclasses.replace(defaults, ui_host=args.ui_host, ui_port=args.ui_port)
+    settings = overlay(defaults, args)
     require("ui", prog)
     # Until Streamlit installs its own handler (once the server is up), a SIGTERM
     # during start-up should still be a clean stop, not a kill by signal.
