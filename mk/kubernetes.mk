@@ -28,7 +28,7 @@ CLOUD_PROVIDER_KIND_ARGS ?=
 # Grafana's host name: the Ingress rule and Grafana's root_url both take it.
 GRAFANA_HOST ?= grafana.localhost
 GRAFANA_PORT ?= 3000
-UI_PORT ?= 8501
+UI_PORT ?= $(UI_SERVICE_PORT)
 # Where the UI reads totals from: kube-prometheus-stack's Prometheus Service (sum over replicas).
 PROMETHEUS_URL ?= http://$(MONITORING_RELEASE)-kube-prometheus-prometheus.$(MONITORING_NAMESPACE):9090
 # The images: one Dockerfile, one --target each, and the workspace package (and uv extras)
@@ -191,7 +191,7 @@ ui: ## port-forward the Streamlit UI to http://localhost:8501 (UI_PORT=...)
 	$(call need-tools,kind kubectl)
 	$(call need-cluster)
 	@echo "trading UI: http://localhost:$(UI_PORT)  (Ctrl-C stops the port-forward)"
-	$(KUBECTL) --namespace $(NAMESPACE) port-forward service/$(FULLNAME)-ui $(UI_PORT):8501
+	$(KUBECTL) --namespace $(NAMESPACE) port-forward service/$(FULLNAME)-ui $(UI_PORT):$(UI_SERVICE_PORT)
 
 # The Grafana login, from kube-prometheus-stack's Secret; exits non-zero with the reason.
 define grafana-login
