@@ -10,7 +10,7 @@ CHART := charts/trading-telemetry
 # alone when it contains the chart name, else "<release>-trading-telemetry".
 FULLNAME := $(if $(findstring trading-telemetry,$(RELEASE)),$(RELEASE),$(RELEASE)-trading-telemetry)
 # The contract's ports and the chart's replica-0 Service (telemetry_contract.ports; Make
-# cannot import Python, so tests/unit/contract/test_contract_ports.py checks they agree).
+# cannot import Python, so tests/unit/contract/test_ports.py checks they agree).
 SIDECAR_HTTP_PORT := 8001
 UI_SERVICE_PORT := 8501
 BENCH_SERVICE := $(FULLNAME)-sidecar-bench

@@ -14,9 +14,10 @@ from telemetry_contract.settings_source import load_settings, read_dotenv, varia
 DOC = ROOT / "docs" / "configuration.md"
 KNOWN = {name for source in config_docs.SOURCES for name in variables(source.cls, source.prefix)}
 PREFIXES = {source.prefix for source in config_docs.SOURCES}
-#: Variables named with TT_ that are no setting: an extraEnv example in the chart's tests,
-#: and mk/common.mk's include guard.
+#: Variables named with TT_ that are no service's setting: an extraEnv example in the
+#: chart's tests, mk/common.mk's include guard, and the test suite's own knobs (TT_TEST_*).
 NOT_SETTINGS = {"TT_EXTRA", "TT_COMMON_MK"}
+TEST_KNOBS = "TT_TEST_"
 TABLE_ROW = re.compile(r"^\| `(TT_[A-Z0-9_]+)` \|", re.M)
 TT_NAME = re.compile(r"\bTT_[A-Z0-9_]*[A-Z0-9]\b")
 
@@ -80,6 +81,7 @@ def test_every_tt_variable_the_repo_sets_is_a_real_setting() -> None:
         names = set(TT_NAME.findall(path.read_text())) - KNOWN - NOT_SETTINGS
         # `TT_BENCH_<OPTION>`-style patterns and prefixes are words, not variables.
         names = {n for n in names if f"{n}_" not in PREFIXES and not n.endswith("_ALERT")}
+        names = {n for n in names if not n.startswith(TEST_KNOBS)}
         if names:
             unknown[str(path.relative_to(ROOT))] = sorted(names)
     assert not unknown, unknown

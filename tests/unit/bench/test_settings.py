@@ -93,3 +93,15 @@ def test_the_same_checks_refuse_a_bad_option(capsys: pytest.CaptureFixture[str])
 @pytest.mark.parametrize("address", ["ipc:///tmp/x", "inproc://bench", "tcp://[::1]:5555"])
 def test_zmq_addresses_other_than_tcp_host_port_are_accepted(address: str) -> None:
     assert settings.zmq_address(address) == address
+
+
+def test_rate_takes_a_list_and_zero_keeps_meaning_the_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert parser().parse_args(["sustained", "--rate", "1000,10000"]).rate == (1000.0, 10000.0)
+    from_env = settings.load({"TT_BENCH_RATE": "500"})
+    assert parser(from_env).parse_args(["sustained"]).rate == (500.0,)
+    assert parser().parse_args(["sustained", "--rate", "0"]).rate == ()  # -> the defaults
+    with pytest.raises(SystemExit):
+        parser().parse_args(["sustained", "--rate", "-1"])
+    assert "rates must be > 0" in capsys.readouterr().err
