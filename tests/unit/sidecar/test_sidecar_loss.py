@@ -13,6 +13,7 @@ from support import Sidecar, value, wait_for
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX, TradeEncoder
 from telemetry_contract.events import Event, Trade
+from trading_sidecar.bench_metrics import BenchMetrics
 from trading_sidecar.metrics import LossTracker, TradeMetrics, lost_between
 from trading_sidecar.receiver import Receiver
 
@@ -71,10 +72,11 @@ def test_seq_gaps_from_drops_are_counted_per_stream() -> None:
 
 
 def test_benchmark_traffic_is_counted_apart() -> None:
-    metrics = TradeMetrics()
+    counted = BenchMetrics()
+    metrics = TradeMetrics(others=counted.record)
     bench = BENCH_SOURCE_PREFIX + "x"
     metrics.record([t(0, src=bench), t(4, src=bench), t(0), t(2)], NOW)
-    assert (metrics.bench_lost, metrics.bench_trades) == (3, 2)
+    assert (counted.lost, counted.trades) == (3, 2)
     assert (metrics.lost, metrics.trades["buy"]) == (1, 2)
 
 

@@ -16,6 +16,7 @@ from telemetry_contract.errors import InvalidMessage, Reason
 from telemetry_contract.events import TradeEvent
 from trading_sidecar import settings as sidecar_settings
 from trading_sidecar.app import create_app
+from trading_sidecar.bench_metrics import BenchMetrics, register_bench
 from trading_sidecar.exporter import register_exporter
 from trading_sidecar.log_throttle import ThrottledRejectLog
 from trading_sidecar.metrics import MAX_TRACKED_SOURCES, TradeMetrics, register
@@ -68,6 +69,7 @@ def test_no_created_series_and_help_text_on_every_family() -> None:
     from prometheus_client import generate_latest
 
     registry = _registry(TradeMetrics())
+    register_bench(BenchMetrics(), registry)
     thresholds = dict.fromkeys(names.ALERT_THRESHOLDS, 1.0)
     register_exporter(registry, healthy=lambda: True, thresholds=thresholds)
     text = generate_latest(registry).decode()
