@@ -52,7 +52,7 @@ test: sync system-deps lint ## lint, then both test tiers: unit, then e2e (real 
 	@$(RUN) pytest
 
 test-unit: sync ## the fast tier only: in-process tests under tests/unit, seconds
-	@$(RUN) pytest tests/unit -q
+	@env -u PYTHONDONTWRITEBYTECODE TT_TEST_FUZZ_SCALE=0.1 $(RUN) pytest tests/unit -q
 
 lint: sync ## ruff + mypy (strict)
 	@$(RUN) ruff check services tests scripts

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import Sidecar, new_sidecar
+from support import Sidecar, ZmqSockets, new_sidecar
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,3 +29,11 @@ def sidecar(tmp_path: Path) -> Iterator[Sidecar]:
     assert code == 0, (
         f"sidecar exited {code} on SIGTERM:\n{running.proc.log() if running.proc else ''}"
     )
+
+
+@pytest.fixture
+def zmq_sockets() -> Iterator[ZmqSockets]:
+    """Sockets with timeouts on one context, terminated (or the test failed) at teardown."""
+    sockets = ZmqSockets()
+    yield sockets
+    sockets.close()

@@ -143,3 +143,52 @@ def benchmark(name: str = "lb", uid: str = "uid-lb", **spec: Any) -> Obj:
         "metadata": {"name": name, "namespace": NS, "uid": uid},
         "spec": {"mode": "burst", **spec},
     }
+
+
+# --- Job and pod objects as the API returns them, for status_from() -------------------
+
+
+def job(*conditions: Obj, start: str | None = "2025-11-24T16:00:00Z") -> Obj:
+    status: Obj = {"conditions": list(conditions)}
+    if start:
+        status["startTime"] = start
+    return {"metadata": {"name": "nightly-bench", "namespace": "trading"}, "status": status}
+
+
+def condition(kind: str, status: str = "True", reason: str = "", message: str = "") -> Obj:
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": "2025-11-24T16:00:20Z",
+    }
+
+
+def pod(
+    message: str | None = None,
+    phase: str = "Succeeded",
+    created: str = "2025-11-24T16:00:01Z",
+    waiting: Obj | None = None,
+    container: str = "benchmark",
+    exit_code: int | None = None,
+    reason: str | None = None,
+) -> Obj:
+    state: Obj = {}
+    if waiting is not None:
+        state["waiting"] = waiting
+    else:
+        code = exit_code if exit_code is not None else (0 if phase == "Succeeded" else 1)
+        terminated: Obj = {"exitCode": code}
+        if reason is not None:
+            terminated["reason"] = reason
+        if message is not None:
+            terminated["message"] = message
+        state["terminated"] = terminated
+    return {
+        "metadata": {"name": f"nightly-bench-{created[-3:-1]}", "creationTimestamp": created},
+        "status": {"phase": phase, "containerStatuses": [{"name": container, "state": state}]},
+    }
+
+
+COMPLETE = condition("Complete")

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2 as httpx
+import zmq
 from trading_publisher.metrics_reader import Samples as Samples
 from trading_publisher.metrics_reader import parse_samples, sample_value, scrape
 
@@ -31,6 +33,11 @@ T = TypeVar("T")
 
 
 def free_port() -> int:
+    """A port free right now, for listeners ZeroMQ cannot bind on ``:*`` (HTTP servers).
+
+    There is a window between releasing it and the child binding it; ZeroMQ sockets in
+    tests bind ``tcp://127.0.0.1:*`` and read the port back instead (:class:`ZmqSockets`).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -52,6 +59,46 @@ def wait_for(
             last_error = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: {last_error!r}")
+
+
+class ZmqSockets:
+    """A pyzmq context whose sockets fail instead of hanging (pyzmq's own test style).
+
+    Every socket gets receive/send timeouts, so a frame that never comes raises
+    ``zmq.Again`` after ``timeout_ms``; :meth:`close` terminates the context with linger 0
+    on a watchdog thread and fails the test if a socket still blocks termination.
+    """
+
+    def __init__(self, timeout_ms: int = 10_000) -> None:
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.timeout_ms = timeout_ms
+
+    def socket(self, kind: int) -> zmq.Socket[bytes]:
+        sock = self.ctx.socket(kind)
+        sock.rcvtimeo = self.timeout_ms
+        sock.sndtimeo = self.timeout_ms
+        sock.linger = 0
+        return sock
+
+    def bind(self, kind: int, host: str = "127.0.0.1") -> tuple[zmq.Socket[bytes], str]:
+        """A socket bound on ``tcp://host:*``; returns it and the endpoint ZeroMQ chose."""
+        sock = self.socket(kind)
+        sock.bind(f"tcp://{host}:*")
+        endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        return sock, endpoint
+
+    def close(self, timeout: float = 10.0) -> None:
+        done = threading.Event()
+
+        def destroy() -> None:
+            self.ctx.destroy(linger=0)
+            done.set()
+
+        threading.Thread(target=destroy, name="zmq-context-destroy", daemon=True).start()
+        if not done.wait(timeout):
+            raise AssertionError(
+                f"zmq context did not terminate within {timeout}s: a socket is still in use"
+            )
 
 
 # The product's one /metrics reader (trading_publisher.metrics_reader), under the names

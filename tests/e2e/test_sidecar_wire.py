@@ -13,7 +13,7 @@ import pytest
 import zmq
 from support import Samples, Sidecar, value, wait_for
 from telemetry_contract import metric_names as names
-from telemetry_contract.codec import encode_trade, join_batch
+from telemetry_contract.codec import TradeEncoder, encode_trade, join_batch
 from telemetry_contract.events import BENCH_MODES, BENCH_VARIANTS, MAX_QTY
 from telemetry_contract.transport import MAX_FRAME_BYTES
 
@@ -165,3 +165,26 @@ def test_benchmark_frames_cannot_grow_the_series_count(
     runs = [labels for name, labels in samples if name == names.BENCH_RUN]
     assert len(runs) <= len(BENCH_MODES) * len(BENCH_VARIANTS)
     assert healthy(sidecar)
+
+
+def test_streams_over_the_wire_into_one_sidecar(sidecar: Sidecar) -> None:
+    """Three sockets of one publisher (three streams), interleaved, plus real drops."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    socks = [ctx.socket(zmq.PUSH) for _ in range(3)]
+    try:
+        for sock in socks:
+            sock.connect(sidecar.zmq_address)
+        encoders = [TradeEncoder("wire-streams", stream=s, epoch=0) for s in (11, 12, 13)]
+        sent = 0
+        for seq in range(1000):
+            for index, (sock, encode) in enumerate(zip(socks, encoders, strict=True)):
+                if index == 2 and seq % 100 == 99:
+                    continue  # stream 13 "drops" one event in a hundred: seq still advances
+                sock.send(encode.now("buy", 1.0, seq))
+                sent += 1
+        wait_for(lambda: value(sidecar.scrape(), names.TRADES, side="buy") == sent)
+        assert value(sidecar.scrape(), names.LOST) == 9  # the last drop has no successor
+    finally:
+        for sock in socks:
+            sock.close(linger=0)
+        ctx.term()

@@ -1010,7 +1010,7 @@ def test_operator_deployment_and_rbac_follow_the_interface(everything: Rendered)
     name = fullname(everything)
     operator_name = f"{name}-operator"
     # The Role's rules themselves are checked against what the operator's code calls, in
-    # test_operator_chart.py.
+    # test_chart_operator.py.
     role = everything.get("Role", operator_name)
     account = everything.get("ServiceAccount", operator_name)
     binding = everything.get("RoleBinding", operator_name)

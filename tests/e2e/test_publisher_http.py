@@ -104,49 +104,20 @@ def test_json_body_and_default_qty(endpoint: Endpoint) -> None:
     _wait_for_totals(endpoint.sidecar, expected)
 
 
-BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
-    ("/trade/hold", {"params": {"qty": "1"}}, 404, "unknown side 'hold'"),
-    ("/trade/BUY", {}, 404, "unknown side"),
-    ("/trade/buy", {"params": {"qty": "abc"}}, 422, "qty must be a number"),
-    ("/trade/buy", {"params": {"qty": ""}}, 422, "qty must be a number"),
-    ("/trade/buy", {"params": {"qty": "-1"}}, 422, "finite number >= 0"),
-    ("/trade/buy", {"params": {"qty": "nan"}}, 422, "finite number >= 0"),
-    ("/trade/buy", {"params": {"qty": "inf"}}, 422, "finite number >= 0"),
-    ("/trade/buy", {"params": {"qty": "1e999"}}, 422, "finite number >= 0"),
-    ("/trade/buy", {"json": {"qty": "3"}}, 422, "qty must be a number"),
-    ("/trade/buy", {"json": {"qty": True}}, 422, "qty must be a number"),
-    ("/trade/buy", {"json": {"qty": -0.5}}, 422, "finite number >= 0"),
-    ("/trade/buy", {"json": {"qty": 10**400}}, 422, "finite number >= 0"),
-    ("/trade/buy", {"json": {"qty": 1e15 + 2}}, 422, "finite number >= 0"),
-    ("/trade/buy", {"params": {"qty": "2e15"}}, 422, "finite number >= 0"),
-    ("/trade/buy", {"content": b'{"qty": NaN}'}, 422, "not valid JSON"),
-    ("/trade/buy", {"content": b'{"qty": Infinity}'}, 422, "not valid JSON"),
-    ("/trade/buy", {"content": b'{"qty": 1e309}'}, 422, "finite number >= 0"),
-    ("/trade/buy", {"content": b'{"qty": {"a": 1}}'}, 422, "qty must be a number"),
-    ("/trade/buy", {"content": b'{"qty": [[[[[[[[[[1]]]]]]]]]]}'}, 422, "qty must be a number"),
-    ("/trade/buy", {"content": b"[" * 4000 + b"]" * 90}, 422, "JSON object"),
-    ("/trade/buy", {"content": b'{"x":' * 680 + b"1" + b"}" * 680}, 422, "unknown field"),
-    ("/trade/buy", {"content": b"qty=3"}, 422, "JSON object"),
-    ("/trade/buy", {"json": [3]}, 422, "JSON object"),
-    ("/trade/buy", {"json": {"qty": 1, "side": "sell"}}, 422, "unknown field"),
-    ("/trade/buy", {"params": {"qty": "1"}, "json": {"qty": 1}}, 422, "not both"),
-    ("/trade/buy", {"content": b" " * 5000}, 413, "larger than"),
-    ("/trade/buy", {"content": b"[" * 5000}, 413, "larger than"),
+#: A sample of refused requests; every refusal and its message is covered in-process in
+#: tests/unit/publisher/test_trade_api.py. Here: through the real server, they reach nothing.
+BAD_REQUESTS: list[tuple[str, dict[str, Any], int]] = [
+    ("/trade/hold", {"params": {"qty": "1"}}, 404),
+    ("/trade/buy", {"params": {"qty": "nan"}}, 422),
+    ("/trade/buy", {"content": b'{"qty": 1e309}'}, 422),
+    ("/trade/buy", {"content": b"[" * 4000 + b"]" * 90}, 422),
+    ("/trade/buy", {"content": b" " * 5000}, 413),
 ]
-
-
-@pytest.mark.parametrize(("path", "kwargs", "status", "message"), BAD_REQUESTS)
-def test_bad_requests_say_why_and_send_nothing(
-    endpoint: Endpoint, path: str, kwargs: dict[str, Any], status: int, message: str
-) -> None:
-    response = endpoint.post(path, **kwargs)
-    assert response.status_code == status, response.text
-    assert message in response.json()["error"]
 
 
 def test_after_bad_requests_a_good_one_still_counts(endpoint: Endpoint) -> None:
     expected = _totals(endpoint.sidecar.scrape())
-    for path, kwargs, status, _ in BAD_REQUESTS:
+    for path, kwargs, status in BAD_REQUESTS:
         assert endpoint.post(path, **kwargs).status_code == status
     response = endpoint.post("/trade/buy", params={"qty": "0.5"})
     assert response.status_code == 202 and response.json()["sent"] is True

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from importlib.metadata import version
-from pathlib import Path
 
-import httpx2 as httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
-from support import BIN, Sidecar, free_port, new_sidecar, start_process, value, wait_for
 from telemetry_contract import metric_names as names
 from telemetry_contract.ports import DEFAULT_SIDECAR_PROBE_PORT
 from trading_sidecar import settings as sidecar_settings
@@ -55,46 +52,3 @@ def test_probe_port_setting_defaults_to_the_contract_port() -> None:
         {"TT_SIDECAR_PROBE_PORT": "0", "TT_SIDECAR_ALERT_INVALID_RATIO": "0.5"}
     )
     assert loaded.probe_port == 0 and loaded.alert_invalid_ratio == 0.5
-
-
-def test_process_serves_every_new_series_and_probes_on_their_own_port(sidecar: Sidecar) -> None:
-    samples = sidecar.scrape()
-    assert value(samples, names.RECEIVER_HEALTHY) == 1
-    assert value(samples, names.BUILD_INFO, version=version("trading-sidecar")) == 1
-    assert value(samples, "process_start_time_seconds") > 0
-    assert any(name == "python_info" for name, _ in samples)
-    probe = f"http://127.0.0.1:{sidecar.probe_port}"
-    assert httpx.get(f"{probe}/healthz", timeout=5).status_code == 200
-    assert httpx.get(f"{probe}/readyz", timeout=5).status_code == 200
-    for path in ("/metrics", "/", "/healthz/", "/nope"):
-        response = httpx.get(f"{probe}{path}", timeout=5)
-        assert response.status_code == 404, path
-        assert "trades_total" not in response.text
-    # The main port still serves everything.
-    assert httpx.get(f"{sidecar.url}/", timeout=5).status_code == 200
-
-
-def test_probe_port_zero_opens_no_second_listener(tmp_path: Path) -> None:
-    running = new_sidecar()
-    running.probe_port = 0
-    running.start(tmp_path)
-    try:
-        assert running.proc is not None
-        log = running.proc.log().splitlines()
-        listening = [line for line in log if "Uvicorn running on" in line]
-        assert len(listening) == 1, log
-    finally:
-        assert running.stop() == 0
-
-
-def test_probe_port_equal_to_http_port_is_refused(tmp_path: Path) -> None:
-    port = free_port()
-    proc = start_process(
-        [str(BIN / "trading-sidecar")],
-        tmp_path / "sidecar.log",
-        {"TT_SIDECAR_HTTP_PORT": str(port), "TT_SIDECAR_PROBE_PORT": str(port),
-         "TT_SIDECAR_ZMQ_BIND": f"tcp://127.0.0.1:{free_port()}"},
-    )  # fmt: skip
-    wait_for(lambda: proc.process.poll() is not None, timeout=30, what="sidecar to refuse")
-    assert proc.process.returncode == 2
-    assert "probe port must differ" in proc.log()

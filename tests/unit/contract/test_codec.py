@@ -302,3 +302,23 @@ def test_every_variant_the_bench_names_is_in_the_closed_set() -> None:
     assert "client-other" in BENCH_VARIANTS
     for variant in BENCH_VARIANTS:
         assert one(encode(_bench(variant=variant))) == _bench(variant=variant)
+
+
+@pytest.mark.parametrize("src", [None, "bench-1"])
+def test_now_encoder_writes_what_the_decoder_reads(src: str | None) -> None:
+    import time
+
+    encoder = TradeEncoder(src)
+    before = time.time()
+    frame = encoder.now("sell", 12.5, 7)
+    after = time.time()
+    [event] = decode(frame).events
+    assert isinstance(event, Trade)
+    assert (event.side, event.qty) == ("sell", 12.5)
+    assert before - 1e-6 <= event.ts <= after + 1e-6
+    assert (event.src, event.seq) == ((src, 7) if src else (None, None))
+    # Off the quick route: converted or refused exactly as __call__ does.
+    assert isinstance(decode(encoder.now("buy", 3, 8)).events[0], Trade)
+    for side, qty in (("hold", 1.0), ("buy", math.nan), ("buy", -1.0), ("buy", math.inf)):
+        with pytest.raises(ValueError):
+            encoder.now(side, qty, 9)

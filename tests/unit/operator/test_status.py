@@ -1,25 +1,17 @@
 """Job + pods → LatencyBenchmark status, including a real benchmark's termination message.
 
-The last test runs the real ``trading-bench`` with the exact arguments the operator puts
-in the Job (paths moved to a temp dir) against a real sidecar, and feeds the file it wrote
-to :func:`status_from` as the pod's termination message: the same bytes the kubelet would
-copy into ``containerStatuses[].state.terminated.message``.
+A real benchmark's termination message, end to end, is in
+tests/e2e/test_operator_benchmark_message.py.
 """
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-from support import BIN, Samples, Sidecar, value, wait_for
+from operator_support import COMPLETE, condition, job, pod
 from telemetry_contract import BenchmarkResult, encode, encode_trade
-from telemetry_contract import metric_names as names
-from trading_operator.job import render_job
-from trading_operator.settings import OperatorSettings
-from trading_operator.spec import parse_spec
 from trading_operator.status import (
     FAILED,
     MAX_MESSAGE,
@@ -59,52 +51,6 @@ RESULT = BenchmarkResult(
     started_at=1_764_000_000.25,
     finished_at=1_764_000_015.75,
 )
-
-
-def job(*conditions: Obj, start: str | None = "2025-11-24T16:00:00Z") -> Obj:
-    status: Obj = {"conditions": list(conditions)}
-    if start:
-        status["startTime"] = start
-    return {"metadata": {"name": "nightly-bench", "namespace": "trading"}, "status": status}
-
-
-def condition(kind: str, status: str = "True", reason: str = "", message: str = "") -> Obj:
-    return {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": "2025-11-24T16:00:20Z",
-    }
-
-
-def pod(
-    message: str | None = None,
-    phase: str = "Succeeded",
-    created: str = "2025-11-24T16:00:01Z",
-    waiting: Obj | None = None,
-    container: str = "benchmark",
-    exit_code: int | None = None,
-    reason: str | None = None,
-) -> Obj:
-    state: Obj = {}
-    if waiting is not None:
-        state["waiting"] = waiting
-    else:
-        code = exit_code if exit_code is not None else (0 if phase == "Succeeded" else 1)
-        terminated: Obj = {"exitCode": code}
-        if reason is not None:
-            terminated["reason"] = reason
-        if message is not None:
-            terminated["message"] = message
-        state["terminated"] = terminated
-    return {
-        "metadata": {"name": f"nightly-bench-{created[-3:-1]}", "creationTimestamp": created},
-        "status": {"phase": phase, "containerStatuses": [{"name": container, "state": state}]},
-    }
-
-
-COMPLETE = condition("Complete")
 
 
 # --- job outcome ----------------------------------------------------------------------
@@ -296,54 +242,3 @@ def test_result_status_rounds_only_for_display() -> None:
     status = result_status(RESULT)
     assert status["p50Us"] == pytest.approx(RESULT.p50_us, abs=1e-3)
     assert status["achievedRate"] == pytest.approx(RESULT.rate, abs=0.1)
-
-
-# --- a real benchmark's termination message -------------------------------------------
-
-
-def test_real_benchmark_termination_message_becomes_succeeded_status(
-    sidecar: Sidecar, tmp_path: Path
-) -> None:
-    settings = OperatorSettings(sidecar_url=sidecar.url)
-    spec = parse_spec({"mode": "burst", "events": 2000}, settings)
-    (container,) = render_job(spec, "ci-burst", "trading", settings)["spec"]["template"]["spec"][
-        "containers"
-    ]
-    args = list(container["args"])
-    # The Job's address is a cluster DNS name; here the sidecar listens on loopback.
-    args[args.index("--address") + 1] = sidecar.zmq_address
-    termination_log = tmp_path / "termination-log"
-    args[args.index("--termination-log") + 1] = str(termination_log)
-    args[args.index("--results-dir") + 1] = str(tmp_path / "results")
-    done = subprocess.run(
-        [str(BIN / container["command"][0]), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    message = termination_log.read_text(encoding="utf-8")
-    assert len(message.encode()) < 4096  # the kubelet's cap on a termination message
-
-    status = status_from(job(COMPLETE), [pod(message)])
-    assert status is not None
-    assert status["state"] == SUCCEEDED, status
-    assert (status["runId"], status["events"]) == ("ci-burst", 2000)
-    assert status["sent"] + status["dropped"] == 2000
-    assert status["received"] == status["sent"]
-    assert status["lost"] == 0
-    assert status["achievedRate"] > 0
-    assert status["startedAt"] <= status["finishedAt"]
-    # The sidecar got the same row, so Grafana shows what `kubectl get` shows.
-    row = {"mode": "burst", "variant": status["variant"]}
-    run = frozenset({**row, "run_id": "ci-burst"}.items())
-
-    def reported() -> Samples | None:
-        samples = sidecar.scrape()
-        return samples if (names.BENCH_RUN, run) in samples else None
-
-    samples = wait_for(reported, timeout=10, what="benchmark row in the sidecar")
-    assert value(samples, names.BENCH_RATE, **row) == pytest.approx(status["achievedRate"], abs=0.1)
-    p99 = value(samples, names.BENCH_LATENCY, quantile="0.99", **row)
-    assert p99 == pytest.approx(status["p99Us"], abs=1e-3)

@@ -1,27 +1,87 @@
-"""The loss rule per (src, stream) with epochs (docs/contract.md), and a loop that
-cannot die: table-driven on the real TradeMetrics, plus one publisher socket per stream
-over the wire into a real sidecar, and an injected fault in the real receive loop."""
+"""``metrics``: trades in, trade series out. Every series before the first event, the e2e
+histogram, and the loss rule per (src, stream) with epochs (docs/contract.md), table-driven on
+the real TradeMetrics.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-
 import pytest
-import zmq
-from support import Sidecar, value, wait_for
+from prometheus_client import CollectorRegistry
 from telemetry_contract import metric_names as names
-from telemetry_contract.codec import BENCH_SOURCE_PREFIX, TradeEncoder
-from telemetry_contract.events import Event, Trade
-from trading_sidecar.bench_metrics import BenchMetrics
-from trading_sidecar.metrics import LossTracker, TradeMetrics, lost_between
-from trading_sidecar.receiver import Receiver
+from telemetry_contract.codec import BENCH_SOURCE_PREFIX
+from telemetry_contract.errors import Reason
+from telemetry_contract.events import Trade, TradeEvent
+from trading_sidecar.bench_metrics import BenchMetrics, register_bench
+from trading_sidecar.exporter import register_exporter
+from trading_sidecar.metrics import (
+    MAX_TRACKED_SOURCES,
+    LossTracker,
+    TradeMetrics,
+    lost_between,
+    register,
+)
+
+
+def _registry(metrics: TradeMetrics) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    register(metrics, registry)
+    return registry
+
 
 NOW = 1_700_000_000.0
 
 
 def t(seq: int, *, src: str = "p", stream: int | None = None, epoch: int | None = None) -> Trade:
     return Trade("buy", 1.0, NOW, src, seq, stream, epoch)
+
+
+def test_every_series_exists_before_the_first_event() -> None:
+    reg = _registry(TradeMetrics())
+    for side in ("buy", "sell"):
+        assert reg.get_sample_value(names.TRADES, {"side": side}) == 0
+        assert reg.get_sample_value(names.VOLUME, {"side": side}) == 0
+    for reason in Reason:
+        assert reg.get_sample_value(names.INVALID, {"reason": reason.value}) == 0
+    assert reg.get_sample_value(names.LAST_TRADE_TS) == 0
+    assert reg.get_sample_value(names.E2E_LATENCY + "_count") == 0
+
+
+def test_latency_histogram_is_cumulative_and_counts_match() -> None:
+    metrics = TradeMetrics()
+    reg = _registry(metrics)
+    for latency in (0.00001, 0.0003, 0.0003, 0.02, 50.0, -3.0):  # -3: skewed clock
+        metrics.record_trade(TradeEvent("buy", 1.0, 100.0), 100.0 + latency)
+    bucket = names.E2E_LATENCY + "_bucket"
+    assert reg.get_sample_value(bucket, {"le": "5e-05"}) == 2  # 10 µs and the clamped skew
+    assert reg.get_sample_value(bucket, {"le": "0.0005"}) == 4
+    assert reg.get_sample_value(bucket, {"le": "10.0"}) == 5
+    assert reg.get_sample_value(bucket, {"le": "+Inf"}) == 6
+    assert reg.get_sample_value(names.E2E_LATENCY + "_count") == 6
+    assert reg.get_sample_value(names.LAST_TRADE_TS) == 100.0
+
+
+def test_seq_restart_is_not_loss_and_sources_are_bounded() -> None:
+    metrics = TradeMetrics()
+    for seq in (5, 6, 0, 1, 3):  # restart at 0 after 6; then one missing
+        metrics.record_trade(TradeEvent("sell", 1.0, 1.0, "p", seq), 1.0)
+    assert metrics.lost == 1
+    for i in range(MAX_TRACKED_SOURCES + 10):
+        metrics.record_trade(TradeEvent("buy", 1.0, 1.0, f"s{i}", 0), 1.0)
+    assert len(metrics.streams.positions) == MAX_TRACKED_SOURCES
+
+
+def test_no_created_series_and_help_text_on_every_family() -> None:
+    from prometheus_client import generate_latest
+
+    registry = _registry(TradeMetrics())
+    register_bench(BenchMetrics(), registry)
+    thresholds = dict.fromkeys(names.ALERT_THRESHOLDS, 1.0)
+    register_exporter(registry, healthy=lambda: True, thresholds=thresholds)
+    text = generate_latest(registry).decode()
+    assert "_created" not in text
+    for name in names.ALL:
+        family = name.removesuffix("_total")
+        assert f"# HELP {family}" in text or f"# HELP {name}" in text, name
 
 
 @pytest.mark.parametrize(
@@ -102,61 +162,3 @@ def test_snapshot_and_restore_carry_totals_and_positions() -> None:
     assert restored.trades["buy"] == 2 and restored.streams.positions == {("p", 1): (1, 0)}
     restored.record([t(5, stream=1, epoch=1)], NOW)  # a restart with its snapshot: epoch + 1
     assert restored.lost == 3
-
-
-def test_streams_over_the_wire_into_one_sidecar(sidecar: Sidecar) -> None:
-    """Three sockets of one publisher (three streams), interleaved, plus real drops."""
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    socks = [ctx.socket(zmq.PUSH) for _ in range(3)]
-    try:
-        for sock in socks:
-            sock.connect(sidecar.zmq_address)
-        encoders = [TradeEncoder("wire-streams", stream=s, epoch=0) for s in (11, 12, 13)]
-        sent = 0
-        for seq in range(1000):
-            for index, (sock, encode) in enumerate(zip(socks, encoders, strict=True)):
-                if index == 2 and seq % 100 == 99:
-                    continue  # stream 13 "drops" one event in a hundred: seq still advances
-                sock.send(encode.now("buy", 1.0, seq))
-                sent += 1
-        wait_for(lambda: value(sidecar.scrape(), names.TRADES, side="buy") == sent)
-        assert value(sidecar.scrape(), names.LOST) == 9  # the last drop has no successor
-    finally:
-        for sock in socks:
-            sock.close(linger=0)
-        ctx.term()
-
-
-def test_an_unexpected_exception_is_counted_and_the_loop_goes_on(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    faults = [RuntimeError("injected fault"), RuntimeError("second fault")]
-
-    class Flaky(TradeMetrics):
-        """The real metrics, whose first two chunks raise (a bug that input triggers)."""
-
-        def record(self, events: Sequence[Event], received_at: float) -> None:
-            if faults:
-                raise faults.pop(0)
-            super().record(events, received_at)
-
-    metrics = Flaky()
-    receiver = Receiver("inproc://faulty", metrics, context=ctx, poll_ms=10)
-    receiver.start()
-    push = ctx.socket(zmq.PUSH)
-    push.connect("inproc://faulty")
-    encode = TradeEncoder("faulty")
-    try:
-        for seq in range(3):
-            push.send(encode.now("buy", 1.0, seq))
-            time.sleep(0.2)  # one frame per drain: one fault each, then a good one
-        wait_for(lambda: metrics.trades["buy"] == 1, what="the frame after the faults")
-        assert metrics.invalid["internal_error"] == 2
-        assert receiver.alive(5.0)
-        tracebacks = [r for r in caplog.records if r.exc_info]
-        assert len(tracebacks) == 1 and "injected fault" in str(tracebacks[0].exc_info)
-    finally:
-        receiver.stop()
-        push.close(linger=0)
-        ctx.term()
