@@ -42,7 +42,6 @@ operator_IMAGE := $(OPERATOR_IMAGE)
 operator_PACKAGE := trading-operator
 bench_IMAGE := $(BENCH_IMAGE)
 bench_PACKAGE := trading-bench
-bench_BUILD_DEPS := gcc libc6-dev
 IMAGE_REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 IMAGE_SOURCE := $(shell git remote get-url origin 2>/dev/null)
 IMAGE_CREATED = $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -113,7 +112,6 @@ define build-image
 $(DOCKER_BUILD) -f Dockerfile --target $(1) \
 	  --build-arg PACKAGE=$($(1)_PACKAGE) \
 	  --build-arg UV_EXTRAS="$(foreach e,$($(1)_EXTRAS),--extra $(e))" \
-	  --build-arg BUILD_DEPS="$($(1)_BUILD_DEPS)" \
 	  --build-arg VERSION=$(IMAGE_TAG) --build-arg REVISION=$(IMAGE_REVISION) \
 	  --build-arg CREATED=$(IMAGE_CREATED) --build-arg SOURCE=$(IMAGE_SOURCE) \
 	  -t $($(1)_IMAGE) .
