@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Every trading-telemetry image, from one file: `make images` builds each one with
 #   --target <publisher|sidecar|operator|bench> --build-arg PACKAGE=<workspace package>
-#   [--build-arg UV_EXTRAS="--extra ..."] [--build-arg BUILD_DEPS="..."]
+#   [--build-arg UV_EXTRAS="--extra ..."]
 # so an image holds exactly what its service runs (mk/kubernetes.mk lists the four).
 # Build from the repository root, which is the uv workspace.
 #
@@ -16,14 +16,8 @@ FROM ${UV_IMAGE} AS uv
 FROM ${PYTHON_IMAGE} AS builder
 ARG PACKAGE
 ARG UV_EXTRAS=""
-# A C toolchain in this stage only, for the images that ask (trading-bench: hdrhistogram
-# publishes no linux/arm64 wheel, so on arm64 hosts it is compiled from its sdist here).
-ARG BUILD_DEPS=""
-RUN test -n "$PACKAGE" || { echo "build with --build-arg PACKAGE=<workspace package>" >&2; exit 1; } \
- && if [ -n "$BUILD_DEPS" ]; then \
-      apt-get update && apt-get install -y --no-install-recommends $BUILD_DEPS \
-      && rm -rf /var/lib/apt/lists/*; \
-    fi
+# No compiler in any stage: every locked dependency ships a wheel for linux amd64 and arm64.
+RUN test -n "$PACKAGE" || { echo "build with --build-arg PACKAGE=<workspace package>" >&2; exit 1; }
 COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \

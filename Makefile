@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: help uv sync system-deps run test test-unit lint infra-up infra-down env-setup clean keys
+.PHONY: help uv sync system-deps run test test-unit lint config-docs infra-up infra-down env-setup clean keys
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -58,6 +58,9 @@ lint: sync ## ruff + mypy (strict)
 	@$(RUN) ruff check services tests scripts
 	@$(RUN) ruff format --check services tests scripts
 	@$(RUN) mypy services tests scripts
+
+config-docs: sync ## regenerate docs/configuration.md's settings tables from the settings classes
+	@$(RUN) python scripts/config_docs.py
 
 # Three separate checks, because each fails differently: no `docker` binary, a docker
 # without the compose plugin ("unknown shorthand flag: 'f'"), or no running engine.

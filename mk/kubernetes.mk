@@ -28,7 +28,7 @@ CLOUD_PROVIDER_KIND_ARGS ?=
 # Grafana's host name: the Ingress rule and Grafana's root_url both take it.
 GRAFANA_HOST ?= grafana.localhost
 GRAFANA_PORT ?= 3000
-UI_PORT ?= 8501
+UI_PORT ?= $(UI_SERVICE_PORT)
 # Where the UI reads totals from: kube-prometheus-stack's Prometheus Service (sum over replicas).
 PROMETHEUS_URL ?= http://$(MONITORING_RELEASE)-kube-prometheus-prometheus.$(MONITORING_NAMESPACE):9090
 # The images: one Dockerfile, one --target each, and the workspace package (and uv extras)
@@ -42,7 +42,6 @@ operator_IMAGE := $(OPERATOR_IMAGE)
 operator_PACKAGE := trading-operator
 bench_IMAGE := $(BENCH_IMAGE)
 bench_PACKAGE := trading-bench
-bench_BUILD_DEPS := gcc libc6-dev
 IMAGE_REVISION := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 IMAGE_SOURCE := $(shell git remote get-url origin 2>/dev/null)
 IMAGE_CREATED = $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -113,7 +112,6 @@ define build-image
 $(DOCKER_BUILD) -f Dockerfile --target $(1) \
 	  --build-arg PACKAGE=$($(1)_PACKAGE) \
 	  --build-arg UV_EXTRAS="$(foreach e,$($(1)_EXTRAS),--extra $(e))" \
-	  --build-arg BUILD_DEPS="$($(1)_BUILD_DEPS)" \
 	  --build-arg VERSION=$(IMAGE_TAG) --build-arg REVISION=$(IMAGE_REVISION) \
 	  --build-arg CREATED=$(IMAGE_CREATED) --build-arg SOURCE=$(IMAGE_SOURCE) \
 	  -t $($(1)_IMAGE) .
@@ -191,7 +189,7 @@ ui: ## port-forward the Streamlit UI to http://localhost:8501 (UI_PORT=...)
 	$(call need-tools,kind kubectl)
 	$(call need-cluster)
 	@echo "trading UI: http://localhost:$(UI_PORT)  (Ctrl-C stops the port-forward)"
-	$(KUBECTL) --namespace $(NAMESPACE) port-forward service/$(FULLNAME)-ui $(UI_PORT):8501
+	$(KUBECTL) --namespace $(NAMESPACE) port-forward service/$(FULLNAME)-ui $(UI_PORT):$(UI_SERVICE_PORT)
 
 # The Grafana login, from kube-prometheus-stack's Secret; exits non-zero with the reason.
 define grafana-login

@@ -34,8 +34,8 @@ operator-dev: sync ## run the LatencyBenchmark operator locally (kopf run) again
 	  exit 1; }
 	TT_OPERATOR_BENCH_IMAGE=$(BENCH_IMAGE) \
 	TT_OPERATOR_INSTANCE=$(RELEASE) \
-	TT_OPERATOR_DEFAULT_SERVICE=$(FULLNAME)-sidecar-bench \
-	TT_OPERATOR_SIDECAR_URL=http://$(FULLNAME)-sidecar-bench:8001 \
+	TT_OPERATOR_DEFAULT_SERVICE=$(BENCH_SERVICE) \
+	TT_OPERATOR_SIDECAR_URL=http://$(BENCH_SERVICE):$(SIDECAR_HTTP_PORT) \
 	$(RUN) kopf run --standalone --namespace $(NAMESPACE) --liveness=$(OPERATOR_LIVENESS) \
 	  -m trading_operator.handlers
 

@@ -25,15 +25,15 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 # Run as `python scripts/run_local.py`, so this folder is on sys.path already.
 from prometheus_local import start_prometheus, wait_ready, write_config
-from telemetry_contract.settings_source import load_settings
-from telemetry_contract.transport import DEFAULT_PROMETHEUS_PORT
+from telemetry_contract.ports import DEFAULT_PROMETHEUS_PORT, LOOPBACK
+from telemetry_contract.settings_source import load_settings, setting
 from trading_bench.processes import free_port, http_ok, terminate
 from trading_publisher import settings as publisher_settings
 from trading_sidecar import settings as sidecar_settings
@@ -49,11 +49,22 @@ BACKOFF_MAX_S = 10.0
 STABLE_AFTER_S = 30.0
 
 
-@dataclass(frozen=True)
-class _PromSettings:
-    """``TT_PROMETHEUS_PORT`` picks the local Prometheus port."""
+PROMETHEUS_PREFIX = "TT_PROMETHEUS_"
 
-    port: int = DEFAULT_PROMETHEUS_PORT
+
+@dataclass(frozen=True)
+class LocalPrometheusSettings:
+    """The Prometheus ``make run`` starts when the binary is installed (the fifth prefix)."""
+
+    port: int = setting(
+        DEFAULT_PROMETHEUS_PORT, "port of the Prometheus that `make run` starts when installed"
+    )
+
+
+def load_prometheus_settings(
+    environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+) -> LocalPrometheusSettings:
+    return load_settings(LocalPrometheusSettings, PROMETHEUS_PREFIX, environ, dotenv)
 
 
 class Stop(Exception):
@@ -161,12 +172,12 @@ def main() -> int:
     try:
         sidecar = sidecar_settings.load()
         publisher = publisher_settings.load()
-        prom_port = load_settings(_PromSettings, "TT_PROMETHEUS_").port
+        prom_port = load_prometheus_settings().port
     except ValueError as exc:
         print(f"make run: bad setting: {exc}", file=sys.stderr)
         return 2
     # A listen-on-everything host is not an address to connect to; loopback reaches it.
-    local_host = "127.0.0.1" if sidecar.http_host in ("0.0.0.0", "::", "") else sidecar.http_host
+    local_host = LOOPBACK if sidecar.http_host in ("0.0.0.0", "::", "") else sidecar.http_host
     sidecar_url = f"http://{local_host}:{sidecar.http_port}"
     ui_url = f"http://{publisher.ui_host}:{publisher.ui_port}"
     ports = [

@@ -282,13 +282,3 @@ def test_a_run_id_the_sidecar_would_refuse_is_refused_up_front() -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "--run-id must match" in result.stderr
-
-
-def test_rate_takes_a_list_and_zero_keeps_meaning_the_defaults() -> None:
-    from trading_bench.cli import parser
-
-    assert parser({}).parse_args(["sustained", "--rate", "1000,10000"]).rate == (1000.0, 10000.0)
-    assert parser({"TT_BENCH_RATE": "500"}).parse_args(["sustained"]).rate == (500.0,)
-    assert parser({}).parse_args(["sustained", "--rate", "0"]).rate == ()  # -> the defaults
-    with pytest.raises(SystemExit):
-        parser({}).parse_args(["sustained", "--rate", "-1"])

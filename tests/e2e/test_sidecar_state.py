@@ -9,6 +9,7 @@ no counter went backwards between the last scrape before and the first one after
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -19,13 +20,15 @@ import pytest
 from support import Samples, Sidecar, new_sidecar, value, wait_for
 from telemetry_contract import metric_names as names
 from telemetry_contract.errors import Reason
-from telemetry_contract.events import Trade
+from telemetry_contract.events import BenchmarkResult, Trade
 from trading_publisher.client import Publisher
+from trading_sidecar.bench_metrics import BenchMetrics
 from trading_sidecar.metrics import TradeMetrics
 from trading_sidecar.state import (
     FILENAME,
     MAGIC,
     VERSION,
+    Snapshot,
     StateError,
     StateKeeper,
     decode,
@@ -36,38 +39,80 @@ from trading_sidecar.state import (
 
 EVENTS = 200_000
 RATE = 20_000.0
+RESULT = BenchmarkResult(
+    run_id="r", mode="burst", variant="client", events=10, sent=10, dropped=0, received=10,
+    lost=0, elapsed_s=0.01, rate=1000.0, target_rate=0.0, p50_us=1.0, p90_us=2.0,
+    p99_us=3.0, p999_us=4.0, max_us=5.0, started_at=1.76e9, finished_at=1.76e9 + 1,
+)  # fmt: skip
 
 
-def _populated() -> TradeMetrics:
-    """Totals of every kind and a loss table with gaps, streams and epochs."""
-    metrics = TradeMetrics()
+class Counted:
+    """The trade counts and the benchmark counts, wired as the app wires them."""
+
+    def __init__(self) -> None:
+        self.bench = BenchMetrics()
+        self.trading = TradeMetrics(others=self.bench.record)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.trading.snapshot(), self.bench.snapshot())
+
+    def restore(self, snapshot: Snapshot) -> None:
+        self.trading.restore(snapshot.trading)
+        self.bench.restore(snapshot.bench)
+
+
+def _populated() -> Counted:
+    """Totals of every kind and loss tables with gaps, streams and epochs."""
+    counted = Counted()
+    metrics = counted.trading
     now = time.time()
     events = [
         Trade(side="buy" if i % 3 else "sell", qty=1.5 + i % 5, ts=now - 0.001 * (i % 7),
-              src=("bench-x" if i % 10 == 0 else f"p{i % 4}"), seq=i + (i % 4) * 3,
+              src=(f"bench-{i % 20}" if i % 10 == 0 else f"p{i % 4}"), seq=i + (i % 4) * 3,
               stream=i % 2, epoch=i // 200)
         for i in range(400)
     ]  # fmt: skip
-    metrics.received = 403
-    metrics.record(events, now)
+    metrics.received = 404
+    metrics.record([*events, RESULT], now)  # the result is set aside for the bench counts
     metrics.record_invalid(Reason.INVALID_SIDE)
-    return metrics
+    return counted
 
 
-def _same(a: TradeMetrics, b: TradeMetrics) -> None:
+def _same(a: Counted, b: Counted) -> None:
     assert asdict(a.snapshot()) == asdict(b.snapshot())
-    assert list(a.streams.positions) == list(b.streams.positions)  # LRU order too
+    for x, y in ((a.trading, b.trading), (a.bench, b.bench)):  # LRU order too
+        assert list(x.streams.positions) == list(y.streams.positions)
 
 
 # --- the file ------------------------------------------------------------------------
 
 
 def test_snapshot_round_trips_every_total_and_the_loss_table() -> None:
-    metrics = _populated()
-    assert metrics.lost > 0 and metrics.bench_trades > 0 and len(metrics.streams.positions) > 4
-    restored = TradeMetrics()
-    restored.restore(decode(encode(metrics.snapshot())))
-    _same(metrics, restored)
+    counted = _populated()
+    metrics, bench = counted.trading, counted.bench
+    assert metrics.lost > 0 and len(metrics.streams.positions) == 4
+    assert bench.trades == 40 and bench.lost > 0 and bench.results == 1
+    assert set(bench.streams.positions) == {("bench-0", 0), ("bench-10", 0)}
+    restored = Counted()
+    restored.restore(decode(encode(counted.snapshot())))
+    _same(counted, restored)
+
+
+def test_each_loss_table_comes_back_to_its_own_collector() -> None:
+    """One ``streams`` list in the file, as before the split: the src prefix sorts it."""
+    counted = _populated()
+    on_disk = decode(encode(counted.snapshot()))
+    assert all(src.startswith("bench-") for src, _ in on_disk.bench.streams.positions)
+    assert not any(src.startswith("bench-") for src, _ in on_disk.trading.streams.positions)
+    # A file written when the tables were one (keys interleaved) loads the same way.
+    header, _, body = encode(counted.snapshot()).partition(b"\n")
+    raw = json.loads(body)
+    raw["streams"].reverse()
+    mixed = json.dumps(raw, separators=(",", ":")).encode()
+    digest = hashlib.sha256(mixed).hexdigest()
+    again = decode(f"{MAGIC} {VERSION} {digest}\n".encode() + mixed)
+    assert again.trading.streams.positions == on_disk.trading.streams.positions
+    assert again.bench.streams.positions == on_disk.bench.streams.positions
 
 
 def _tampered() -> list[tuple[str, bytes]]:
@@ -133,8 +178,9 @@ def test_atomic_write_replaces_and_leaves_nothing_behind(tmp_path: Path) -> None
 
 def test_keeper_sync_waits_for_a_snapshot_newer_than_the_request(tmp_path: Path) -> None:
     """What /metrics relies on: after sync(), the file holds at least what was read."""
-    metrics = TradeMetrics()
-    keeper = StateKeeper(tmp_path, metrics, interval_s=3600)
+    counted = Counted()
+    metrics = counted.trading
+    keeper = StateKeeper(tmp_path, metrics, counted.bench, interval_s=3600)
     assert not keeper.restore()
     keeper.start()
     stop = threading.Event()
@@ -155,19 +201,19 @@ def test_keeper_sync_waits_for_a_snapshot_newer_than_the_request(tmp_path: Path)
             read = metrics.trades["buy"]
             assert keeper.sync(timeout_s=10)
             on_disk = decode((tmp_path / FILENAME).read_bytes())
-            assert on_disk.trades["buy"] >= read
-            seen.append(on_disk.trades["buy"])
+            assert on_disk.trading.trades["buy"] >= read
+            seen.append(on_disk.trading.trades["buy"])
     finally:
         stop.set()
         loop.join()
         keeper.close()
     assert seen == sorted(seen) and seen[-1] > seen[0]
     final = decode((tmp_path / FILENAME).read_bytes())
-    assert final.trades["buy"] == metrics.trades["buy"]
-    assert final.streams.positions == {("s", 0): (metrics.trades["buy"] - 1, 0)}
-    again = TradeMetrics()
-    assert StateKeeper(tmp_path, again).restore()
-    _same(metrics, again)
+    assert final.trading.trades["buy"] == metrics.trades["buy"]
+    assert final.trading.streams.positions == {("s", 0): (metrics.trades["buy"] - 1, 0)}
+    again = Counted()
+    assert StateKeeper(tmp_path, again.trading, again.bench).restore()
+    _same(counted, again)
 
 
 # --- real processes --------------------------------------------------------------------
@@ -310,4 +356,4 @@ def test_corrupt_snapshot_starts_from_zero_with_one_warning(tmp_path: Path) -> N
     finally:
         assert sidecar.stop() == 0
     # The graceful stop wrote a good snapshot over the corrupt one.
-    assert decode((state_dir / FILENAME).read_bytes()).trades["buy"] == 10
+    assert decode((state_dir / FILENAME).read_bytes()).trading.trades["buy"] == 10

@@ -58,7 +58,14 @@ from support import (
 )
 from telemetry_contract import metric_names as names
 from telemetry_contract.events import BENCH_MODES
-from telemetry_contract.ports import DEFAULT_SIDECAR_PROBE_PORT
+from telemetry_contract.ports import (
+    BENCH_SERVICE_SUFFIX,
+    CHART_NAME,
+    DEFAULT_SIDECAR_HTTP_PORT,
+    DEFAULT_SIDECAR_PROBE_PORT,
+    DEFAULT_UI_PORT,
+    DEFAULT_ZMQ_PORT,
+)
 from trading_operator import resource
 from trading_operator.settings import OperatorSettings
 from trading_operator.spec import parse_spec
@@ -255,7 +262,7 @@ def test_fullname_follows_the_release_name(chart: helm_python.Chart) -> None:
 def test_notes_tell_how_to_reach_the_ui_and_grafana(everything: Rendered) -> None:
     name = fullname(everything)
     notes = everything.notes
-    assert f"port-forward service/{name}-ui 8501:8501" in notes
+    assert f"port-forward service/{name}-ui {DEFAULT_UI_PORT}:{DEFAULT_UI_PORT}" in notes
     assert f"--namespace {NAMESPACE}" in notes
     assert "make grafana" in notes and "make ui" in notes
     assert f"helm test {RELEASE}" in notes
@@ -533,19 +540,26 @@ def test_a_sigterm_drain_fits_in_the_grace_period(chart: helm_python.Chart) -> N
 
 
 def test_ports_and_names_follow_the_shared_interface(default: Rendered) -> None:
-    """The contract's defaults; the operator and the benchmark build these from the release."""
+    """values.yaml's defaults are the contract's ports (telemetry_contract.ports: the chart
+    cannot import them, so this is where they are compared); the operator and the benchmark
+    build these names from the release."""
     name = fullname(default)
-    assert service_port(default.get("Service", f"{name}-zmq"), "zmq")["port"] == 5555
-    assert service_port(default.get("Service", f"{name}-metrics"), "http-metrics")["port"] == 8001
-    assert service_port(default.get("Service", f"{name}-ui"), "http")["port"] == 8501
+    zmq_port, http_port = DEFAULT_ZMQ_PORT, DEFAULT_SIDECAR_HTTP_PORT
+    assert service_port(default.get("Service", f"{name}-zmq"), "zmq")["port"] == zmq_port
+    assert service_port(default.get("Service", f"{name}-metrics"), "http-metrics")["port"] == (
+        http_port
+    )
+    assert service_port(default.get("Service", f"{name}-ui"), "http")["port"] == DEFAULT_UI_PORT
+    bench = default.get("Service", f"{name}{BENCH_SERVICE_SUFFIX}")
+    assert service_port(bench, "zmq")["port"] == zmq_port
     assert default.get("Service", f"{name}-zmq")["spec"]["type"] == "ClusterIP"
     sidecar = default.get("StatefulSet", f"{name}-sidecar")
     assert container_port(sidecar, "probe") == DEFAULT_SIDECAR_PROBE_PORT
     assert env(container(sidecar))["TT_SIDECAR_PROBE_PORT"] == str(DEFAULT_SIDECAR_PROBE_PORT)
     publisher = env(container(default.get("Deployment", f"{name}-publisher")))
     replica = f"{name}-sidecar-0.{name}-sidecar"
-    assert publisher["TT_PUBLISHER_ZMQ_CONNECT"] == f"tcp://{replica}:5555"
-    assert publisher["TT_PUBLISHER_SIDECAR_URL"] == f"http://{replica}:8001"
+    assert publisher["TT_PUBLISHER_ZMQ_CONNECT"] == f"tcp://{replica}:{zmq_port}"
+    assert publisher["TT_PUBLISHER_SIDECAR_URL"] == f"http://{replica}:{http_port}"
 
 
 def test_servicemonitor_selects_the_metrics_service_and_an_existing_port(
@@ -979,8 +993,8 @@ def test_benchmark_is_a_latencybenchmark_for_the_operator(
         sidecar_url=operator["TT_OPERATOR_SIDECAR_URL"],
     )
     spec = parse_spec(benchmark["spec"], settings)
-    assert spec.address == f"tcp://{name}-sidecar-bench:5555"
-    assert spec.sidecar_url == f"http://{name}-sidecar-bench:8001"
+    assert spec.address == f"tcp://{name}{BENCH_SERVICE_SUFFIX}:{DEFAULT_ZMQ_PORT}"
+    assert spec.sidecar_url == f"http://{name}{BENCH_SERVICE_SUFFIX}:{DEFAULT_SIDECAR_HTTP_PORT}"
 
 
 def test_benchmark_leaves_optional_fields_to_the_crd_defaults(chart: helm_python.Chart) -> None:
@@ -1000,7 +1014,7 @@ def test_helm_test_pod_fetches_metrics_through_the_metrics_service(default: Rend
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert pod["spec"]["restartPolicy"] == "Never"
     command = container(pod)["command"]
-    assert command[-1] == f"http://{name}-metrics:8001/metrics"
+    assert command[-1] == f"http://{name}-metrics:{DEFAULT_SIDECAR_HTTP_PORT}/metrics"
 
 
 # --- the operator, exactly as interfaces.md fixes it ---
@@ -1040,14 +1054,27 @@ def test_operator_deployment_and_rbac_follow_the_interface(everything: Rendered)
         "TT_OPERATOR_BENCH_IMAGE": "trading-telemetry-bench:0.1.0",
         "TT_OPERATOR_INSTANCE": RELEASE,
         # Replica 0 alone: a benchmark reads back the counts of the replica it sent to.
-        "TT_OPERATOR_DEFAULT_SERVICE": f"{name}-sidecar-bench",
-        "TT_OPERATOR_ZMQ_PORT": "5555",
-        "TT_OPERATOR_SIDECAR_URL": f"http://{name}-sidecar-bench:8001",
+        "TT_OPERATOR_DEFAULT_SERVICE": f"{name}{BENCH_SERVICE_SUFFIX}",
+        "TT_OPERATOR_ZMQ_PORT": str(DEFAULT_ZMQ_PORT),
+        "TT_OPERATOR_SIDECAR_URL": f"http://{name}{BENCH_SERVICE_SUFFIX}:{DEFAULT_SIDECAR_HTTP_PORT}",
         "TT_EXTRA": "1",
         # The everything-on values set pullSecrets; benchmark Jobs pull like the publisher.
         "TT_OPERATOR_IMAGE_PULL_POLICY": "IfNotPresent",
         "TT_OPERATOR_IMAGE_PULL_SECRETS": "registry-login",
     }
+
+
+def test_the_operator_defaults_are_what_the_chart_gives_the_default_release(
+    chart: helm_python.Chart,
+) -> None:
+    """``make operator-dev`` against a release named like the chart needs no settings: the
+    operator's built-in defaults (from telemetry_contract.ports) are the chart's values."""
+    rendered = render(chart, {"operator": {"enabled": True}}, release=CHART_NAME)
+    operator = env(container(rendered.get("Deployment", f"{CHART_NAME}-operator")))
+    defaults = OperatorSettings()
+    for field in ("instance", "default_service", "zmq_port", "sidecar_url"):
+        assert operator[f"TT_OPERATOR_{field.upper()}"] == str(getattr(defaults, field)), field
+    assert operator["TT_OPERATOR_BENCH_IMAGE"].split(":")[0] == defaults.bench_image.split(":")[0]
 
 
 # --- dashboards: built from dashboards/, never a second copy ---

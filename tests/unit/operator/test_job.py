@@ -214,7 +214,7 @@ def test_the_benchmarks_own_parser_accepts_the_job_arguments(mode: str) -> None:
     (container,) = render_job(spec, "lb", "trading", SETTINGS)["spec"]["template"]["spec"][
         "containers"
     ]
-    args = bench_parser({}).parse_args(container["args"])
+    args = bench_parser().parse_args(container["args"])
     # The CLI may take one rate or several (a tuple); the Job asks for exactly one.
     rates = args.rate if isinstance(args.rate, tuple) else (args.rate,)
     assert (args.mode, args.events, rates, args.duration) == (mode, 321, (1500.0,), 4.0)

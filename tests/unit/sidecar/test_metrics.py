@@ -11,6 +11,7 @@ from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
 from telemetry_contract.errors import Reason
 from telemetry_contract.events import Trade, TradeEvent
+from trading_sidecar.bench_metrics import BenchMetrics, register_bench
 from trading_sidecar.exporter import register_exporter
 from trading_sidecar.metrics import (
     MAX_TRACKED_SOURCES,
@@ -73,6 +74,7 @@ def test_no_created_series_and_help_text_on_every_family() -> None:
     from prometheus_client import generate_latest
 
     registry = _registry(TradeMetrics())
+    register_bench(BenchMetrics(), registry)
     thresholds = dict.fromkeys(names.ALERT_THRESHOLDS, 1.0)
     register_exporter(registry, healthy=lambda: True, thresholds=thresholds)
     text = generate_latest(registry).decode()
@@ -130,10 +132,11 @@ def test_seq_gaps_from_drops_are_counted_per_stream() -> None:
 
 
 def test_benchmark_traffic_is_counted_apart() -> None:
-    metrics = TradeMetrics()
+    counted = BenchMetrics()
+    metrics = TradeMetrics(others=counted.record)
     bench = BENCH_SOURCE_PREFIX + "x"
     metrics.record([t(0, src=bench), t(4, src=bench), t(0), t(2)], NOW)
-    assert (metrics.bench_lost, metrics.bench_trades) == (3, 2)
+    assert (counted.lost, counted.trades) == (3, 2)
     assert (metrics.lost, metrics.trades["buy"]) == (1, 2)
 
 

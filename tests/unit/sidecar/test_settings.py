@@ -27,3 +27,9 @@ def test_settings_from_mapping_and_dotenv(tmp_path: Path) -> None:
     finally:
         monkey.undo()
     assert from_file.http_port == 9202 and from_file.log_level == "warning"
+
+
+def test_a_bad_log_level_is_refused_when_loaded() -> None:
+    assert sidecar_settings.load({"TT_SIDECAR_LOG_LEVEL": "WARNING"}).log_level == "warning"
+    with pytest.raises(ValueError, match="TT_SIDECAR_LOG_LEVEL='verbose': expected one of"):
+        sidecar_settings.load({"TT_SIDECAR_LOG_LEVEL": "verbose"})

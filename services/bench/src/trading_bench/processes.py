@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
+from telemetry_contract.ports import LOOPBACK
+
 T = TypeVar("T")
 
 #: Where a ZeroMQ listener binds when any port will do; read the port back from
 #: ``LAST_ENDPOINT`` (or the sidecar's ``GET /``).
-LOOPBACK_ANY_PORT: Final = "tcp://127.0.0.1:*"
+LOOPBACK_ANY_PORT: Final = f"tcp://{LOOPBACK}:*"
 #: How long a child gets between SIGTERM and SIGKILL.
 STOP_GRACE_S = 15.0
 
@@ -40,7 +42,7 @@ class ProcessFailed(RuntimeError):
     """A child exited or never became ready; the message carries the end of its log."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+def free_port(host: str = LOOPBACK) -> int:
     """A TCP port free on ``host`` right now (for HTTP listeners; ZeroMQ binds ``:*``)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))

@@ -8,12 +8,17 @@ It lives in the contract package because every service image contains it (as
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from importlib import metadata
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 T = TypeVar("T")
+Settings = TypeVar("Settings", bound="DataclassInstance")
 
 #: Exit code for a bad setting or argument (argparse's own usage-error code).
 USAGE_ERROR = 2
@@ -66,3 +71,15 @@ def load_or_exit(load: Callable[[], T], prog: str) -> T:
     except ValueError as exc:
         print(f"{prog}: bad setting: {exc}", file=sys.stderr)
         raise SystemExit(USAGE_ERROR) from None
+
+
+def overlay(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` with every parsed option whose ``dest`` names one of its fields.
+
+    Options take the loaded settings as their defaults, so an option not given keeps the
+    environment's value; ``dataclasses.replace`` keeps every other field, so a setting
+    without a flag is never dropped on the way from the environment to the service.
+    """
+    fields = {field.name for field in dataclasses.fields(settings)}
+    given: dict[str, Any] = {k: v for k, v in vars(args).items() if k in fields}
+    return dataclasses.replace(settings, **given)

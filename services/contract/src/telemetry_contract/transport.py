@@ -1,4 +1,4 @@
-"""Transport constants both ends of the PUSH/PULL pipe agree on: addresses, ports, limits.
+"""Transport limits both ends of the PUSH/PULL pipe agree on (ports and addresses: ``ports``).
 
 Pure constants, no ZeroMQ import: the contract package is installed where no socket is
 ever opened (the operator image), so the socket helpers live with the services that
@@ -9,15 +9,6 @@ their numbers from here.
 from __future__ import annotations
 
 from typing import Final
-
-# Defined in ports.py (no imports at all); re-exported so every port is here too.
-from telemetry_contract.ports import DEFAULT_SIDECAR_PROBE_PORT as DEFAULT_SIDECAR_PROBE_PORT
-
-DEFAULT_ZMQ_ADDRESS: Final = "tcp://127.0.0.1:5555"
-DEFAULT_SIDECAR_HTTP_PORT: Final = 8001
-DEFAULT_PUBLISHER_HTTP_PORT: Final = 8002
-DEFAULT_UI_PORT: Final = 8501
-DEFAULT_PROMETHEUS_PORT: Final = 9090
 
 #: Most trades in one batch frame (a JSON array of trade objects).
 MAX_BATCH_ITEMS: Final = 1024

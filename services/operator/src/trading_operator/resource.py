@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from telemetry_contract.ports import CHART_NAME
+
 GROUP: Final = "telemetry.trading-telemetry.io"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
@@ -22,7 +24,7 @@ NAME_LABEL: Final = "app.kubernetes.io/name"
 INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
 COMPONENT_LABEL: Final = "app.kubernetes.io/component"
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
-APP_NAME: Final = "trading-telemetry"
+APP_NAME: Final = CHART_NAME
 BENCH_COMPONENT: Final = "benchmark"
 MANAGED_BY: Final = "trading-operator"
 

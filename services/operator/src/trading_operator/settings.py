@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from telemetry_contract.settings_source import load_settings
+from telemetry_contract.ports import (
+    CHART_NAME,
+    DEFAULT_BENCH_SERVICE,
+    DEFAULT_SIDECAR_HTTP_PORT,
+    DEFAULT_ZMQ_PORT,
+)
+from telemetry_contract.settings_source import load_settings, setting
 
 PREFIX = "TT_OPERATOR_"
 
@@ -20,20 +26,33 @@ PREFIX = "TT_OPERATOR_"
 class OperatorSettings:
     """Everything a benchmark Job needs that is not in the LatencyBenchmark spec."""
 
-    #: The publisher image, which also ships ``trading-bench``.
-    bench_image: str = "trading-telemetry-publisher:latest"
-    image_pull_policy: str = "IfNotPresent"
-    #: Comma-separated Secret names for pulling ``bench_image`` from a private registry
-    #: (the chart passes its ``imagePullSecrets``); empty for a public or preloaded image.
-    image_pull_secrets: str = ""
-    #: Helm release name; put on Job pods so the sidecar's NetworkPolicy admits them.
-    instance: str = "trading-telemetry"
-    #: ZMQ Service a LatencyBenchmark targets when its spec names none: the chart's Service
-    #: on sidecar replica 0 alone, so sent and received/lost are one replica's counts.
-    default_service: str = "trading-telemetry-sidecar-bench"
-    zmq_port: int = 5555
-    #: The sidecar's HTTP base URL (the same replica); the benchmark reads received/lost there.
-    sidecar_url: str = "http://trading-telemetry-sidecar-bench:8001"
+    bench_image: str = setting(
+        f"{CHART_NAME}-bench:latest",
+        "the benchmark Job's image (it ships `trading-bench`); the chart passes its "
+        "`benchmark.image`",
+    )
+    image_pull_policy: str = setting("IfNotPresent", "the Job container's pull policy")
+    image_pull_secrets: str = setting(
+        "",
+        "comma-separated Secret names for pulling the Job's image from a private registry "
+        "(the chart passes its `imagePullSecrets`); unset for a public or preloaded image",
+    )
+    instance: str = setting(
+        CHART_NAME,
+        "Helm release name, put on Job pods as `app.kubernetes.io/instance` so the sidecar's "
+        "NetworkPolicy admits them",
+    )
+    default_service: str = setting(
+        DEFAULT_BENCH_SERVICE,
+        "ZMQ Service a LatencyBenchmark targets when its `spec.service` is empty: the chart's "
+        "Service on sidecar replica 0 alone, so sent and received/lost are one replica's counts",
+    )
+    zmq_port: int = setting(DEFAULT_ZMQ_PORT, "port when `spec.port` is empty")
+    sidecar_url: str = setting(
+        f"http://{DEFAULT_BENCH_SERVICE}:{DEFAULT_SIDECAR_HTTP_PORT}",
+        "the sidecar's HTTP base URL (the same replica) when `spec.sidecarUrl` is empty; the "
+        "benchmark reads received/lost there",
+    )
 
     @property
     def pull_secret_names(self) -> list[str]:

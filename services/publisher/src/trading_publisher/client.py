@@ -61,7 +61,8 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import zmq
 from telemetry_contract.events import MAX_QTY, MAX_SOURCE_LEN, MAX_TS_AHEAD_S, MIN_TS, SIDES
-from telemetry_contract.transport import DEFAULT_LINGER_MS, DEFAULT_ZMQ_ADDRESS, MAX_BATCH_ITEMS
+from telemetry_contract.ports import DEFAULT_ZMQ_ADDRESS
+from telemetry_contract.transport import DEFAULT_LINGER_MS, MAX_BATCH_ITEMS
 
 from trading_publisher import zmq_direct
 

@@ -1,4 +1,8 @@
-"""Publisher-side configuration, read once from ``TT_PUBLISHER_*`` variables."""
+"""Publisher-side configuration, read once from ``TT_PUBLISHER_*`` variables.
+
+One prefix for the client, the Streamlit UI and the HTTP endpoint: they run side by side
+and share the sidecar's address. Each field's ``doc`` is its row in docs/configuration.md.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from telemetry_contract.settings_source import load_settings
-from telemetry_contract.transport import (
+from telemetry_contract.ports import (
     DEFAULT_PUBLISHER_HTTP_PORT,
-    DEFAULT_SIDECAR_HTTP_PORT,
+    DEFAULT_SIDECAR_URL,
     DEFAULT_UI_PORT,
     DEFAULT_ZMQ_ADDRESS,
+    LOOPBACK,
 )
+from telemetry_contract.settings_source import load_settings, setting
 
 from trading_publisher.client import (
     DEFAULT_BATCH_SIZE,
@@ -26,37 +31,57 @@ PREFIX = "TT_PUBLISHER_"
 
 @dataclass(frozen=True)
 class PublisherSettings:
-    #: Where the sidecars' PULL sockets listen: one address, or several separated by
-    #: commas (one socket, one seq stream each; see docs/contract.md). In Kubernetes,
-    #: the ZMQ Service's DNS name.
-    zmq_connect: str = DEFAULT_ZMQ_ADDRESS
-    #: Events per batch frame (1 = one frame per event, sent at once).
-    batch_size: int = DEFAULT_BATCH_SIZE
-    #: The longest an event waits for its batch frame, in ms.
-    max_delay_ms: float = DEFAULT_MAX_DELAY_S * 1000
-    #: What queued telemetry may occupy while the sidecar is away or slow; beyond it
-    #: events are dropped and counted.
-    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
-    #: Per-socket ZeroMQ high-water mark in frames; 0 = derived from max_queue_bytes.
-    sndhwm: int = 0
-    #: Publisher id sent as ``src``; empty means hostname-pid.
-    source: str = ""
-    #: CURVE (off unless both are set): the sidecar's public certificate (``*.key``)
-    #: and this client's own secret certificate (``*.key_secret``), zmq.auth format.
-    curve_server_key_file: str = ""
-    curve_secret_key_file: str = ""
-    #: The sidecar's HTTP base URL, for the UI's live totals and reachability banner;
-    #: comma-separated for several replicas (the UI sums their totals).
-    sidecar_url: str = f"http://127.0.0.1:{DEFAULT_SIDECAR_HTTP_PORT}"
-    #: When set, the UI reads totals from this Prometheus (summed over every replica it
-    #: scrapes) instead of scraping the sidecars itself.
-    prometheus_url: str = ""
-    #: The optional ``POST /trade/{side}`` endpoint.
-    http_host: str = "127.0.0.1"
-    http_port: int = DEFAULT_PUBLISHER_HTTP_PORT
-    #: The Streamlit UI.
-    ui_host: str = "127.0.0.1"
-    ui_port: int = DEFAULT_UI_PORT
+    zmq_connect: str = setting(
+        DEFAULT_ZMQ_ADDRESS,
+        "the sidecar's ZeroMQ address; comma-separated for several sidecars (one socket and "
+        "one seq stream each, batches round-robin; see [the contract](contract.md)). In "
+        "Kubernetes, the sidecar Service's DNS name",
+    )
+    batch_size: int = setting(
+        DEFAULT_BATCH_SIZE,
+        "events per batch frame; `1` sends one frame per event at once (the UI and the HTTP "
+        "endpoint always use 1)",
+    )
+    max_delay_ms: float = setting(
+        DEFAULT_MAX_DELAY_S * 1000, "the longest an event waits for its batch frame, in ms"
+    )
+    max_queue_bytes: int = setting(
+        DEFAULT_MAX_QUEUE_BYTES,
+        "what queued telemetry may occupy while the sidecar is away or slow; beyond it "
+        "events are dropped and counted",
+        shown_default=f"`{DEFAULT_MAX_QUEUE_BYTES}` ({DEFAULT_MAX_QUEUE_BYTES >> 20} MiB)",
+    )
+    sndhwm: int = setting(
+        0,
+        "per-socket ZeroMQ high-water mark in frames; `0` derives it from the queue budget "
+        "and the largest frame",
+        shown_default="`0` (derived)",
+    )
+    source: str = setting("", "the `src` id on every event", shown_default="`hostname-pid`")
+    curve_server_key_file: str = setting(
+        "",
+        "CURVE on every client socket when both this and the next are set: the sidecar's "
+        "public certificate (`*.key`), as `zmq.auth` writes it",
+    )
+    curve_secret_key_file: str = setting(
+        "", "this client's own secret certificate (`*.key_secret`), for CURVE"
+    )
+    sidecar_url: str = setting(
+        DEFAULT_SIDECAR_URL,
+        "where the UI reads live totals and reachability; comma-separated for several "
+        "sidecar replicas (their totals are summed)",
+    )
+    prometheus_url: str = setting(
+        "",
+        "when set, the UI reads totals from this Prometheus instead (`sum by (side)` over "
+        "every replica it scrapes)",
+    )
+    http_host: str = setting(LOOPBACK, "listen host of the optional `POST /trade/{side}` endpoint")
+    http_port: int = setting(
+        DEFAULT_PUBLISHER_HTTP_PORT, "port of the `POST /trade/{side}` endpoint"
+    )
+    ui_host: str = setting(LOOPBACK, "listen host of the Streamlit UI")
+    ui_port: int = setting(DEFAULT_UI_PORT, "port of the Streamlit UI")
 
 
 def curve_keys(settings: PublisherSettings) -> CurveKeys | None:

@@ -13,7 +13,7 @@ still a 202 with ``"sent": false``: the request was fine, telemetry was shed by 
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from telemetry_contract.cli import load_or_exit, new_parser
+from telemetry_contract.cli import load_or_exit, new_parser, overlay
 from telemetry_contract.events import MAX_QTY, SIDES, Qty
 from telemetry_contract.graceful_exit import exit_zero_on_signals
 
@@ -183,11 +183,13 @@ def create_app(settings: PublisherSettings, publisher: Publisher | None = None) 
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    prog = "trading-publisher-http"
-    defaults = load_or_exit(settings_mod.load, prog)
+PROG = "trading-publisher-http"
+
+
+def build_parser(defaults: settings_mod.PublisherSettings) -> argparse.ArgumentParser:
+    """The command line over the loaded settings; every option's dest is a field name."""
     parser = new_parser(
-        prog,
+        PROG,
         'Serve POST /trade/{buy,sell}?qty=N (or a JSON body {"qty": N}) and publish each\n'
         "trade to the sidecar. Every option also reads from "
         f"{settings_mod.PREFIX}<NAME> and .env.",
@@ -196,10 +198,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--zmq-connect", default=defaults.zmq_connect, help="sidecar ZMQ address")
     parser.add_argument("--http-host", default=defaults.http_host, help="HTTP listen host")
     parser.add_argument("--http-port", type=int, default=defaults.http_port, help="HTTP port")
-    args = parser.parse_args(argv)
-    settings = dataclasses.replace(
-        defaults, zmq_connect=args.zmq_connect, http_host=args.http_host, http_port=args.http_port
-    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    defaults = load_or_exit(settings_mod.load, PROG)
+    # overlay() replaces the fields the options name and keeps every other one.
+    settings = overlay(defaults, build_parser(defaults).parse_args(argv))
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     exit_zero_on_signals()
     uvicorn.run(

@@ -16,13 +16,13 @@ a minimal toolbar (traders get no "Deploy"/rerun developer menu).
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from telemetry_contract.cli import load_or_exit, new_parser
+from telemetry_contract.cli import load_or_exit, new_parser, overlay
 from telemetry_contract.graceful_exit import exit_zero_on_signals
 
 from trading_publisher import settings as settings_mod
@@ -56,11 +56,14 @@ def streamlit_args(
     ]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    prog = "trading-ui"
-    defaults = load_or_exit(settings_mod.load, prog)
+PROG = "trading-ui"
+
+
+def build_parser(defaults: settings_mod.PublisherSettings) -> argparse.ArgumentParser:
+    """The command line over the loaded settings; every option's dest is a field name
+    (other ``--section.option`` arguments are Streamlit's and pass through)."""
     parser = new_parser(
-        prog,
+        PROG,
         "Serve the Streamlit trading UI: Buy/Sell buttons and what the sidecar counted.\n"
         f"Every option also reads from {settings_mod.PREFIX}<NAME> and .env; totals come from\n"
         f"{settings_mod.PREFIX}SIDECAR_URL (comma-separated replicas are summed) or\n"
@@ -71,9 +74,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--ui-host", default=defaults.ui_host, help="HTTP listen host")
     parser.add_argument("--ui-port", type=int, default=defaults.ui_port, help="HTTP port")
-    args, extra = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    settings = dataclasses.replace(defaults, ui_host=args.ui_host, ui_port=args.ui_port)
-    require("ui", prog)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    defaults = load_or_exit(settings_mod.load, PROG)
+    args, extra = build_parser(defaults).parse_known_args(sys.argv[1:] if argv is None else argv)
+    settings = overlay(defaults, args)
+    require("ui", PROG)
     # Until Streamlit installs its own handler (once the server is up), a SIGTERM
     # during start-up should still be a clean stop, not a kill by signal.
     exit_zero_on_signals(signal.SIGTERM)

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from trading_sidecar.bench_metrics import BenchMetrics, register_bench
 from trading_sidecar.curve import CurveAuthenticator, apply_curve_server, load_server_keys
 from trading_sidecar.exporter import register_exporter
 from trading_sidecar.metrics import TradeMetrics, register
@@ -69,17 +70,22 @@ def create_app(
     *,
     registry: CollectorRegistry | None = None,
     metrics: TradeMetrics | None = None,
+    bench: BenchMetrics | None = None,
     context: zmq.Context[zmq.Socket[bytes]] | None = None,
 ) -> Starlette:
     settings = settings or SidecarSettings()
     registry = registry if registry is not None else CollectorRegistry()
-    metrics = metrics or TradeMetrics()
+    metrics = metrics if metrics is not None else TradeMetrics()
+    bench = bench if bench is not None else BenchMetrics()
+    # The trade path sets benchmark traffic and results aside; they are counted here.
+    metrics.others = bench.record
     register(metrics, registry)
+    register_bench(bench, registry)
     # Read at build time, so a broken CURVE setting stops start-up instead of running open.
     curve_keys = load_server_keys(settings.curve_secret_key_file, settings.curve_clients_dir)
     context = context or zmq.Context.instance()
     authenticator = CurveAuthenticator(context, curve_keys) if curve_keys else None
-    keeper = StateKeeper(Path(settings.state_dir), metrics) if settings.state_dir else None
+    keeper = StateKeeper(Path(settings.state_dir), metrics, bench) if settings.state_dir else None
     receiver = Receiver(
         settings.zmq_bind,
         metrics,
@@ -163,5 +169,6 @@ def create_app(
     app.state.keeper = keeper
     app.state.receiver = receiver
     app.state.metrics = metrics
+    app.state.bench = bench
     app.state.registry = registry
     return app

@@ -13,26 +13,28 @@ on two sockets; :class:`trading_sidecar.app.ProbePortOnly` keeps the second one 
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
 import logging
 from collections.abc import Sequence
 
 import uvicorn
-from telemetry_contract.cli import load_or_exit, new_parser
+from telemetry_contract.cli import load_or_exit, new_parser, overlay
 from telemetry_contract.graceful_exit import exit_zero_on_signals
 
 from trading_sidecar import settings as settings_mod
 from trading_sidecar.app import create_app
 from trading_sidecar.curve import CurveConfigError
 
+PROG = "trading-sidecar"
 
-def main(argv: Sequence[str] | None = None) -> None:
-    prog = "trading-sidecar"
-    defaults = load_or_exit(settings_mod.load, prog)
+
+def build_parser(defaults: settings_mod.SidecarSettings) -> argparse.ArgumentParser:
+    """The command line over the loaded settings; every option's dest is a field name."""
     parser = new_parser(
-        prog,
+        PROG,
         "Pull trade events over ZeroMQ and serve them as Prometheus metrics.\n"
-        f"Every option also reads from {settings_mod.PREFIX}<NAME> and .env.",
+        f"Every option also reads from {settings_mod.PREFIX}<NAME> and .env "
+        "(docs/configuration.md lists them all).",
         "trading-sidecar",
     )
     parser.add_argument("--zmq-bind", default=defaults.zmq_bind, help="ZeroMQ PULL bind address")
@@ -41,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--log-level",
         default=defaults.log_level,
-        choices=["debug", "info", "warning", "error", "critical"],
+        choices=settings_mod.LOG_LEVELS,
         type=str.lower,
         help="logging threshold",
     )
@@ -51,15 +53,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=defaults.probe_port,
         help="port answering only /healthz and /readyz (0: none)",
     )
-    args = parser.parse_args(argv)
-    settings = dataclasses.replace(
-        defaults,
-        zmq_bind=args.zmq_bind,
-        http_host=args.http_host,
-        http_port=args.http_port,
-        log_level=args.log_level,
-        probe_port=args.probe_port,
-    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    defaults = load_or_exit(settings_mod.load, PROG)
+    parser = build_parser(defaults)
+    # overlay() replaces the fields the options name and keeps every other one.
+    settings = overlay(defaults, parser.parse_args(argv))
     if settings.probe_port and settings.probe_port == settings.http_port:
         parser.error(f"the probe port must differ from the HTTP port ({settings.http_port})")
     logging.basicConfig(

@@ -1,4 +1,4 @@
-"""The sidecar's Prometheus metrics, kept as plain numbers and exposed by a Collector.
+"""The trade series: typed trades in, Prometheus families out, kept as plain numbers.
 
 One ingest path: the receiver hands typed events (already decoded and validated by the
 contract) to :meth:`TradeMetrics.record`, in order, a chunk at a time; nothing here
@@ -8,10 +8,11 @@ once per chunk, and the lock-free read in ``collect()`` is safe because every ke
 from start-up (no dict resizes) and the GIL makes each single update atomic. Every label
 value comes from the contract's closed sets, so no input can create a new series.
 
-Trades from a ``src`` starting with ``BENCH_SOURCE_PREFIX`` are benchmark traffic: they
-are counted in their own series (trades, seq-gap losses, e2e latency) and never in the
-trading ones, so a benchmark run against a production sidecar leaves the trading
-dashboard alone and reads back exactly its own events.
+What is not trading traffic is set aside, in order, and handed to ``others`` once per
+chunk: trades from a ``src`` starting with ``BENCH_SOURCE_PREFIX`` (benchmark traffic)
+and benchmark results. They never touch a trade series, so a benchmark run against a
+production sidecar leaves the trading dashboard alone; the app routes them to
+:mod:`trading_sidecar.bench_metrics`, which owns their series.
 
 Loss is counted per (src, stream) with the connection epoch, by the rule in
 docs/contract.md (:class:`LossTracker`). The running totals and the loss table are
@@ -21,21 +22,20 @@ plain data (:class:`MetricsState`), so they can be snapshotted and restored.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
-    InfoMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
 from telemetry_contract.errors import Reason
-from telemetry_contract.events import SIDES, BenchmarkResult, Event, Trade
+from telemetry_contract.events import SIDES, Event, Trade
 
 #: (src, stream) keys whose position is remembered; beyond this the least recently
 #: seen is forgotten, so made-up ``src``/``stream`` values cannot grow memory.
@@ -102,98 +102,91 @@ class MetricsState:
     #: One slot per e2e bound plus the +Inf overflow; non-cumulative, summed at scrape.
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(E2E_BOUNDS) + 1))
     latency_sum: float = 0.0
-    bench_trades: int = 0
-    bench_lost: int = 0
-    bench_latency_counts: list[int] = field(default_factory=lambda: [0] * (len(E2E_BOUNDS) + 1))
-    bench_latency_sum: float = 0.0
-    bench_results: int = 0
     streams: LossTracker = field(default_factory=LossTracker)
 
 
+#: Where :meth:`TradeMetrics.record` hands the events that are not trading traffic.
+Others = Callable[[Sequence[Event], float], None]
+
+
+def _uncounted(events: Sequence[Event], received_at: float) -> None:
+    """``others`` of a TradeMetrics on its own (the ingest benchmark, tests): it has no
+    benchmark series, and these events are not trades, so nothing here counts them."""
+
+
 class TradeMetrics(MetricsState):
-    """Running totals for everything the sidecar has received, and the one ingest path."""
+    """Running totals of the trading traffic, and the one ingest path.
 
-    __slots__ = ("bench_rows", "latency_bounds")
+    ``others`` receives, once per :meth:`record` call and in arrival order, the events
+    that are not trading traffic (see the module doc); by default nobody counts them.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("latency_bounds", "others")
+
+    def __init__(self, others: Others | None = None) -> None:
         super().__init__()
         self.latency_bounds = E2E_BOUNDS
-        #: Latest row per (mode, variant): both closed sets, so the table is bounded.
-        self.bench_rows: dict[tuple[str, str], BenchmarkResult] = {}
+        self.others: Others = others or _uncounted
 
     def record(self, events: Sequence[Event], received_at: float) -> None:
         """Count decoded events, in order, all received at ``received_at`` (epoch s).
 
         The hot loop of the sidecar, so it is written for the interpreter: sums are kept
-        in locals and written once; the (src, stream) being followed stays in locals
-        while consecutive events come from it (the usual case), so the loss table is
-        touched once per run of events, not per event; :func:`lost_between` is inlined.
+        in locals and written once; the ``src`` being followed, and the position of its
+        stream, stay in locals while consecutive events come from it (the usual case),
+        so the benchmark-prefix test and the loss table are touched once per run of
+        events, not per event; :func:`lost_between` is inlined.
         """
         bounds = self.latency_bounds
         counts = self.latency_counts
-        bench_counts = self.bench_latency_counts
         streams = self.streams
-        buys = sells = bench_trades = lost = bench_lost = 0
-        buy_volume = sell_volume = latency_sum = bench_latency_sum = 0.0
+        positions = streams.positions
+        aside: list[Event] = []
+        set_aside = aside.append
+        buys = sells = lost = 0
+        buy_volume = sell_volume = latency_sum = 0.0
         last_ts = self.last_trade_ts
         prefix = BENCH_SOURCE_PREFIX
         slot = bisect_left
         trade = Trade
-        # The stream held in locals: its key, position, and whether it is bench traffic.
+        # The src followed in locals: whether it is set aside, and (when ``f_held``)
+        # its stream's key and position, written back to the table on leaving it.
         f_src: str | None = None
+        f_aside = f_held = False
+        f_key: StreamKey = ("", 0)
         f_stream = f_seq = f_epoch = 0
-        f_bench = False
         for event in events:
             if type(event) is not trade:
-                assert isinstance(event, BenchmarkResult)
-                self.record_benchmark(event)
+                set_aside(event)
                 continue
             src = event.src
-            bench = False
             if src is not None:
+                if src != f_src:
+                    if f_held:
+                        positions[f_key] = (f_seq, f_epoch)
+                        f_held = False
+                    f_src = src
+                    f_aside = src.startswith(prefix)
+                if f_aside:
+                    set_aside(event)
+                    continue
                 seq = event.seq
-                if src == f_src:
-                    bench = f_bench
-                    if seq is not None:
-                        stream = event.stream or 0
-                        epoch = event.epoch or 0
-                        if stream == f_stream:
-                            if f_epoch <= epoch <= f_epoch + 1 and seq > f_seq + 1:
-                                if bench:
-                                    bench_lost += seq - f_seq - 1
-                                else:
-                                    lost += seq - f_seq - 1
-                            f_seq, f_epoch = seq, epoch
-                        else:
-                            streams.positions[(f_src, f_stream)] = (f_seq, f_epoch)
-                            gap = streams.observe(src, stream, seq, epoch)
-                            if bench:
-                                bench_lost += gap
-                            else:
-                                lost += gap
-                            f_stream, f_seq, f_epoch = stream, seq, epoch
-                else:
-                    bench = src.startswith(prefix)
-                    if seq is not None:
-                        if f_src is not None:
-                            streams.positions[(f_src, f_stream)] = (f_seq, f_epoch)
-                        stream = event.stream or 0
-                        epoch = event.epoch or 0
-                        gap = streams.observe(src, stream, seq, epoch)
-                        if bench:
-                            bench_lost += gap
-                        else:
-                            lost += gap
-                        f_src, f_stream, f_seq, f_epoch, f_bench = src, stream, seq, epoch, bench
+                if seq is not None:
+                    stream = event.stream or 0
+                    epoch = event.epoch or 0
+                    if f_held and stream == f_stream:
+                        if f_epoch <= epoch <= f_epoch + 1 and seq > f_seq + 1:
+                            lost += seq - f_seq - 1
+                    else:
+                        if f_held:
+                            positions[f_key] = (f_seq, f_epoch)
+                        lost += streams.observe(src, stream, seq, epoch)
+                        f_key, f_stream, f_held = (src, stream), stream, True
+                    f_seq, f_epoch = seq, epoch
             ts = event.ts
             latency = received_at - ts
             if latency < 0.0:  # two hosts' clocks disagree: count it as instant
                 latency = 0.0
-            if bench:
-                bench_trades += 1
-                bench_counts[slot(bounds, latency)] += 1
-                bench_latency_sum += latency
-                continue
             if event.side == "buy":
                 buys += 1
                 buy_volume += event.qty
@@ -203,8 +196,8 @@ class TradeMetrics(MetricsState):
             last_ts = ts
             counts[slot(bounds, latency)] += 1
             latency_sum += latency
-        if f_src is not None:
-            streams.positions[(f_src, f_stream)] = (f_seq, f_epoch)
+        if f_held:
+            positions[f_key] = (f_seq, f_epoch)
         trades, volume = self.trades, self.volume
         trades["buy"] += buys
         trades["sell"] += sells
@@ -213,10 +206,8 @@ class TradeMetrics(MetricsState):
         self.last_trade_ts = last_ts
         self.latency_sum += latency_sum
         self.lost += lost
-        if bench_trades or bench_lost:
-            self.bench_trades += bench_trades
-            self.bench_lost += bench_lost
-            self.bench_latency_sum += bench_latency_sum
+        if aside:
+            self.others(aside, received_at)
 
     def record_trade(self, event: Trade, received_at: float) -> None:
         """One trade: :meth:`record` of a one-event chunk (tests, the HTTP path)."""
@@ -225,15 +216,8 @@ class TradeMetrics(MetricsState):
     def record_invalid(self, reason: Reason) -> None:
         self.invalid[reason.value] += 1
 
-    def record_benchmark(self, result: BenchmarkResult) -> None:
-        """Keep the newest row per (mode, variant); rare, so a plain rebuild is fine."""
-        self.bench_results += 1
-        rows = dict(self.bench_rows)
-        rows[(result.mode, result.variant)] = result
-        self.bench_rows = rows  # swapped whole, so a concurrent scrape sees old or new
-
     def snapshot(self) -> MetricsState:
-        """A copy of the counted state (not the benchmark rows: they are gauges)."""
+        """A copy of the counted state."""
         return MetricsState(
             trades=dict(self.trades),
             volume=dict(self.volume),
@@ -243,11 +227,6 @@ class TradeMetrics(MetricsState):
             lost=self.lost,
             latency_counts=list(self.latency_counts),
             latency_sum=self.latency_sum,
-            bench_trades=self.bench_trades,
-            bench_lost=self.bench_lost,
-            bench_latency_counts=list(self.bench_latency_counts),
-            bench_latency_sum=self.bench_latency_sum,
-            bench_results=self.bench_results,
             streams=LossTracker(dict(self.streams.positions), self.streams.capacity),
         )
 
@@ -264,12 +243,6 @@ class TradeMetrics(MetricsState):
         if len(state.latency_counts) == len(self.latency_counts):
             self.latency_counts[:] = state.latency_counts
             self.latency_sum = state.latency_sum
-        self.bench_trades = state.bench_trades
-        self.bench_lost = state.bench_lost
-        if len(state.bench_latency_counts) == len(self.bench_latency_counts):
-            self.bench_latency_counts[:] = state.bench_latency_counts
-            self.bench_latency_sum = state.bench_latency_sum
-        self.bench_results = state.bench_results
         self.streams.positions = dict(state.streams.positions)
 
 
@@ -319,33 +292,12 @@ class TradeCollector(Collector):
         yield HistogramMetricFamily(
             names.E2E_LATENCY,
             "Receive time minus event ts: publish-to-sidecar latency, in seconds.",
-            buckets=_cumulative(m.latency_bounds, m.latency_counts),
+            buckets=cumulative_buckets(m.latency_bounds, m.latency_counts),
             sum_value=m.latency_sum,
         )
-        yield CounterMetricFamily(
-            names.BENCH_RESULTS, "Benchmark result messages received.", value=m.bench_results
-        )
-        yield CounterMetricFamily(
-            names.BENCH_TRADES,
-            f"Valid trades from benchmark sources (src {BENCH_SOURCE_PREFIX}*), "
-            "kept out of the trading series.",
-            value=m.bench_trades,
-        )
-        yield CounterMetricFamily(
-            names.BENCH_LOST,
-            "Benchmark events that never arrived, from gaps in their seq numbers.",
-            value=m.bench_lost,
-        )
-        yield HistogramMetricFamily(
-            names.BENCH_E2E_LATENCY,
-            "Receive time minus event ts of benchmark trades, in seconds.",
-            buckets=_cumulative(m.latency_bounds, m.bench_latency_counts),
-            sum_value=m.bench_latency_sum,
-        )
-        yield from _benchmark_families(m.bench_rows)
 
 
-def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
+def cumulative_buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
     """Per-slot counts (last slot: +Inf) as Prometheus' cumulative ``le`` buckets."""
     cumulative = 0
     buckets: list[tuple[str, float]] = []
@@ -357,53 +309,8 @@ def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[st
     return buckets
 
 
-#: Both closed sets in the contract: the number of benchmark series is bounded by
-#: len(BENCH_MODES) * len(BENCH_VARIANTS) per family, whatever run ids arrive.
-_ROW_LABELS = ["mode", "variant"]
-_QUANTILES = (("0.5", "p50_us"), ("0.9", "p90_us"), ("0.99", "p99_us"),
-              ("0.999", "p999_us"), ("1", "max_us"))  # fmt: skip
-_OUTCOMES = ("events", "sent", "dropped", "received", "lost")
-
-
-def _benchmark_families(rows: dict[tuple[str, str], BenchmarkResult]) -> Iterator[Metric]:
-    run = InfoMetricFamily(
-        names.BENCH_RUN.removesuffix("_info"),
-        "The run whose row each (mode, variant) series shows; replaced by the next run.",
-        labels=_ROW_LABELS,
-    )
-    latency = GaugeMetricFamily(
-        names.BENCH_LATENCY,
-        "Per-call latency percentile of a benchmark row (quantile 1 is the max).",
-        labels=[*_ROW_LABELS, "quantile"],
-    )
-    rate = GaugeMetricFamily(names.BENCH_RATE, "Achieved event rate.", labels=_ROW_LABELS)
-    target = GaugeMetricFamily(
-        names.BENCH_TARGET_RATE, "Requested event rate; 0 when unpaced.", labels=_ROW_LABELS
-    )
-    events = GaugeMetricFamily(
-        names.BENCH_EVENTS,
-        "Event counts of a benchmark row by outcome; -1 where the mode cannot know.",
-        labels=[*_ROW_LABELS, "outcome"],
-    )
-    elapsed = GaugeMetricFamily(names.BENCH_ELAPSED, "Wall time of the row.", labels=_ROW_LABELS)
-    finished = GaugeMetricFamily(
-        names.BENCH_FINISHED, "When the row finished, epoch seconds.", labels=_ROW_LABELS
-    )
-    for key, row in rows.items():
-        labels = list(key)
-        run.add_metric(labels, {"run_id": row.run_id})
-        for quantile, name in _QUANTILES:
-            latency.add_metric([*labels, quantile], getattr(row, name))
-        for outcome in _OUTCOMES:
-            events.add_metric([*labels, outcome], getattr(row, outcome))
-        rate.add_metric(labels, row.rate)
-        target.add_metric(labels, row.target_rate)
-        elapsed.add_metric(labels, row.elapsed_s)
-        finished.add_metric(labels, row.finished_at)
-    yield from (run, latency, rate, target, events, elapsed, finished)
-
-
 def register(metrics: TradeMetrics, registry: CollectorRegistry) -> TradeCollector:
+    """Expose ``metrics`` in ``registry`` (the benchmark's series: bench_metrics.register_bench)."""
     collector = TradeCollector(metrics)
     registry.register(collector)
     return collector

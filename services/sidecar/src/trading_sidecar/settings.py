@@ -1,4 +1,7 @@
-"""Sidecar configuration, read once at start-up from ``TT_SIDECAR_*`` variables."""
+"""Sidecar configuration, read once at start-up from ``TT_SIDECAR_*`` variables.
+
+Each field's ``doc`` is its row in docs/configuration.md (``make config-docs``).
+"""
 
 from __future__ import annotations
 
@@ -6,40 +9,76 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from telemetry_contract.ports import DEFAULT_SIDECAR_PROBE_PORT
-from telemetry_contract.settings_source import load_settings
-from telemetry_contract.transport import (
-    DEFAULT_RCVHWM,
+from telemetry_contract.ports import (
     DEFAULT_SIDECAR_HTTP_PORT,
+    DEFAULT_SIDECAR_PROBE_PORT,
     DEFAULT_ZMQ_ADDRESS,
+    DEFAULT_ZMQ_PORT,
+    LOOPBACK,
 )
+from telemetry_contract.settings_source import load_settings, setting
+from telemetry_contract.transport import DEFAULT_RCVHWM
 
 PREFIX = "TT_SIDECAR_"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def log_level(text: str) -> str:
+    """One of :data:`LOG_LEVELS`, any case: refused at start-up, not by ``logging`` later."""
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 @dataclass(frozen=True)
 class SidecarSettings:
     """Loopback by default: listening on all interfaces must be asked for explicitly."""
 
-    zmq_bind: str = DEFAULT_ZMQ_ADDRESS
-    http_host: str = "127.0.0.1"
-    http_port: int = DEFAULT_SIDECAR_HTTP_PORT
-    rcvhwm: int = DEFAULT_RCVHWM
-    log_level: str = "info"
-    #: Seconds without a loop heartbeat before /healthz turns 503.
-    stall_seconds: float = 5.0
-    #: Second HTTP port on ``http_host`` answering only /healthz and /readyz; 0: none.
-    probe_port: int = DEFAULT_SIDECAR_PROBE_PORT
-    #: CURVE is on when both are set: the server's ``*.key_secret`` certificate file and a
-    #: folder of allowed client ``*.key`` public certificates (zmq.auth's layout).
-    curve_secret_key_file: str = ""
-    curve_clients_dir: str = ""
-    #: Folder for the state snapshot (counts survive restarts); empty: no persistence.
-    state_dir: str = ""
-    #: Alert thresholds, exported as ``telemetry_alert_threshold`` for the rules to read.
-    alert_no_trades_seconds: float = 900.0
-    alert_e2e_p99_seconds: float = 0.1
-    alert_invalid_ratio: float = 0.01
+    zmq_bind: str = setting(
+        DEFAULT_ZMQ_ADDRESS,
+        f"PULL bind address; `tcp://0.0.0.0:{DEFAULT_ZMQ_PORT}` to accept other hosts",
+    )
+    http_host: str = setting(LOOPBACK, "`/metrics`, `/healthz`, `/readyz` listen host")
+    http_port: int = setting(DEFAULT_SIDECAR_HTTP_PORT, "HTTP port")
+    rcvhwm: int = setting(
+        DEFAULT_RCVHWM, "events the receive queue holds before ZeroMQ pushes back"
+    )
+    log_level: str = setting(
+        "info", "`debug`, `info`, `warning`, `error` or `critical`", parse=log_level
+    )
+    stall_seconds: float = setting(
+        5.0, "`/healthz` turns 503 when the receive loop has not checked in for this long"
+    )
+    probe_port: int = setting(
+        DEFAULT_SIDECAR_PROBE_PORT,
+        "second HTTP port on the same host answering only `/healthz` and `/readyz` (for "
+        "kubelet probes through a NetworkPolicy); `0` turns it off",
+    )
+    curve_secret_key_file: str = setting(
+        "",
+        "the server's `*.key_secret` certificate; with the next one, turns CURVE on "
+        "(docs/operations.md)",
+    )
+    curve_clients_dir: str = setting(
+        "",
+        "folder of allowed publishers' public `*.key` certificates (zmq.auth's layout), "
+        "re-read at every handshake",
+    )
+    state_dir: str = setting(
+        "",
+        "folder for the state snapshot: counts and loss positions survive restarts "
+        "(docs/operations.md); unset: nothing persisted",
+    )
+    alert_no_trades_seconds: float = setting(
+        900.0, "`TradingNoTrades` fires after this long without a trade"
+    )
+    alert_e2e_p99_seconds: float = setting(
+        0.1, "`TradingE2ELatencyHigh` fires when e2e p99 stays above this"
+    )
+    alert_invalid_ratio: float = setting(
+        0.01, "`TradingInvalidFramesHigh` fires when more than this share of frames is refused"
+    )
 
 
 def load(

@@ -1,7 +1,9 @@
 """Counts that survive a restart: a snapshot file in ``TT_SIDECAR_STATE_DIR``.
 
-What is saved is :class:`trading_sidecar.metrics.MetricsState`: every running total and
-the loss table (last ``seq``/``epoch`` per ``(src, stream)``). Saving the two together,
+What is saved is a :class:`Snapshot`: the trade counts
+(:class:`trading_sidecar.metrics.MetricsState`) and the benchmark traffic counts
+(:class:`trading_sidecar.bench_metrics.BenchState`), each a set of running totals and a
+loss table (last ``seq``/``epoch`` per ``(src, stream)``). Saving totals and positions together,
 taken at one instant, is what makes a crash exact: events the dead process counted
 after its last snapshot are forgotten with it, and when the publisher reconnects
 (``epoch`` + 1) the restored position shows them as a seq gap, so counted + lost still
@@ -34,9 +36,13 @@ import math
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from telemetry_contract.codec import BENCH_SOURCE_PREFIX
+
+from trading_sidecar.bench_metrics import BenchMetrics, BenchState
 from trading_sidecar.metrics import LossTracker, MetricsState, TradeMetrics
 
 log = logging.getLogger(__name__)
@@ -59,7 +65,20 @@ class StateError(ValueError):
 # --- the file format -----------------------------------------------------------------
 
 
-def encode(state: MetricsState) -> bytes:
+@dataclass(slots=True)
+class Snapshot:
+    """Everything the sidecar counts, copied at one instant by the receive loop."""
+
+    trading: MetricsState
+    bench: BenchState = field(default_factory=BenchState)
+
+
+def encode(snapshot: Snapshot) -> bytes:
+    """One file for both: the format is the one a single ``metrics`` module wrote before
+    the benchmark's counts got a module of their own, so existing snapshots still load.
+    The two loss tables share the ``streams`` list (trading keys first, then benchmark
+    keys, each oldest first); a key's ``src`` prefix says which table it goes back to."""
+    state, bench = snapshot.trading, snapshot.bench
     body = json.dumps(
         {
             "trades": state.trades,
@@ -70,15 +89,16 @@ def encode(state: MetricsState) -> bytes:
             "lost": state.lost,
             "latency_counts": state.latency_counts,
             "latency_sum": state.latency_sum,
-            "bench_trades": state.bench_trades,
-            "bench_lost": state.bench_lost,
-            "bench_latency_counts": state.bench_latency_counts,
-            "bench_latency_sum": state.bench_latency_sum,
-            "bench_results": state.bench_results,
-            # Oldest first, as the LRU table orders them, so the order survives too.
+            "bench_trades": bench.trades,
+            "bench_lost": bench.lost,
+            "bench_latency_counts": bench.latency_counts,
+            "bench_latency_sum": bench.latency_sum,
+            "bench_results": bench.results,
+            # Oldest first, as the LRU tables order them, so the order survives too.
             "streams": [
                 [src, stream, seq, epoch]
-                for (src, stream), (seq, epoch) in state.streams.positions.items()
+                for table in (state.streams, bench.streams)
+                for (src, stream), (seq, epoch) in table.positions.items()
             ],
         },
         separators=(",", ":"),
@@ -88,7 +108,7 @@ def encode(state: MetricsState) -> bytes:
     return f"{MAGIC} {VERSION} {digest}\n".encode() + body
 
 
-def decode(data: bytes) -> MetricsState:
+def decode(data: bytes) -> Snapshot:
     """The state in ``data``; :class:`StateError` for anything short of a valid snapshot."""
     header, newline, body = data.partition(b"\n")
     if not newline:
@@ -125,19 +145,21 @@ def _counts(value: Any, what: str) -> dict[str, int]:
     return {str(k): _count(v, f"{what}.{k}") for k, v in value.items()}
 
 
-def _state_from(raw: Any) -> MetricsState:
+def _state_from(raw: Any) -> Snapshot:
     if not isinstance(raw, dict):
         raise StateError("expected an object")
     volume = raw["volume"]
     if not isinstance(volume, dict):
         raise StateError("volume: expected an object")
     positions: dict[tuple[str, int], tuple[int, int]] = {}
+    bench_positions: dict[tuple[str, int], tuple[int, int]] = {}
     for item in raw["streams"]:
         if not (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str)):
             raise StateError(f"streams: bad entry {item!r}")
         src, stream, seq, epoch = item
-        positions[(src, _count(stream, "stream"))] = (_count(seq, "seq"), _count(epoch, "epoch"))
-    return MetricsState(
+        table = bench_positions if src.startswith(BENCH_SOURCE_PREFIX) else positions
+        table[(src, _count(stream, "stream"))] = (_count(seq, "seq"), _count(epoch, "epoch"))
+    trading = MetricsState(
         trades=_counts(raw["trades"], "trades"),
         volume={str(k): _number(v, f"volume.{k}") for k, v in volume.items()},
         last_trade_ts=_number(raw["last_trade_ts"], "last_trade_ts"),
@@ -146,15 +168,17 @@ def _state_from(raw: Any) -> MetricsState:
         lost=_count(raw["lost"], "lost"),
         latency_counts=[_count(v, "latency_counts") for v in raw["latency_counts"]],
         latency_sum=_number(raw["latency_sum"], "latency_sum"),
-        bench_trades=_count(raw["bench_trades"], "bench_trades"),
-        bench_lost=_count(raw["bench_lost"], "bench_lost"),
-        bench_latency_counts=[
-            _count(v, "bench_latency_counts") for v in raw["bench_latency_counts"]
-        ],
-        bench_latency_sum=_number(raw["bench_latency_sum"], "bench_latency_sum"),
-        bench_results=_count(raw["bench_results"], "bench_results"),
         streams=LossTracker(positions),
     )
+    bench = BenchState(
+        trades=_count(raw["bench_trades"], "bench_trades"),
+        lost=_count(raw["bench_lost"], "bench_lost"),
+        latency_counts=[_count(v, "bench_latency_counts") for v in raw["bench_latency_counts"]],
+        latency_sum=_number(raw["bench_latency_sum"], "bench_latency_sum"),
+        results=_count(raw["bench_results"], "bench_results"),
+        streams=LossTracker(bench_positions),
+    )
+    return Snapshot(trading, bench)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -176,7 +200,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(folder)
 
 
-def load(path: Path) -> MetricsState | None:
+def load(path: Path) -> Snapshot | None:
     """The snapshot at ``path``; ``None``, with one warning saying why, when there is none
     to trust (missing, unreadable, truncated, corrupt, another format)."""
     try:
@@ -203,7 +227,10 @@ def load(path: Path) -> MetricsState | None:
 
 
 class StateKeeper:
-    """Restores the metrics at start, snapshots them while running and at shutdown.
+    """Restores the counts at start, snapshots them while running and at shutdown.
+
+    ``bench`` is the benchmark collector the app routes benchmark traffic to; without one
+    (tests of the trade counts alone) the file holds zero benchmark counts.
 
     :meth:`checkpoint` runs in the receive loop (the numbers' only writer) between drains;
     a writer thread encodes and writes; :meth:`sync` lets an HTTP request wait for a
@@ -214,11 +241,13 @@ class StateKeeper:
         self,
         directory: Path,
         metrics: TradeMetrics,
+        bench: BenchMetrics | None = None,
         *,
         interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
         self.path = directory / FILENAME
         self._metrics = metrics
+        self._bench = bench if bench is not None else BenchMetrics()
         self._interval = interval_s
         self._due = 0.0
         self._cond = threading.Condition()
@@ -226,7 +255,7 @@ class StateKeeper:
         self._wanted = 0
         self._written = 0
         self._request = threading.Event()
-        self._pending: tuple[MetricsState, int] | None = None
+        self._pending: tuple[Snapshot, int] | None = None
         self._closing = False
         self._thread: threading.Thread | None = None
         self._last_error_log = 0.0
@@ -237,16 +266,19 @@ class StateKeeper:
     def restore(self) -> bool:
         """Continue from the snapshot, if one can be trusted; True when restored."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        state = load(self.path)
-        if state is None:
+        snapshot = load(self.path)
+        if snapshot is None:
             return False
+        state = snapshot.trading
         self._metrics.restore(state)
+        self._bench.restore(snapshot.bench)
         log.info(
-            "restored counts from %s: %d trades, %d lost, %d streams",
+            "restored counts from %s: %d trades, %d lost, %d streams (+%d benchmark trades)",
             self.path,
             sum(state.trades.values()),
             state.lost,
             len(state.streams.positions),
+            snapshot.bench.trades,
         )
         return True
 
@@ -265,7 +297,7 @@ class StateKeeper:
         self._request.clear()
         with self._cond:
             covers = self._wanted  # every request made so far is older than this copy
-        state = self._metrics.snapshot()
+        state = self._snapshot()
         self._due = now + self._interval
         with self._cond:
             self._pending = (state, covers)
@@ -284,7 +316,7 @@ class StateKeeper:
         """Write the final snapshot (the receive loop has stopped) and stop the writer."""
         with self._cond:
             covers = self._wanted
-            self._pending = (self._metrics.snapshot(), covers)
+            self._pending = (self._snapshot(), covers)
             self._closing = True
             self._cond.notify_all()
         if self._thread is not None:
@@ -292,6 +324,10 @@ class StateKeeper:
         else:
             self._write_pending()
         log.info("state saved to %s", self.path)
+
+    def _snapshot(self) -> Snapshot:
+        """Both copies in a row, on the receive thread (their only writer): one instant."""
+        return Snapshot(self._metrics.snapshot(), self._bench.snapshot())
 
     def _write_loop(self) -> None:
         while True:

@@ -1,0 +1,232 @@
+"""The benchmark's series in the sidecar: its traffic and its results, apart from trades.
+
+:class:`~trading_sidecar.metrics.TradeMetrics` sets aside what is not trading traffic
+and the app routes it here, once per chunk, on the receive thread (the only writer):
+
+- **benchmark traffic**, trades whose ``src`` starts with ``BENCH_SOURCE_PREFIX``:
+  counted, loss from their seq gaps (the same rule as trades, in a loss table of their
+  own, so benchmark sources can never push a trading stream out of the trading table),
+  and their e2e latency in a histogram with the trade histogram's bounds;
+- **benchmark results** (``type: "benchmark"`` rows): the newest row per (mode, variant),
+  exposed as gauges, with ``telemetry_benchmark_run_info`` naming the run each shows.
+
+Why these stay in the sidecar rather than leave with the JSON report, the Job's
+termination message and the operator's status: those carry one run's rows to whoever
+started it, but only Prometheus keeps history and puts the benchmark next to what the
+sidecar was doing meanwhile. The benchmark dashboard (dashboards/benchmark.json) and
+its end-to-end test read every family here from Prometheus, and the e2e latency of the
+benchmark's own traffic can only be measured where it is received. So they stay, in a
+module of their own: the trade path reads "trades in, trade series out", and everything
+benchmark-shaped the sidecar knows is in this file.
+
+Series are bounded as before: mode and variant are closed sets in the contract, so at
+most len(BENCH_MODES) * len(BENCH_VARIANTS) rows exist whatever run ids arrive. The
+counts (not the rows: they are gauges the next run replaces) are plain data,
+:class:`BenchState`, saved and restored with the trade counts (state.py).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+from telemetry_contract import metric_names as names
+from telemetry_contract.codec import BENCH_SOURCE_PREFIX
+from telemetry_contract.events import BenchmarkResult, Event, Trade
+
+from trading_sidecar.metrics import E2E_BOUNDS, LossTracker, cumulative_buckets
+
+
+@dataclass(slots=True)
+class BenchState:
+    """What the sidecar counts of benchmark traffic and results, as plain data."""
+
+    trades: int = 0
+    lost: int = 0
+    #: One slot per e2e bound plus the +Inf overflow; non-cumulative, summed at scrape.
+    latency_counts: list[int] = field(default_factory=lambda: [0] * (len(E2E_BOUNDS) + 1))
+    latency_sum: float = 0.0
+    results: int = 0
+    streams: LossTracker = field(default_factory=LossTracker)
+
+
+class BenchMetrics(BenchState):
+    """Running totals of benchmark traffic, and the newest benchmark row per (mode, variant)."""
+
+    __slots__ = ("latency_bounds", "rows")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latency_bounds = E2E_BOUNDS
+        #: Latest row per (mode, variant): both closed sets, so the table is bounded.
+        self.rows: dict[tuple[str, str], BenchmarkResult] = {}
+
+    def record(self, events: Sequence[Event], received_at: float) -> None:
+        """Count what TradeMetrics set aside: benchmark trades and results, in order.
+
+        Every trade handed here is counted as benchmark traffic (TradeMetrics sends only
+        those whose ``src`` has the prefix). The stream being followed stays in locals
+        while consecutive events come from it, as in TradeMetrics.record.
+        """
+        bounds = self.latency_bounds
+        counts = self.latency_counts
+        streams = self.streams
+        positions = streams.positions
+        trades = lost = 0
+        latency_sum = 0.0
+        slot = bisect_left
+        trade = Trade
+        f_held = False
+        f_src = ""
+        f_stream = f_seq = f_epoch = 0
+        for event in events:
+            if type(event) is not trade:
+                assert isinstance(event, BenchmarkResult)
+                self.record_result(event)
+                continue
+            src = event.src
+            seq = event.seq
+            if seq is not None and src is not None:
+                stream = event.stream or 0
+                epoch = event.epoch or 0
+                if f_held and src == f_src and stream == f_stream:
+                    if f_epoch <= epoch <= f_epoch + 1 and seq > f_seq + 1:
+                        lost += seq - f_seq - 1
+                else:
+                    if f_held:
+                        positions[(f_src, f_stream)] = (f_seq, f_epoch)
+                    lost += streams.observe(src, stream, seq, epoch)
+                    f_src, f_stream, f_held = src, stream, True
+                f_seq, f_epoch = seq, epoch
+            latency = received_at - event.ts
+            if latency < 0.0:  # two hosts' clocks disagree: count it as instant
+                latency = 0.0
+            counts[slot(bounds, latency)] += 1
+            latency_sum += latency
+            trades += 1
+        if f_held:
+            positions[(f_src, f_stream)] = (f_seq, f_epoch)
+        self.trades += trades
+        self.lost += lost
+        self.latency_sum += latency_sum
+
+    def record_result(self, result: BenchmarkResult) -> None:
+        """Keep the newest row per (mode, variant); rare, so a plain rebuild is fine."""
+        self.results += 1
+        rows = dict(self.rows)
+        rows[(result.mode, result.variant)] = result
+        self.rows = rows  # swapped whole, so a concurrent scrape sees old or new
+
+    def snapshot(self) -> BenchState:
+        """A copy of the counts (not the rows: they are gauges the next run replaces)."""
+        return BenchState(
+            trades=self.trades,
+            lost=self.lost,
+            latency_counts=list(self.latency_counts),
+            latency_sum=self.latency_sum,
+            results=self.results,
+            streams=LossTracker(dict(self.streams.positions), self.streams.capacity),
+        )
+
+    def restore(self, state: BenchState) -> None:
+        """Continue from ``state`` (a histogram with other bounds is not restored)."""
+        self.trades = state.trades
+        self.lost = state.lost
+        if len(state.latency_counts) == len(self.latency_counts):
+            self.latency_counts[:] = state.latency_counts
+            self.latency_sum = state.latency_sum
+        self.results = state.results
+        self.streams.positions = dict(state.streams.positions)
+
+
+class BenchCollector(Collector):
+    """Exposes a :class:`BenchMetrics` to a registry, building fresh families per scrape."""
+
+    def __init__(self, bench: BenchMetrics) -> None:
+        self._b = bench
+
+    def collect(self) -> Iterator[Metric]:
+        b = self._b
+        yield CounterMetricFamily(
+            names.BENCH_RESULTS, "Benchmark result messages received.", value=b.results
+        )
+        yield CounterMetricFamily(
+            names.BENCH_TRADES,
+            f"Valid trades from benchmark sources (src {BENCH_SOURCE_PREFIX}*), "
+            "kept out of the trading series.",
+            value=b.trades,
+        )
+        yield CounterMetricFamily(
+            names.BENCH_LOST,
+            "Benchmark events that never arrived, from gaps in their seq numbers.",
+            value=b.lost,
+        )
+        yield HistogramMetricFamily(
+            names.BENCH_E2E_LATENCY,
+            "Receive time minus event ts of benchmark trades, in seconds.",
+            buckets=cumulative_buckets(b.latency_bounds, b.latency_counts),
+            sum_value=b.latency_sum,
+        )
+        yield from _row_families(b.rows)
+
+
+#: Both closed sets in the contract: the number of benchmark series is bounded by
+#: len(BENCH_MODES) * len(BENCH_VARIANTS) per family, whatever run ids arrive.
+_ROW_LABELS = ["mode", "variant"]
+_QUANTILES = (("0.5", "p50_us"), ("0.9", "p90_us"), ("0.99", "p99_us"),
+              ("0.999", "p999_us"), ("1", "max_us"))  # fmt: skip
+_OUTCOMES = ("events", "sent", "dropped", "received", "lost")
+
+
+def _row_families(rows: dict[tuple[str, str], BenchmarkResult]) -> Iterator[Metric]:
+    run = InfoMetricFamily(
+        names.BENCH_RUN.removesuffix("_info"),
+        "The run whose row each (mode, variant) series shows; replaced by the next run.",
+        labels=_ROW_LABELS,
+    )
+    latency = GaugeMetricFamily(
+        names.BENCH_LATENCY,
+        "Per-call latency percentile of a benchmark row (quantile 1 is the max).",
+        labels=[*_ROW_LABELS, "quantile"],
+    )
+    rate = GaugeMetricFamily(names.BENCH_RATE, "Achieved event rate.", labels=_ROW_LABELS)
+    target = GaugeMetricFamily(
+        names.BENCH_TARGET_RATE, "Requested event rate; 0 when unpaced.", labels=_ROW_LABELS
+    )
+    events = GaugeMetricFamily(
+        names.BENCH_EVENTS,
+        "Event counts of a benchmark row by outcome; -1 where the mode cannot know.",
+        labels=[*_ROW_LABELS, "outcome"],
+    )
+    elapsed = GaugeMetricFamily(names.BENCH_ELAPSED, "Wall time of the row.", labels=_ROW_LABELS)
+    finished = GaugeMetricFamily(
+        names.BENCH_FINISHED, "When the row finished, epoch seconds.", labels=_ROW_LABELS
+    )
+    for key, row in rows.items():
+        labels = list(key)
+        run.add_metric(labels, {"run_id": row.run_id})
+        for quantile, name in _QUANTILES:
+            latency.add_metric([*labels, quantile], getattr(row, name))
+        for outcome in _OUTCOMES:
+            events.add_metric([*labels, outcome], getattr(row, outcome))
+        rate.add_metric(labels, row.rate)
+        target.add_metric(labels, row.target_rate)
+        elapsed.add_metric(labels, row.elapsed_s)
+        finished.add_metric(labels, row.finished_at)
+    yield from (run, latency, rate, target, events, elapsed, finished)
+
+
+def register_bench(bench: BenchMetrics, registry: CollectorRegistry) -> BenchCollector:
+    """Expose ``bench`` in ``registry``, next to the trade collector (metrics.register)."""
+    collector = BenchCollector(bench)
+    registry.register(collector)
+    return collector
