@@ -13,7 +13,7 @@ import time
 import zmq
 from support import Samples, Sidecar, value, wait_for
 from telemetry_contract import metric_names as names
-from telemetry_contract.codec import BENCH_SOURCE_PREFIX, encode_trade, is_bench_source
+from telemetry_contract.codec import BENCH_SOURCE_PREFIX, encode_trade
 from trading_publisher.client import Publisher
 from trading_publisher.sockets import push_socket
 
@@ -24,13 +24,6 @@ def counted(sidecar: Sidecar, frames: int) -> Samples | None:
     trades = value(s, names.TRADES, side="buy") + value(s, names.TRADES, side="sell")
     done = value(s, names.RECEIVED) == frames == trades + value(s, names.BENCH_TRADES)
     return s if done else None
-
-
-def test_the_prefix_is_the_contracts_one_rule() -> None:
-    assert is_bench_source(BENCH_SOURCE_PREFIX + "x")
-    assert not is_bench_source(None)
-    assert not is_bench_source("desk-" + BENCH_SOURCE_PREFIX)
-    assert not is_bench_source(BENCH_SOURCE_PREFIX.upper() + "x")
 
 
 def test_bench_trades_move_only_the_benchmark_series(sidecar: Sidecar) -> None:

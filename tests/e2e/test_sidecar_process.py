@@ -141,7 +141,7 @@ def test_seq_gap_shows_as_lost_events(sidecar: Sidecar) -> None:
 
 
 def test_client_reports_absent_sidecar_then_counts_after_start(tmp_path: Path) -> None:
-    late = new_sidecar()
+    late = Sidecar(zmq_port=free_port())  # promised to the publisher before it listens
     with Publisher(late.zmq_address, source="late") as pub:
         assert pub.trade("buy", 1.0) is True  # queued by ZeroMQ, not an error
         time.sleep(0.3)

@@ -57,6 +57,22 @@ def test_the_trade_path_sets_aside_benchmark_traffic_and_results_in_order() -> N
     assert metrics.trades["buy"] == 3 and metrics.lost == 1  # desk: 0, then 2
 
 
+def test_only_a_src_that_starts_with_the_prefix_is_benchmark_traffic() -> None:
+    """The contract's one rule, exactly: case-sensitive, a prefix, never without a src."""
+    handed: list[Event] = []
+    metrics = TradeMetrics(others=lambda events, at: handed.extend(events))
+    bench = t(0, src=BENCH_SOURCE_PREFIX + "x")
+    trading = [
+        t(None, src=None),
+        t(0, src="desk-" + BENCH_SOURCE_PREFIX),
+        t(0, src=BENCH_SOURCE_PREFIX.upper() + "x"),
+        t(0, src=BENCH_SOURCE_PREFIX.rstrip("-")),
+    ]
+    metrics.record([bench, *trading], NOW)
+    assert handed == [bench]
+    assert metrics.trades["buy"] == len(trading)
+
+
 def test_benchmark_traffic_moves_only_the_benchmark_series() -> None:
     metrics, bench, registry = wired()
     metrics.record([t(0, ts=NOW - 0.0003), t(4), t(5, src="desk")], NOW)

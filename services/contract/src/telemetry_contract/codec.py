@@ -49,7 +49,6 @@ __all__ = [
     "encode",
     "encode_batch",
     "encode_trade",
-    "is_bench_source",
     "join_batch",
 ]
 
@@ -58,11 +57,6 @@ __all__ = [
 #: sidecar never shows up as trades on the trading dashboard. One place, so the
 #: benchmark that writes it and the sidecar that reads it cannot disagree.
 BENCH_SOURCE_PREFIX: Final = "bench-"
-
-
-def is_bench_source(src: str | None) -> bool:
-    """Whether a trade with this ``src`` is benchmark traffic (no ``src``: never)."""
-    return src is not None and src.startswith(BENCH_SOURCE_PREFIX)
 
 
 # ---------------------------------------------------------------------------- encode
