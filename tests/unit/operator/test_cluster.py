@@ -265,7 +265,7 @@ def test_every_call_gives_up_on_a_server_that_does_not_answer(silent_server: str
     assert set(calls) == set(CLUSTER_CALLS) - {"post_event"}  # Events go through kopf
     config = kubernetes.client.Configuration(host=silent_server)
     with kubernetes.client.ApiClient(config) as api:
-        kube = KubeCluster(api, request_timeout=(2.0, 0.1))
+        kube = KubeCluster(api, request_timeout=(2.0, 0.03))
         for name, fn in calls.items():
             with pytest.raises(urllib3.exceptions.HTTPError) as caught:
                 fn(kube)
