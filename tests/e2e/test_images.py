@@ -639,6 +639,24 @@ def test_the_operator_starts_as_a_uid_without_a_passwd_entry() -> None:
     assert "uid not found" in without.stderr, without.stderr
 
 
+def pin_base_images(work: Path, bin_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run `make pin-base-images` in `work` with the fake docker of `bin_dir` first on PATH."""
+    return subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-f",
+            str(ROOT / "mk" / "kubernetes.mk"),
+            "pin-base-images",
+        ],
+        cwd=work,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_pin_base_images_writes_tag_at_digest(tmp_path: Path) -> None:
     """`make pin-base-images` with a docker that answers like `buildx imagetools inspect`."""
     digest = "sha256:" + "5e" * 32
@@ -657,39 +675,13 @@ def test_pin_base_images_writes_tag_at_digest(tmp_path: Path) -> None:
         "esac\n"
     )
     docker.chmod(0o755)
-    run = subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            "-f",
-            str(ROOT / "mk" / "kubernetes.mk"),
-            "pin-base-images",
-        ],
-        cwd=work,
-        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = pin_base_images(work, bin_dir)
     assert run.returncode == 0, run.stdout + run.stderr
     pinned = parse_dockerfile(work / "Dockerfile").args
     original = parse_dockerfile(DOCKERFILE).args
     for arg in ("PYTHON_IMAGE", "UV_IMAGE"):
         assert pinned[arg] == f"{original[arg].split('@')[0]}@{digest}", arg
     # Pinning again replaces the digest, it does not stack a second one.
-    again = subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            "-f",
-            str(ROOT / "mk" / "kubernetes.mk"),
-            "pin-base-images",
-        ],
-        cwd=work,
-        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = pin_base_images(work, bin_dir)
     assert again.returncode == 0, again.stderr
     assert parse_dockerfile(work / "Dockerfile").args == pinned
