@@ -87,6 +87,23 @@ class ZmqSockets:
             )
 
 
+def push_frames(address: str, *frames: bytes, linger_ms: int = 2000) -> None:
+    """Send raw frames to a sidecar's PULL address from a fresh PUSH socket, then close it.
+
+    Closing waits up to ``linger_ms`` for the frames to leave, so when this returns they are
+    on their way; tests then wait on the sidecar's counters, never on a sleep.
+    """
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.connect(address)
+    try:
+        for frame in frames:
+            push.send(frame)
+    finally:
+        push.close(linger=linger_ms)
+        ctx.term()
+
+
 # The product's one /metrics reader (trading_publisher.metrics_reader), under the names
 # the tests have always used.
 parse_metrics = parse_samples

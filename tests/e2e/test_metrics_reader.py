@@ -10,8 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import zmq
-from support import Sidecar, free_port, new_sidecar, wait_for
+from support import Sidecar, free_port, new_sidecar, push_frames, wait_for
 from telemetry_contract.codec import encode_trade
 from trading_publisher.metrics_reader import (
     RateHistory,
@@ -35,23 +34,17 @@ def test_reads_the_real_sidecars_totals(sidecar: Sidecar) -> None:
     assert dict(before.trades) == {"buy": 0, "sell": 0}
     assert before.last_trade_time is None
 
-    ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
-    push.connect(sidecar.zmq_address)
-    try:
-        push.send(encode_trade("buy", 2.5, 1_700_000_000.0, "status-test", 0))
-        push.send(encode_trade("buy", 1.0, 1_700_000_001.0, "status-test", 1))
+    push_frames(
+        sidecar.zmq_address,
+        encode_trade("buy", 2.5, 1_700_000_000.0, "status-test", 0),
+        encode_trade("buy", 1.0, 1_700_000_001.0, "status-test", 1),
         # seq 2 and 3 never sent: the sidecar counts them as lost.
-        push.send(encode_trade("sell", 4.0, 1_700_000_002.0, "status-test", 4))
-        push.send(b"{not json")
-        push.send(b'{"type":"trade","side":"hold","qty":1,"ts":1}')
-        wait_for(
-            lambda: fetch_status(sidecar.url).invalid_total == 2, what="all five frames counted"
-        )
-        status = fetch_status(sidecar.url)
-    finally:
-        push.close(linger=0)
-        ctx.term()
+        encode_trade("sell", 4.0, 1_700_000_002.0, "status-test", 4),
+        b"{not json",
+        b'{"type":"trade","side":"hold","qty":1,"ts":1}',
+    )
+    wait_for(lambda: fetch_status(sidecar.url).invalid_total == 2, what="all five frames counted")
+    status = fetch_status(sidecar.url)
     assert status.reachable
     assert dict(status.trades) == {"buy": 2, "sell": 1}
     assert dict(status.volume) == {"buy": 3.5, "sell": 4.0}
@@ -149,23 +142,11 @@ def test_parse_status_sums_every_invalid_reason() -> None:
     assert status.lost == 4
 
 
-def _send(address: str, *frames: bytes) -> None:
-    ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
-    push.connect(address)
-    try:
-        for frame in frames:
-            push.send(frame)
-    finally:
-        push.close(linger=2000)
-        ctx.term()
-
-
 def test_several_replicas_are_summed(sidecar: Sidecar, tmp_path: Path) -> None:
     other = new_sidecar().start(tmp_path)
     try:
-        _send(sidecar.zmq_address, encode_trade("buy", 2.0, 1_700_000_000.0, "r1", 0))
-        _send(
+        push_frames(sidecar.zmq_address, encode_trade("buy", 2.0, 1_700_000_000.0, "r1", 0))
+        push_frames(
             other.zmq_address,
             encode_trade("buy", 3.0, 1_700_000_005.0, "r2", 0),
             encode_trade("sell", 1.0, 1_700_000_006.0, "r2", 2),

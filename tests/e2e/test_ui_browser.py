@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import zmq
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from support import (
     BIN,
@@ -20,6 +19,7 @@ from support import (
     Proc,
     Sidecar,
     free_port,
+    push_frames,
     start_process,
     value,
     wait_for,
@@ -266,16 +266,12 @@ def test_buy_is_green_sell_is_red_and_lost_events_stand_out(
         expect(page.get_by_text("Lost events: 0")).to_be_visible(timeout=UI_TIMEOUT_MS)
 
         # seq 0 then seq 3: the sidecar counts two lost events.
-        ctx = zmq.Context()
-        push = ctx.socket(zmq.PUSH)
-        push.connect(sidecar.zmq_address)
-        try:
-            push.send(encode_trade("buy", 1.0, 1_700_000_000.0, "ui-lost-test", 0))
-            push.send(encode_trade("buy", 1.0, 1_700_000_001.0, "ui-lost-test", 3))
-            wait_for(lambda: value(sidecar.scrape(), names.LOST) == 2, what="2 lost")
-        finally:
-            push.close(linger=1000)
-            ctx.term()
+        push_frames(
+            sidecar.zmq_address,
+            encode_trade("buy", 1.0, 1_700_000_000.0, "ui-lost-test", 0),
+            encode_trade("buy", 1.0, 1_700_000_001.0, "ui-lost-test", 3),
+        )
+        wait_for(lambda: value(sidecar.scrape(), names.LOST) == 2, what="2 lost")
         alert = page.get_by_test_id("stAlert").filter(has_text="Lost events: 2")
         try:
             expect(alert).to_be_visible(timeout=UI_TIMEOUT_MS)
