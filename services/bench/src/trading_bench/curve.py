@@ -39,7 +39,7 @@ from trading_bench.common import RunContext, progress_bar
 from trading_bench.processes import LOOPBACK_ANY_PORT
 from trading_bench.rows import Row, make_row
 from trading_bench.sidecar import LocalSidecar
-from trading_bench.variants import Variant
+from trading_bench.variants import Variant, publisher_variant
 
 HOTPATH_VARIANT = "floor-curve"
 CLIENT_VARIANT = "client-curve"
@@ -164,14 +164,7 @@ def hotpath_variants(
 
     return [
         Variant(HOTPATH_VARIANT, sock.send, frames, close=lambda: sock.close(linger=2_000)),
-        Variant(
-            CLIENT_VARIANT,
-            pub.trade,
-            list(trades),
-            close=close_client,
-            settle=pub.flush,
-            counts=lambda: (pub.sent + pub.queued, pub.dropped),
-        ),
+        publisher_variant(CLIENT_VARIANT, pub, trades, close=close_client),
     ]
 
 
