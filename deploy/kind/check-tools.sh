@@ -11,6 +11,8 @@ failed=0
 
 ok() { printf '  ok       %-20s %s\n' "$1" "$2"; }
 bad() { printf '  MISSING  %-20s %s\n' "$1" "$2"; failed=1; }
+# on_path TOOL URL: true when TOOL is a command; otherwise reports it missing and where to get it.
+on_path() { command -v "$1" >/dev/null 2>&1 || { bad "$1" "not on PATH: $2"; return 1; }; }
 
 # version_ge A B: A >= B for dotted numeric versions (a leading v is ignored).
 version_ge() {
@@ -21,12 +23,12 @@ version_ge() {
 for tool in "$@"; do
   case "$tool" in
     docker)
-      if ! command -v docker >/dev/null 2>&1; then
-        bad docker "not on PATH: https://docs.docker.com/get-docker/"
-      elif ! server=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || [ -z "$server" ]; then
-        bad docker "installed, but the engine is not reachable: start Docker"
-      else
-        ok docker "engine $server"
+      if on_path docker https://docs.docker.com/get-docker/; then
+        if ! server=$(docker version --format '{{.Server.Version}}' 2>/dev/null) || [ -z "$server" ]; then
+          bad docker "installed, but the engine is not reachable: start Docker"
+        else
+          ok docker "engine $server"
+        fi
       fi ;;
     buildx)
       if version=$(docker buildx version 2>/dev/null); then
@@ -35,9 +37,7 @@ for tool in "$@"; do
         bad buildx "docker buildx is missing (BuildKit builds): https://github.com/docker/buildx#installing"
       fi ;;
     kind)
-      if ! command -v kind >/dev/null 2>&1; then
-        bad kind "not on PATH: https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
-      else
+      if on_path kind https://kind.sigs.k8s.io/docs/user/quick-start/#installation; then
         version=$(kind version 2>/dev/null | sed -n 's/^kind \(v[0-9][0-9.]*\).*/\1/p')
         if [ -z "$version" ]; then
           bad kind "cannot read 'kind version'"
@@ -48,17 +48,11 @@ for tool in "$@"; do
         fi
       fi ;;
     helm)
-      if command -v helm >/dev/null 2>&1; then
-        ok helm "$(helm version --short 2>/dev/null)"
-      else
-        bad helm "not on PATH: https://helm.sh/docs/intro/install/"
-      fi ;;
+      on_path helm https://helm.sh/docs/intro/install/ &&
+        ok helm "$(helm version --short 2>/dev/null)" ;;
     kubectl)
-      if command -v kubectl >/dev/null 2>&1; then
-        ok kubectl "$(kubectl version --client 2>/dev/null | head -n1)"
-      else
-        bad kubectl "not on PATH: https://kubernetes.io/docs/tasks/tools/"
-      fi ;;
+      on_path kubectl https://kubernetes.io/docs/tasks/tools/ &&
+        ok kubectl "$(kubectl version --client 2>/dev/null | head -n1)" ;;
     cloud-provider-kind)
       # Runs as a container from registry.k8s.io: docker is all it needs on this machine.
       if command -v docker >/dev/null 2>&1; then

@@ -18,9 +18,7 @@ each; everything CURVE-specific (keys, a CURVE sidecar, CURVE sockets) is here.
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,11 +33,11 @@ from trading_publisher.client import CurveKeys, Publisher
 from trading_sidecar.curve import CurveAuthenticator, apply_curve_server, load_server_keys
 from trading_sidecar.sockets import pull_socket
 
-from trading_bench.common import RunContext, progress_bar
+from trading_bench.common import RunContext
 from trading_bench.processes import LOOPBACK_ANY_PORT
-from trading_bench.rows import Row, make_row
+from trading_bench.rows import Row
 from trading_bench.sidecar import LocalSidecar
-from trading_bench.variants import Variant
+from trading_bench.variants import Variant, publisher_variant
 
 HOTPATH_VARIANT = "floor-curve"
 CLIENT_VARIANT = "client-curve"
@@ -164,14 +162,7 @@ def hotpath_variants(
 
     return [
         Variant(HOTPATH_VARIANT, sock.send, frames, close=lambda: sock.close(linger=2_000)),
-        Variant(
-            CLIENT_VARIANT,
-            pub.trade,
-            list(trades),
-            close=close_client,
-            settle=pub.flush,
-            counts=lambda: (pub.sent + pub.queued, pub.dropped),
-        ),
+        publisher_variant(CLIENT_VARIANT, pub, trades, close=close_client),
     ]
 
 
@@ -209,34 +200,29 @@ def _stream_child(keys: Keys | None, events: int, rcvhwm: int, conn: Connection)
 
 
 def _stream_once(frames: list[bytes], keys: Keys | None) -> tuple[int, float]:
-    spawn = multiprocessing.get_context("spawn")
-    parent, child_end = spawn.Pipe()
-    child = spawn.Process(target=_stream_child, args=(keys, len(frames), DEFAULT_RCVHWM, child_end))
-    child.start()
-    zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    try:
-        if not parent.poll(60):
-            raise RuntimeError("CURVE stream consumer did not start")
-        address: str = parent.recv()
-        if keys is None:
-            sock = curve_push(zctx, address, b"", b"", b"")
-        else:
-            sock = curve_push(
-                zctx, address, keys.server_public, keys.client_public, keys.client_secret
-            )
-        send = sock.send
-        for frame in frames:
-            send(frame)
-        if not parent.poll(600):
-            raise RuntimeError("CURVE stream consumer did not finish")
-        counted, seconds = parent.recv()
-        sock.close(linger=0)
-        return int(counted), float(seconds)
-    finally:
-        zctx.term()
-        child.join(10)
-        if child.is_alive():
-            child.kill()
+    from trading_bench.ingest import ConsumerChild  # ingest imports this module
+
+    stream = ConsumerChild(
+        "CURVE stream consumer", _stream_child, keys, len(frames), DEFAULT_RCVHWM
+    )
+    with stream as child:
+        zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            address = child.address()
+            if keys is None:
+                sock = curve_push(zctx, address, b"", b"", b"")
+            else:
+                sock = curve_push(
+                    zctx, address, keys.server_public, keys.client_public, keys.client_secret
+                )
+            send = sock.send
+            for frame in frames:
+                send(frame)
+            found = child.result()
+            sock.close(linger=0)
+            return found
+        finally:
+            zctx.term()
 
 
 def stream_rows(ctx: RunContext, events: int, rounds: int = 3) -> list[Row]:
@@ -247,46 +233,30 @@ def stream_rows(ctx: RunContext, events: int, rounds: int = 3) -> list[Row]:
     client sends): CURVE costs per frame, so batches spread it over their events.
     ``ratio_to_plain`` compares each CURVE row with its plain twin.
     """
-    from trading_bench.ingest import _batches, _frames  # the very frames ingest's rows use
+    # the very frames ingest's rows use, measured the way ingest measures
+    from trading_bench.ingest import _batches, _frames, measure_rounds
 
     single = _frames(events)
     feeds = {"stream": single, "stream-curve": single}
     feeds["stream-batch"] = feeds["stream-batch-curve"] = _batches(single)
     started_at = time.time()
-    times: dict[str, list[float]] = {variant: [] for variant in STREAM_VARIANTS}
-    counted: dict[str, list[int]] = {variant: [] for variant in STREAM_VARIANTS}
     folder = Path(tempfile.mkdtemp(prefix="trading-bench-curve-"))
     try:
         keys = make_keys(folder)
-        with progress_bar(ctx, len(STREAM_VARIANTS) * rounds, "ingest curve", unit="run") as bar:
-            for r in range(rounds):
-                order = STREAM_VARIANTS if r % 2 == 0 else STREAM_VARIANTS[::-1]
-                for variant in order:
-                    count, seconds = _stream_once(
-                        feeds[variant], keys if variant.endswith("curve") else None
-                    )
-                    times[variant].append(seconds)
-                    counted[variant].append(count)
-                    bar.update(1)
+        found = measure_rounds(
+            ctx,
+            STREAM_VARIANTS,
+            rounds,
+            ("ingest curve", "run"),
+            lambda r: STREAM_VARIANTS if r % 2 == 0 else STREAM_VARIANTS[::-1],
+            lambda v: _stream_once(feeds[v], keys if v.endswith("curve") else None),
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    median = {variant: statistics.median(found) for variant, found in times.items()}
     rows = []
     for variant in STREAM_VARIANTS:
-        seconds = median[variant]
-        plain = median[variant.removesuffix("-curve")]
-        received = min(counted[variant])
-        rows.append(
-            make_row(
-                run_id=ctx.run_id, mode="ingest", variant=variant, events=events,
-                sent=events, received=received, lost=events - received,
-                elapsed_s=seconds, started_at=started_at,
-                extra={
-                    "ratio_to_plain": plain / seconds,
-                    "events_per_frame": events / len(feeds[variant]),
-                    "ns_per_event": seconds * 1e9 / events,
-                    "spread": (max(times[variant]) - min(times[variant])) / seconds,
-                },
-            )
-        )  # fmt: skip
+        ratios = {
+            "ratio_to_plain": found.median(variant.removesuffix("-curve")) / found.median(variant)
+        }
+        rows.append(found.row(ctx, variant, events, len(feeds[variant]), started_at, ratios))
     return rows

@@ -23,6 +23,8 @@ from __future__ import annotations
 import multiprocessing
 import statistics
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 import zmq
@@ -172,6 +174,102 @@ def _fill(sock: zmq.Socket[bytes], frames: list[bytes], stall_s: float) -> None:
                     ) from None
 
 
+class ConsumerChild:
+    """A consumer in a spawned child process, driven over a pipe (ingest's and curve's).
+
+    ``target(*args, conn)`` binds, sends its address, and finally sends (counted,
+    seconds); :meth:`address` and :meth:`result` wait for those with a limit, so a child
+    that never gets there fails the run with ``"<what> did not start/finish"`` instead of
+    hanging it. Leaving the ``with`` joins the child, and kills it if it is still there.
+    """
+
+    def __init__(self, what: str, target: Callable[..., None], *args: object) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self.what = what
+        self.pipe, child_end = spawn.Pipe()
+        self._process = spawn.Process(target=target, args=(*args, child_end))
+
+    def __enter__(self) -> ConsumerChild:
+        self._process.start()
+        return self
+
+    def address(self) -> str:
+        if not self.pipe.poll(60):
+            raise RuntimeError(f"{self.what} did not start")
+        address: str = self.pipe.recv()
+        return address
+
+    def result(self) -> tuple[int, float]:
+        if not self.pipe.poll(600):
+            raise RuntimeError(f"{self.what} did not finish")
+        counted, seconds = self.pipe.recv()
+        return int(counted), float(seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+@dataclass
+class Rounds:
+    """Each variant's (count, seconds) over the rounds; the median time is what counts."""
+
+    times: dict[str, list[float]]
+    counted: dict[str, list[int]]
+
+    def median(self, variant: str) -> float:
+        return statistics.median(self.times[variant])
+
+    def row(
+        self,
+        ctx: RunContext,
+        variant: str,
+        events: int,
+        frames: int,
+        started_at: float,
+        ratios: dict[str, float],
+    ) -> Row:
+        """The variant's ingest row: its median time, and the round that counted least
+        (one short round must not hide behind others)."""
+        seconds = self.median(variant)
+        received = min(self.counted[variant])
+        times = self.times[variant]
+        return make_row(
+            run_id=ctx.run_id, mode="ingest", variant=variant, events=events,
+            sent=events, received=received, lost=events - received,
+            elapsed_s=seconds, started_at=started_at,
+            extra={
+                **ratios,
+                "ns_per_event": seconds * 1e9 / events,
+                "events_per_frame": events / frames,
+                "spread": (max(times) - min(times)) / seconds,
+            },
+        )  # fmt: skip
+
+
+def measure_rounds(
+    ctx: RunContext,
+    variants: Sequence[str],
+    rounds: int,
+    bar: tuple[str, str],
+    order: Callable[[int], Sequence[str]],
+    measure: Callable[[str], tuple[int, float]],
+) -> Rounds:
+    """``measure`` every variant once per round, in ``order(round)``, under one progress
+    bar (``bar``: its title and unit)."""
+    found = Rounds({v: [] for v in variants}, {v: [] for v in variants})
+    title, unit = bar
+    with progress_bar(ctx, len(variants) * rounds, title, unit=unit) as progress:
+        for r in range(rounds):
+            for variant in order(r):
+                count, seconds = measure(variant)
+                found.times[variant].append(seconds)
+                found.counted[variant].append(count)
+                progress.update(1)
+    return found
+
+
 def _measure(
     variant: str,
     frames: list[bytes],
@@ -180,14 +278,8 @@ def _measure(
     rcvhwm: int = DEFAULT_RCVHWM,
     stall_s: float = STALL_S,
 ) -> tuple[int, float]:
-    spawn = multiprocessing.get_context("spawn")
-    parent, child_end = spawn.Pipe()
-    child = spawn.Process(target=_child, args=(variant, len(frames), rcvhwm, child_end))
-    child.start()
-    try:
-        if not parent.poll(60):
-            raise RuntimeError(f"ingest consumer {variant} did not start")
-        address: str = parent.recv()
+    with ConsumerChild(f"ingest consumer {variant}", _child, variant, len(frames), rcvhwm) as child:
+        address = child.address()
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         sock = push_socket(ctx, address, sndhwm=sndhwm, linger_ms=60_000)
         try:
@@ -195,20 +287,13 @@ def _measure(
         except BenchError:
             sock.close(linger=0)
             ctx.term()
-            parent.send("stop")
+            child.pipe.send("stop")
             raise
         sock.close()
         ctx.term()  # returns once every frame is on the wire
         time.sleep(0.5)  # and the consumer's I/O thread has moved it into the queue
-        parent.send("go")
-        if not parent.poll(600):
-            raise RuntimeError(f"ingest consumer {variant} did not finish")
-        counted, seconds = parent.recv()
-        return int(counted), float(seconds)
-    finally:
-        child.join(10)
-        if child.is_alive():
-            child.kill()
+        child.pipe.send("go")
+        return child.result()
 
 
 def run(ctx: RunContext, events: int = DEFAULT_EVENTS, rounds: int = ROUNDS) -> list[Row]:
@@ -222,39 +307,23 @@ def run(ctx: RunContext, events: int = DEFAULT_EVENTS, rounds: int = ROUNDS) -> 
     feeds = {variant: single for variant in VARIANTS}
     feeds["sidecar-batch"] = _batches(single)
     started_at = time.time()
-    times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
-    counted: dict[str, list[int]] = {variant: [] for variant in VARIANTS}
-    with progress_bar(ctx, len(VARIANTS) * rounds, "ingest", unit="drain") as bar:
-        for r in range(rounds):
-            for variant in VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]:
-                count, seconds = _measure(variant, feeds[variant])
-                times[variant].append(seconds)
-                counted[variant].append(count)
-                bar.update(1)
-    median = {variant: statistics.median(found) for variant, found in times.items()}
+    n = len(VARIANTS)
+    found = measure_rounds(
+        ctx,
+        VARIANTS,
+        rounds,
+        ("ingest", "drain"),
+        lambda r: VARIANTS[r % n :] + VARIANTS[: r % n],
+        lambda variant: _measure(variant, feeds[variant]),
+    )
     # raw-recv drains single-event frames, so its rate is frames/s = events/s.
-    floor_rate = events / median["raw-recv"]
-    naive_rate = events / median["naive-json-prometheus"]
+    floor_rate = events / found.median("raw-recv")
+    naive_rate = events / found.median("naive-json-prometheus")
     rows = []
     for variant in VARIANTS:
-        seconds = median[variant]
-        rate = events / seconds
-        # The round that counted least: one short round must not hide behind others.
-        received = min(counted[variant])
-        rows.append(
-            make_row(
-                run_id=ctx.run_id, mode="ingest", variant=variant, events=events,
-                sent=events, received=received, lost=events - received,
-                elapsed_s=seconds, started_at=started_at,
-                extra={
-                    "ratio_to_floor": rate / floor_rate,
-                    "ratio_to_naive": rate / naive_rate,
-                    "ns_per_event": seconds * 1e9 / events,
-                    "events_per_frame": events / len(feeds[variant]),
-                    "spread": (max(times[variant]) - min(times[variant])) / seconds,
-                },
-            )
-        )  # fmt: skip
+        rate = events / found.median(variant)
+        ratios = {"ratio_to_floor": rate / floor_rate, "ratio_to_naive": rate / naive_rate}
+        rows.append(found.row(ctx, variant, events, len(feeds[variant]), started_at, ratios))
     # CURVE's cost shows only with sender and consumer running at once (trading_bench.curve).
     rows.extend(curve.stream_rows(ctx, min(events, curve.DEFAULT_STREAM_EVENTS), rounds))
     return rows

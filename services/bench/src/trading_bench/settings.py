@@ -32,15 +32,20 @@ def rates(text: str) -> tuple[float, ...]:
     return tuple(rate for rate in parsed if rate > 0)
 
 
-def at_least_one(text: str) -> int:
-    """Event counts: a whole number >= 1, refused before anything runs."""
+def _whole_number(text: str, minimum: int) -> int:
+    """A whole number >= ``minimum``; the two refusals name which rule was broken."""
     try:
         number = int(text)
     except ValueError:
-        raise ValueError(f"must be a whole number >= 1, got {text!r}") from None
-    if number < 1:
-        raise ValueError(f"must be >= 1, got {text!r}")
+        raise ValueError(f"must be a whole number >= {minimum}, got {text!r}") from None
+    if number < minimum:
+        raise ValueError(f"must be >= {minimum}, got {text!r}")
     return number
+
+
+def at_least_one(text: str) -> int:
+    """Event counts: a whole number >= 1, refused before anything runs."""
+    return _whole_number(text, 1)
 
 
 def positive_seconds(text: str) -> float:
@@ -83,13 +88,8 @@ def http_urls(text: str) -> str:
 
 
 def not_negative(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise ValueError(f"must be a whole number >= 0, got {text!r}") from None
-    if number < 0:
-        raise ValueError(f"must be >= 0, got {text!r}")
-    return number
+    """High-water marks: a whole number >= 0 (0: derived from the memory budget)."""
+    return _whole_number(text, 0)
 
 
 @dataclass(frozen=True)

@@ -71,14 +71,7 @@ def client(
     thread and differ only in what happens in the calling thread.
     """
     pub = Publisher(address, source=BENCH_SOURCE_PREFIX + "client", context=ctx)
-    return Variant(
-        CLIENT,
-        pub.trade,
-        list(trades),
-        close=lambda: pub.close(2_000),
-        settle=pub.flush,
-        counts=lambda: (pub.sent + pub.queued, pub.dropped),
-    )
+    return publisher_variant(CLIENT, pub, trades)
 
 
 def client_unbatched(
@@ -87,11 +80,25 @@ def client_unbatched(
     """``Publisher(batch_size=1)``: one frame per event, formatted and sent in the call
     (what the UI and the HTTP API use)."""
     pub = Publisher(address, source=BENCH_SOURCE_PREFIX + "unbatched", batch_size=1, context=ctx)
+    return publisher_variant(CLIENT_UNBATCHED, pub, trades)
+
+
+def publisher_variant(
+    name: str,
+    pub: Publisher,
+    trades: list[tuple[str, float]],
+    close: Callable[[], None] | None = None,
+) -> Variant:
+    """``pub.trade`` timed as a variant, the same way for every Publisher set-up.
+
+    Settled by ``flush`` after each slice; its counts are what it took (sent or still
+    queued) and what it dropped. ``close`` defaults to closing ``pub`` with a 2 s linger.
+    """
     return Variant(
-        CLIENT_UNBATCHED,
+        name,
         pub.trade,
         list(trades),
-        close=lambda: pub.close(2_000),
+        close=close or (lambda: pub.close(2_000)),
         settle=pub.flush,
         counts=lambda: (pub.sent + pub.queued, pub.dropped),
     )

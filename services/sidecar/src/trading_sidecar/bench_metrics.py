@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
 )
@@ -43,7 +42,7 @@ from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
 from telemetry_contract.events import BenchmarkResult, Event, Trade
 
-from trading_sidecar.metrics import E2E_BOUNDS, LossTracker, cumulative_buckets
+from trading_sidecar.metrics import E2E_BOUNDS, LossTracker, histogram_family
 
 
 @dataclass(slots=True)
@@ -170,11 +169,12 @@ class BenchCollector(Collector):
             "Benchmark events that never arrived, from gaps in their seq numbers.",
             value=b.lost,
         )
-        yield HistogramMetricFamily(
+        yield histogram_family(
             names.BENCH_E2E_LATENCY,
             "Receive time minus event ts of benchmark trades, in seconds.",
-            buckets=cumulative_buckets(b.latency_bounds, b.latency_counts),
-            sum_value=b.latency_sum,
+            b.latency_bounds,
+            b.latency_counts,
+            b.latency_sum,
         )
         yield from _row_families(b.rows)
 
@@ -184,7 +184,39 @@ class BenchCollector(Collector):
 _ROW_LABELS = ["mode", "variant"]
 _QUANTILES = (("0.5", "p50_us"), ("0.9", "p90_us"), ("0.99", "p99_us"),
               ("0.999", "p999_us"), ("1", "max_us"))  # fmt: skip
-_OUTCOMES = ("events", "sent", "dropped", "received", "lost")
+_OUTCOMES = tuple(
+    (outcome, outcome) for outcome in ("events", "sent", "dropped", "received", "lost")
+)
+#: The gauges of a row, in exposition order: (name, help, the label they add or None,
+#: (that label's value, the BenchmarkResult field) per sample of a row).
+_ROW_GAUGES: tuple[tuple[str, str, str | None, tuple[tuple[str, str], ...]], ...] = (
+    (
+        names.BENCH_LATENCY,
+        "Per-call latency percentile of a benchmark row (quantile 1 is the max).",
+        "quantile",
+        _QUANTILES,
+    ),
+    (names.BENCH_RATE, "Achieved event rate.", None, (("", "rate"),)),
+    (
+        names.BENCH_TARGET_RATE,
+        "Requested event rate; 0 when unpaced.",
+        None,
+        (("", "target_rate"),),
+    ),
+    (
+        names.BENCH_EVENTS,
+        "Event counts of a benchmark row by outcome; -1 where the mode cannot know.",
+        "outcome",
+        _OUTCOMES,
+    ),
+    (names.BENCH_ELAPSED, "Wall time of the row.", None, (("", "elapsed_s"),)),
+    (
+        names.BENCH_FINISHED,
+        "When the row finished, epoch seconds.",
+        None,
+        (("", "finished_at"),),
+    ),
+)
 
 
 def _row_families(rows: dict[tuple[str, str], BenchmarkResult]) -> Iterator[Metric]:
@@ -193,36 +225,18 @@ def _row_families(rows: dict[tuple[str, str], BenchmarkResult]) -> Iterator[Metr
         "The run whose row each (mode, variant) series shows; replaced by the next run.",
         labels=_ROW_LABELS,
     )
-    latency = GaugeMetricFamily(
-        names.BENCH_LATENCY,
-        "Per-call latency percentile of a benchmark row (quantile 1 is the max).",
-        labels=[*_ROW_LABELS, "quantile"],
-    )
-    rate = GaugeMetricFamily(names.BENCH_RATE, "Achieved event rate.", labels=_ROW_LABELS)
-    target = GaugeMetricFamily(
-        names.BENCH_TARGET_RATE, "Requested event rate; 0 when unpaced.", labels=_ROW_LABELS
-    )
-    events = GaugeMetricFamily(
-        names.BENCH_EVENTS,
-        "Event counts of a benchmark row by outcome; -1 where the mode cannot know.",
-        labels=[*_ROW_LABELS, "outcome"],
-    )
-    elapsed = GaugeMetricFamily(names.BENCH_ELAPSED, "Wall time of the row.", labels=_ROW_LABELS)
-    finished = GaugeMetricFamily(
-        names.BENCH_FINISHED, "When the row finished, epoch seconds.", labels=_ROW_LABELS
-    )
     for key, row in rows.items():
-        labels = list(key)
-        run.add_metric(labels, {"run_id": row.run_id})
-        for quantile, name in _QUANTILES:
-            latency.add_metric([*labels, quantile], getattr(row, name))
-        for outcome in _OUTCOMES:
-            events.add_metric([*labels, outcome], getattr(row, outcome))
-        rate.add_metric(labels, row.rate)
-        target.add_metric(labels, row.target_rate)
-        elapsed.add_metric(labels, row.elapsed_s)
-        finished.add_metric(labels, row.finished_at)
-    yield from (run, latency, rate, target, events, elapsed, finished)
+        run.add_metric(list(key), {"run_id": row.run_id})
+    yield run
+    for name, documentation, label, samples in _ROW_GAUGES:
+        family = GaugeMetricFamily(
+            name, documentation, labels=_ROW_LABELS if label is None else [*_ROW_LABELS, label]
+        )
+        for key, row in rows.items():
+            for value, field_name in samples:
+                labels = list(key) if label is None else [*key, value]
+                family.add_metric(labels, getattr(row, field_name))
+        yield family
 
 
 def register_bench(bench: BenchMetrics, registry: CollectorRegistry) -> BenchCollector:

@@ -289,16 +289,28 @@ class TradeCollector(Collector):
             "Events a publisher sent that never arrived, from gaps in seq per (src, stream).",
             value=m.lost,
         )
-        yield HistogramMetricFamily(
+        yield histogram_family(
             names.E2E_LATENCY,
             "Receive time minus event ts: publish-to-sidecar latency, in seconds.",
-            buckets=cumulative_buckets(m.latency_bounds, m.latency_counts),
-            sum_value=m.latency_sum,
+            m.latency_bounds,
+            m.latency_counts,
+            m.latency_sum,
         )
 
 
-def cumulative_buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
-    """Per-slot counts (last slot: +Inf) as Prometheus' cumulative ``le`` buckets."""
+def histogram_family(
+    name: str,
+    documentation: str,
+    bounds: Sequence[float],
+    counts: Sequence[int],
+    sum_value: float,
+) -> HistogramMetricFamily:
+    """A histogram kept as per-slot counts (last slot: +Inf), as Prometheus exposes it.
+
+    Both latency histograms (trades here, benchmark traffic in bench_metrics) count into
+    one plain slot per bound on the hot path; the cumulative ``le`` buckets are summed
+    only here, at scrape time.
+    """
     cumulative = 0
     buckets: list[tuple[str, float]] = []
     for bound, count in zip(bounds, counts, strict=False):
@@ -306,7 +318,7 @@ def cumulative_buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[t
         buckets.append((repr(bound), cumulative))
     cumulative += counts[-1]
     buckets.append(("+Inf", cumulative))
-    return buckets
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=sum_value)
 
 
 def register(metrics: TradeMetrics, registry: CollectorRegistry) -> TradeCollector:
