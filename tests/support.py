@@ -104,6 +104,20 @@ def push_frames(address: str, *frames: bytes, linger_ms: int = 2000) -> None:
         ctx.term()
 
 
+def accepted_trade(response: httpx.Response, side: str, qty: float, src: str) -> dict[str, Any]:
+    """Check a publisher HTTP API answer to ``POST /trade/{side}`` and return its event.
+
+    The unit test (in-process app) and the e2e test (the console script) assert the same
+    response contract; the e2e one also proves the src from the environment reaches it.
+    """
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["sent"] is True
+    event: dict[str, Any] = body["event"]
+    assert (event["side"], event["qty"], event["src"]) == (side, qty, src)
+    return event
+
+
 # The product's one /metrics reader (trading_publisher.metrics_reader), under the names
 # the tests have always used.
 parse_metrics = parse_samples

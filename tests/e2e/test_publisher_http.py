@@ -20,6 +20,7 @@ from support import (
     Proc,
     Samples,
     Sidecar,
+    accepted_trade,
     free_port,
     new_sidecar,
     start_process,
@@ -82,16 +83,13 @@ def _wait_for_totals(sidecar: Sidecar, expected: dict[str, float]) -> None:
 
 def test_post_buy_counts_in_the_sidecar(endpoint: Endpoint) -> None:
     expected = _totals(endpoint.sidecar.scrape())
-    response = endpoint.post("/trade/buy", params={"qty": "2"})
-    assert response.status_code == 202, response.text
-    body = response.json()
-    assert body["sent"] is True
-    assert body["event"]["side"] == "buy" and body["event"]["qty"] == 2.0
-    assert body["event"]["src"] == "http-test"
+    event = accepted_trade(
+        endpoint.post("/trade/buy", params={"qty": "2"}), "buy", 2.0, "http-test"
+    )
     expected[f"{names.TRADES}:buy"] += 1
     expected[f"{names.VOLUME}:buy"] += 2
     _wait_for_totals(endpoint.sidecar, expected)
-    assert value(endpoint.sidecar.scrape(), names.LAST_TRADE_TS) == body["event"]["ts"]
+    assert value(endpoint.sidecar.scrape(), names.LAST_TRADE_TS) == event["ts"]
 
 
 def test_json_body_and_default_qty(endpoint: Endpoint) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import zmq
 from starlette.testclient import TestClient
-from support import ZmqSockets
+from support import ZmqSockets, accepted_trade
 from telemetry_contract.codec import decode
 from telemetry_contract.events import Trade
 from trading_publisher.client import Publisher
@@ -47,19 +47,9 @@ def api(zmq_sockets: ZmqSockets) -> Iterator[Api]:
 
 
 def test_post_buy_sends_one_trade_frame(api: Api) -> None:
-    response = api.post("/trade/buy", params={"qty": "2"})
-    assert response.status_code == 202, response.text
-    body = response.json()
-    assert body["sent"] is True
-    assert body["event"]["side"] == "buy" and body["event"]["qty"] == 2.0
-    assert body["event"]["src"] == "unit-test"
+    event = accepted_trade(api.post("/trade/buy", params={"qty": "2"}), "buy", 2.0, "unit-test")
     trade = api.next_trade()
-    assert (trade.side, trade.qty, trade.src, trade.ts) == (
-        "buy",
-        2.0,
-        "unit-test",
-        body["event"]["ts"],
-    )
+    assert (trade.side, trade.qty, trade.src, trade.ts) == ("buy", 2.0, "unit-test", event["ts"])
 
 
 def test_json_body_and_default_qty(api: Api) -> None:
