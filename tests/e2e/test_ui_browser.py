@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from support import (
     BIN,
     CHROMIUM,
@@ -96,6 +96,14 @@ def log_rows(page: Page) -> list[list[str]]:
 
 def expect_no_exception(page: Page) -> None:
     expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def open_ui(page: Page, url: str) -> Locator:
+    """Load the UI and wait until its Buy button is drawn; returns that button."""
+    page.goto(url)
+    buy = page.get_by_role("button", name="Buy", exact=True)
+    expect(buy).to_be_visible(timeout=UI_TIMEOUT_MS)
+    return buy
 
 
 def click(page: Page, name: str, rows_after: int) -> None:
@@ -216,9 +224,7 @@ def test_ten_fast_clicks_are_ten_events_and_ten_rows(
     proc, url = start_ui(tmp_path, sidecar)
     shots = Shots(page, tmp_path)
     try:
-        page.goto(url)
-        buy = page.get_by_role("button", name="Buy", exact=True)
-        expect(buy).to_be_visible(timeout=UI_TIMEOUT_MS)
+        buy = open_ui(page, url)
         for _ in range(10):
             buy.click(delay=0)
         try:
@@ -254,10 +260,7 @@ def test_buy_is_green_sell_is_red_and_lost_events_stand_out(
     proc, url = start_ui(tmp_path, sidecar)
     shots = Shots(page, tmp_path)
     try:
-        page.goto(url)
-        expect(page.get_by_role("button", name="Buy", exact=True)).to_be_visible(
-            timeout=UI_TIMEOUT_MS
-        )
+        open_ui(page, url)
         r, g, b = background(page, "Buy")
         assert g > r and g > b, shots.fail(f"Buy is rgb{(r, g, b)}, not green")
         r, g, b = background(page, "Sell")
