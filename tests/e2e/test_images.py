@@ -617,24 +617,22 @@ def test_the_operator_starts_as_a_uid_without_a_passwd_entry() -> None:
     env = {k: v for k, v in image_env(operator).items() if k != "PATH"}
     assert env.get("USER"), "the image must set USER for getpass.getuser()"
     base = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path)}
-    with_image_env = subprocess.run(
-        [sys.executable, "-c", DETECT_OWN_ID],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def detect_own_id(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", DETECT_OWN_ID],
+            env={**base, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    with_image_env = detect_own_id(env)
     assert with_image_env.returncode == 0, with_image_env.stderr
     assert with_image_env.stdout.startswith(f"{env['USER']}@"), with_image_env.stdout
     # The same path without USER/LOGNAME is what crashed: the check above is not a no-op.
     bare = {k: v for k, v in env.items() if k not in ("USER", "LOGNAME", "LNAME", "USERNAME")}
-    without = subprocess.run(
-        [sys.executable, "-c", DETECT_OWN_ID],
-        env={**base, **bare},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    without = detect_own_id(bare)
     assert without.returncode != 0
     assert "uid not found" in without.stderr, without.stderr
 
