@@ -164,10 +164,14 @@ def test_a_client_key_added_while_running_is_accepted(curve_sidecar: Sidecar, ke
     """Rotation without a restart: the allow-list is re-read at each handshake."""
     generate(keys, ["late"])
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sock, monitor = _push(
-        ctx, curve_sidecar.zmq_address, server_public=_server_public(keys),
-        client_secret_file=keys / PUBLISHERS / "late.key_secret",
-    )  # fmt: skip
+
+    def connect_late() -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+        return _push(
+            ctx, curve_sidecar.zmq_address, server_public=_server_public(keys),
+            client_secret_file=keys / PUBLISHERS / "late.key_secret",
+        )  # fmt: skip
+
+    sock, monitor = connect_late()
     try:
         _wait_event(monitor, zmq.EVENT_HANDSHAKE_SUCCEEDED, "a key added after start")
         encode = TradeEncoder("late")
@@ -176,10 +180,7 @@ def test_a_client_key_added_while_running_is_accepted(curve_sidecar: Sidecar, ke
         wait_for(lambda: value(curve_sidecar.scrape(), names.TRADES, side="buy") == 10)
         # ... and removing it refuses the next connection.
         (keys / CLIENTS / "late.key").unlink()
-        again, again_monitor = _push(
-            ctx, curve_sidecar.zmq_address, server_public=_server_public(keys),
-            client_secret_file=keys / PUBLISHERS / "late.key_secret",
-        )  # fmt: skip
+        again, again_monitor = connect_late()
         try:
             _wait_event(again_monitor, zmq.EVENT_HANDSHAKE_FAILED_AUTH, "a removed key")
         finally:
