@@ -28,7 +28,7 @@ uv: ## install uv with pip when it is missing
 	  || python3 -m pip install --quiet --user --break-system-packages uv
 
 sync: uv ## create .venv from the committed uv.lock
-	@$(UV) sync --frozen --all-packages --quiet
+	@$(UV) sync --frozen --all-packages --quiet --compile-bytecode
 
 system-deps: ## Debian prometheus (with promtool), chromium, shellcheck for the tests (apt, when root)
 	@missing=""; \
