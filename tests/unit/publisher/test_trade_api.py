@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import zmq
 from starlette.testclient import TestClient
-from support import ZmqSockets, accepted_trade
+from support import ZmqSockets, accepted_trade, wait_for
 from telemetry_contract.codec import decode
 from telemetry_contract.events import Trade
 from trading_publisher.client import Publisher
@@ -40,6 +40,9 @@ def api(zmq_sockets: ZmqSockets) -> Iterator[Api]:
     pull, address = zmq_sockets.bind(zmq.PULL)
     publisher = Publisher(address, source="unit-test", batch_size=1, context=zmq_sockets.ctx)
     try:
+        # Until the TCP connection is up the client keeps events back (ZMQ_IMMEDIATE) and
+        # sends them later from its flusher: wait, so "sent" means sent in every test.
+        wait_for(lambda: publisher.connected, timeout=10, what="the publisher connected")
         with TestClient(create_app(PublisherSettings(), publisher)) as client:
             yield Api(client, pull)
     finally:
@@ -109,4 +112,4 @@ def test_healthz_reports_the_publisher(api: Api) -> None:
     health = api.client.get("/healthz").json()
     assert health["status"] == "ok"
     assert health["sent"] == 1 and health["dropped"] == 0
-    assert isinstance(health["sidecar_connected"], bool)
+    assert health["sidecar_connected"] is True
