@@ -19,6 +19,7 @@ import httpx2 as httpx
 import zmq
 from trading_bench.processes import Process, ProcessFailed
 from trading_bench.processes import free_port as free_port
+from trading_bench.sidecar import bound_zmq_address
 from trading_publisher.metrics_reader import Samples as Samples
 from trading_publisher.metrics_reader import parse_samples, sample_value, scrape
 
@@ -172,13 +173,13 @@ class Sidecar:
             [str(BIN / "trading-sidecar")], log_dir / f"sidecar-{self.http_port}.log", env
         )
         try:
-            wait_for(self.healthy, what="sidecar /healthz")
-        except AssertionError:
+            # Fails at once, with the log, if the sidecar exits during start-up.
+            self.proc.wait_http_ok(f"{self.url}/healthz")
+        except ProcessFailed as exc:
             self.proc.stop()
-            raise AssertionError(f"sidecar did not become healthy:\n{self.proc.log()}") from None
+            raise AssertionError(f"sidecar did not become healthy: {exc}") from None
         if not self.zmq_port:
-            bound = httpx.get(f"{self.url}/", timeout=5).json()["zmq"]
-            self.zmq_port = int(bound.rsplit(":", 1)[1])
+            self.zmq_port = int(bound_zmq_address(self.url).rsplit(":", 1)[1])
         return self
 
     def healthy(self) -> bool:

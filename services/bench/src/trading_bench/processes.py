@@ -94,10 +94,9 @@ class Process:
         *,
         name: str = "",
         cwd: Path | None = None,
-        inherit_env: bool = True,
     ) -> Process:
         """Start ``args`` with ``env`` laid over this process's environment (unbuffered)."""
-        full_env = {**(os.environ if inherit_env else {}), "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb") as log_file:  # the child keeps its own descriptor
             popen = subprocess.Popen(
@@ -109,14 +108,6 @@ class Process:
     @property
     def process(self) -> subprocess.Popen[bytes]:
         return self.popen
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.poll()
 
     def log(self, last_lines: int | None = None) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

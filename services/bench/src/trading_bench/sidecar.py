@@ -121,6 +121,13 @@ def _sidecar_command() -> list[str]:
     return [sys.executable, "-m", "trading_sidecar.main"]
 
 
+def bound_zmq_address(url: str) -> str:
+    """The address the sidecar at ``url`` has bound, from its ``GET /``: after a bind on
+    ``:*`` this is where ZeroMQ's chosen port is read back."""
+    with urllib.request.urlopen(f"{url}/", timeout=5) as response:
+        return str(json.load(response)["zmq"])
+
+
 class LocalSidecar:
     """A ``trading-sidecar`` child process on loopback, stopped with SIGTERM.
 
@@ -153,8 +160,7 @@ class LocalSidecar:
         self._process = Process.start(_sidecar_command(), log_path, env, name="trading-sidecar")
         try:
             self._process.wait_http_ok(f"{self.url}/readyz", timeout_s)
-            with urllib.request.urlopen(f"{self.url}/", timeout=5) as response:
-                self.zmq_address = str(json.load(response)["zmq"])
+            self.zmq_address = bound_zmq_address(self.url)
         except ProcessFailed as exc:
             self.stop()
             raise RuntimeError(f"the benchmark's sidecar did not start: {exc}") from None
