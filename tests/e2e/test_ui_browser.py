@@ -79,6 +79,14 @@ def stop_ui(proc: Proc) -> None:
     assert code == 0, f"trading-ui exited {code} on SIGTERM:\n{proc.log()}"
 
 
+@pytest.fixture
+def ui_url(sidecar: Sidecar, tmp_path: Path) -> Iterator[str]:
+    """A ``trading-ui`` in front of the test's sidecar; it must exit 0 on SIGTERM."""
+    proc, url = start_ui(tmp_path, sidecar)
+    yield url
+    stop_ui(proc)
+
+
 def metric(page: Page, label: str) -> str:
     return (
         page.get_by_test_id("stMetric")
@@ -136,48 +144,42 @@ def background(page: Page, name: str) -> tuple[int, int, int]:
 
 
 def test_buy_and_sell_reach_the_sidecar_and_the_log(
-    sidecar: Sidecar, page: Page, tmp_path: Path
+    sidecar: Sidecar, ui_url: str, page: Page, tmp_path: Path
 ) -> None:
-    proc, url = start_ui(tmp_path, sidecar)
-    try:
-        page.goto(url)
-        expect(page.get_by_role("heading", name="Trading")).to_be_visible(timeout=UI_TIMEOUT_MS)
-        qty = page.get_by_label("Quantity")
-        qty.fill("3")
-        qty.press("Enter")
-        expect(qty).to_have_value("3")
-        click(page, "Buy", rows_after=1)
-        click(page, "Sell", rows_after=2)
+    page.goto(ui_url)
+    expect(page.get_by_role("heading", name="Trading")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    qty = page.get_by_label("Quantity")
+    qty.fill("3")
+    qty.press("Enter")
+    expect(qty).to_have_value("3")
+    click(page, "Buy", rows_after=1)
+    click(page, "Sell", rows_after=2)
 
-        def counted() -> bool:
-            s = sidecar.scrape()
-            return (
-                value(s, names.TRADES, side="buy") == 1 and value(s, names.TRADES, side="sell") == 1
-            )
-
-        wait_for(counted, what="one buy and one sell in the sidecar")
+    def counted() -> bool:
         s = sidecar.scrape()
-        assert value(s, names.VOLUME, side="buy") == 3
-        assert value(s, names.VOLUME, side="sell") == 3
-        assert value(s, names.LOST) == 0
+        return value(s, names.TRADES, side="buy") == 1 and value(s, names.TRADES, side="sell") == 1
 
-        (newest_ts, *newest), (oldest_ts, *oldest) = log_rows(page)
-        assert newest == ["sell", "3", "queued"]
-        assert oldest == ["buy", "3", "queued"]
-        assert newest_ts.endswith(" UTC") and oldest_ts.endswith(" UTC")
+    wait_for(counted, what="one buy and one sell in the sidecar")
+    s = sidecar.scrape()
+    assert value(s, names.VOLUME, side="buy") == 3
+    assert value(s, names.VOLUME, side="sell") == 3
+    assert value(s, names.LOST) == 0
 
-        # The live panel shows the sidecar's totals and the client's own counts.
-        # (Polled as a whole: a refresh from between the two clicks shows buy but no sell.)
-        live = {"Buy trades": "1", "Buy volume": "3", "Sell trades": "1", "Sell volume": "3"}
-        wait_for(lambda: {k: metric(page, k) for k in live} == live, what=f"live panel {live}")
-        assert metric(page, "Queued") == "2"
-        expect(page.get_by_text("Dropped: 0")).to_be_visible()
-        expect(page.get_by_text("Last trade:")).not_to_contain_text("none yet")
-        expect(page.get_by_text("events may be dropped")).to_have_count(0)
-        expect_no_exception(page)
-        page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
-    finally:
-        stop_ui(proc)
+    (newest_ts, *newest), (oldest_ts, *oldest) = log_rows(page)
+    assert newest == ["sell", "3", "queued"]
+    assert oldest == ["buy", "3", "queued"]
+    assert newest_ts.endswith(" UTC") and oldest_ts.endswith(" UTC")
+
+    # The live panel shows the sidecar's totals and the client's own counts.
+    # (Polled as a whole: a refresh from between the two clicks shows buy but no sell.)
+    live = {"Buy trades": "1", "Buy volume": "3", "Sell trades": "1", "Sell volume": "3"}
+    wait_for(lambda: {k: metric(page, k) for k in live} == live, what=f"live panel {live}")
+    assert metric(page, "Queued") == "2"
+    expect(page.get_by_text("Dropped: 0")).to_be_visible()
+    expect(page.get_by_text("Last trade:")).not_to_contain_text("none yet")
+    expect(page.get_by_text("events may be dropped")).to_have_count(0)
+    expect_no_exception(page)
+    page.screenshot(path=str(tmp_path / "ui.png"), full_page=True)
 
 
 def test_warning_while_the_sidecar_is_away(page: Page, tmp_path: Path) -> None:
@@ -218,69 +220,61 @@ def test_warning_while_the_sidecar_is_away(page: Page, tmp_path: Path) -> None:
 
 
 def test_ten_fast_clicks_are_ten_events_and_ten_rows(
-    sidecar: Sidecar, page: Page, tmp_path: Path
+    sidecar: Sidecar, ui_url: str, page: Page, tmp_path: Path
 ) -> None:
     """No pause between clicks: Streamlit's rerun coalescing must not swallow any."""
-    proc, url = start_ui(tmp_path, sidecar)
     shots = Shots(page, tmp_path)
+    buy = open_ui(page, ui_url)
+    for _ in range(10):
+        buy.click(delay=0)
     try:
-        buy = open_ui(page, url)
-        for _ in range(10):
-            buy.click(delay=0)
-        try:
-            wait_for(
-                lambda: value(sidecar.scrape(), names.TRADES, side="buy") == 10,
-                what="ten buys counted by the sidecar",
-            )
-            wait_for(lambda: len(log_rows(page)) == 10, what="ten rows in the page log")
-        except AssertionError as exc:
-            counted = value(sidecar.scrape(), names.TRADES, side="buy")
-            raise AssertionError(
-                shots.fail(f"{exc}; sidecar counted {counted}, log has {len(log_rows(page))}")
-            ) from None
-        assert all(row[1:] == ["buy", "1", "queued"] for row in log_rows(page))
-        # Settled: nothing more arrives later either.
-        wait_for(lambda: metric(page, "Buy trades") == "10", what="live buy count 10")
-        assert value(sidecar.scrape(), names.TRADES, side="buy") == 10, shots.fail("more than 10")
-        assert len(log_rows(page)) == 10, shots.fail("log grew past 10")
-        # The activity chart: trades per second by side, drawn once two reads exist.
-        expect(page.get_by_text("Trades per second, last 5 minutes")).to_be_visible()
-        chart = page.get_by_test_id("stVegaLiteChart")
-        try:
-            expect(chart).to_have_count(1, timeout=UI_TIMEOUT_MS)
-        except AssertionError as exc:
-            raise AssertionError(shots.fail(f"no rate chart: {exc}")) from None
-    finally:
-        stop_ui(proc)
+        wait_for(
+            lambda: value(sidecar.scrape(), names.TRADES, side="buy") == 10,
+            what="ten buys counted by the sidecar",
+        )
+        wait_for(lambda: len(log_rows(page)) == 10, what="ten rows in the page log")
+    except AssertionError as exc:
+        counted = value(sidecar.scrape(), names.TRADES, side="buy")
+        raise AssertionError(
+            shots.fail(f"{exc}; sidecar counted {counted}, log has {len(log_rows(page))}")
+        ) from None
+    assert all(row[1:] == ["buy", "1", "queued"] for row in log_rows(page))
+    # Settled: nothing more arrives later either.
+    wait_for(lambda: metric(page, "Buy trades") == "10", what="live buy count 10")
+    assert value(sidecar.scrape(), names.TRADES, side="buy") == 10, shots.fail("more than 10")
+    assert len(log_rows(page)) == 10, shots.fail("log grew past 10")
+    # The activity chart: trades per second by side, drawn once two reads exist.
+    expect(page.get_by_text("Trades per second, last 5 minutes")).to_be_visible()
+    chart = page.get_by_test_id("stVegaLiteChart")
+    try:
+        expect(chart).to_have_count(1, timeout=UI_TIMEOUT_MS)
+    except AssertionError as exc:
+        raise AssertionError(shots.fail(f"no rate chart: {exc}")) from None
 
 
 def test_buy_is_green_sell_is_red_and_lost_events_stand_out(
-    sidecar: Sidecar, page: Page, tmp_path: Path
+    sidecar: Sidecar, ui_url: str, page: Page, tmp_path: Path
 ) -> None:
-    proc, url = start_ui(tmp_path, sidecar)
     shots = Shots(page, tmp_path)
-    try:
-        open_ui(page, url)
-        r, g, b = background(page, "Buy")
-        assert g > r and g > b, shots.fail(f"Buy is rgb{(r, g, b)}, not green")
-        r, g, b = background(page, "Sell")
-        assert r > g and r > b, shots.fail(f"Sell is rgb{(r, g, b)}, not red")
-        # Zero lost: a plain caption, no alert.
-        expect(page.get_by_text("Lost events: 0")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    open_ui(page, ui_url)
+    r, g, b = background(page, "Buy")
+    assert g > r and g > b, shots.fail(f"Buy is rgb{(r, g, b)}, not green")
+    r, g, b = background(page, "Sell")
+    assert r > g and r > b, shots.fail(f"Sell is rgb{(r, g, b)}, not red")
+    # Zero lost: a plain caption, no alert.
+    expect(page.get_by_text("Lost events: 0")).to_be_visible(timeout=UI_TIMEOUT_MS)
 
-        # seq 0 then seq 3: the sidecar counts two lost events.
-        push_frames(
-            sidecar.zmq_address,
-            encode_trade("buy", 1.0, 1_700_000_000.0, "ui-lost-test", 0),
-            encode_trade("buy", 1.0, 1_700_000_001.0, "ui-lost-test", 3),
-        )
-        wait_for(lambda: value(sidecar.scrape(), names.LOST) == 2, what="2 lost")
-        alert = page.get_by_test_id("stAlert").filter(has_text="Lost events: 2")
-        try:
-            expect(alert).to_be_visible(timeout=UI_TIMEOUT_MS)
-        except AssertionError as exc:
-            raise AssertionError(shots.fail(f"lost count not highlighted: {exc}")) from None
-        assert "never counted" in alert.inner_text()
-        page.screenshot(path=str(tmp_path / "ui-lost.png"), full_page=True)
-    finally:
-        stop_ui(proc)
+    # seq 0 then seq 3: the sidecar counts two lost events.
+    push_frames(
+        sidecar.zmq_address,
+        encode_trade("buy", 1.0, 1_700_000_000.0, "ui-lost-test", 0),
+        encode_trade("buy", 1.0, 1_700_000_001.0, "ui-lost-test", 3),
+    )
+    wait_for(lambda: value(sidecar.scrape(), names.LOST) == 2, what="2 lost")
+    alert = page.get_by_test_id("stAlert").filter(has_text="Lost events: 2")
+    try:
+        expect(alert).to_be_visible(timeout=UI_TIMEOUT_MS)
+    except AssertionError as exc:
+        raise AssertionError(shots.fail(f"lost count not highlighted: {exc}")) from None
+    assert "never counted" in alert.inner_text()
+    page.screenshot(path=str(tmp_path / "ui-lost.png"), full_page=True)
