@@ -11,7 +11,8 @@ interaction and runs each browser session on its own thread, which shapes the de
   Python runs. The buttons are therefore a small ``st.components.v2`` component whose
   *state* is the list of recent clicks, each with a unique id. Coalescing keeps the newest
   state, and the newest state holds every click, so each run emits exactly the clicks it
-  has not seen yet (ids remembered per session). Nothing is debounced.
+  has not seen yet (ids remembered by the process, see :class:`SeenClicks`). Nothing is
+  debounced.
 * One :class:`SharedPublisher` per process, from ``st.cache_resource``, never one per
   rerun (that would open a socket and a fresh ``seq`` stream on every click). Sessions
   share it from different threads and a ZeroMQ socket is not thread-safe, so every call
@@ -51,8 +52,9 @@ from trading_publisher.settings import PublisherSettings, load
 REFRESH_SECONDS: Final = 1.0
 #: Entries kept per page; older ones are forgotten so a long session stays small.
 LOG_LIMIT: Final = 200
-#: Click ids remembered per page; far more than can arrive between two reruns.
-SEEN_LIMIT: Final = 4096
+#: Click ids the process remembers, oldest forgotten first: a page's browser keeps at
+#: most 512 recent clicks, so this covers 128 pages each at that limit.
+SEEN_LIMIT: Final = 65_536
 #: The chart's time window.
 CHART_WINDOW_S: Final = 300.0
 #: How long the restart notice stays after the restart was noticed.
@@ -70,7 +72,6 @@ BUY_COLOUR: Final = "#1a7f37"
 SELL_COLOUR: Final = "#cf222e"
 
 _LOG_KEY: Final = "emitted"
-_SEEN_KEY: Final = "seen_clicks"
 _QTY_KEY: Final = "qty"
 _LAST_STATUS_KEY: Final = "last_status"
 _RESTART_KEY: Final = "restart_notice"
@@ -211,25 +212,52 @@ def new_clicks(state: object, seen: Mapping[str, None]) -> list[tuple[str, str]]
     return out
 
 
+class SeenClicks:
+    """Click ids already emitted, for the whole process, checked and marked under one lock.
+
+    Ids carry a random per-mount prefix, so one process-wide record is safe across
+    sessions, and it does not depend on Streamlit keeping a session's state through an
+    interrupted run or a reconnect: a click list that arrives again (every rerun sends the
+    whole list) can never emit a click twice. The oldest ids go first past ``limit``; the
+    browser keeps at most 512 recent clicks per mount, far below it.
+    """
+
+    def __init__(self, limit: int = SEEN_LIMIT) -> None:
+        self.limit = limit
+        self._seen: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, state: object) -> list[tuple[str, str]]:
+        """The clicks in ``state`` never claimed before, now marked as claimed."""
+        with self._lock:
+            fresh = new_clicks(state, self._seen)
+            for click_id, _ in fresh:
+                self._seen[click_id] = None
+            for old in list(self._seen)[: max(0, len(self._seen) - self.limit)]:
+                del self._seen[old]
+        return fresh
+
+
+@st.cache_resource(show_spinner=False)
+def _seen_clicks() -> SeenClicks:
+    return SeenClicks()
+
+
 def _emit_new_clicks(state: object) -> None:
     """Emit one event and one log row per click not emitted yet.
 
     No ``st.*`` element call happens in here, so a rerun request cannot interrupt it
-    between emitting an event and remembering that it was emitted.
+    between claiming a click and emitting its event.
     """
-    seen: dict[str, None] = st.session_state.setdefault(_SEEN_KEY, {})
-    clicks = new_clicks(state, seen)
+    clicks = _seen_clicks().claim(state)
     if not clicks:
         return
     qty = float(st.session_state.get(_QTY_KEY, 1.0))
     log: list[Emitted] = st.session_state.setdefault(_LOG_KEY, [])
     shared = _shared_publisher()
-    for click_id, side in clicks:
+    for _, side in clicks:
         log.insert(0, shared.trade(side, qty))
-        seen[click_id] = None
     del log[LOG_LIMIT:]
-    for old in list(seen)[: max(0, len(seen) - SEEN_LIMIT)]:
-        del seen[old]
 
 
 def _render_controls() -> None:
