@@ -230,9 +230,11 @@ def test_every_invalid_frame_names_its_reason(frame: bytes, reason: Reason) -> N
 
 
 def test_every_reason_is_reachable_from_the_table_or_the_transport() -> None:
-    # multipart and internal_error: the receiver's tests; a benchmark in a batch: above.
+    # multipart and internal_error: the receiver's tests; a benchmark in a batch: above;
+    # invalid_columns: tests/unit/contract/test_frames.py (the columnar frame).
     covered = {reason for _, reason in BAD} | {
         Reason.MULTIPART, Reason.INTERNAL_ERROR, Reason.BATCH_ITEM_NOT_TRADE,
+        Reason.INVALID_COLUMNS,
     }  # fmt: skip
     assert covered == set(Reason)
 

@@ -1,7 +1,9 @@
-"""Bytes on the wire: one UTF-8 JSON object, or a JSON array of trades, per ZeroMQ frame.
+"""Bytes on the wire: a JSON object, a JSON array of trades, or a columnar batch per frame.
 
 Serialization is a pair of plain functions (pyzmq's serialization guide): :func:`encode`
-and :func:`decode`. Decoding is total: for any bytes, :func:`decode` returns the frame's
+and :func:`decode`; every layout is spelled in :mod:`telemetry_contract.frames` (its
+encoders are re-exported here), including the columnar MessagePack batch. Decoding is
+total: for any bytes, :func:`decode` returns the frame's
 events (one, or every good item of a batch frame plus a reject per bad item), or raises
 :class:`InvalidMessage` for a problem of the whole frame, with a reason from the closed
 :class:`Reason` set. Nothing else escapes; a fuzz test holds it to that.
@@ -15,7 +17,6 @@ text into a :class:`Reason`; bad input is rare, so that mapping may cost what it
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -25,15 +26,18 @@ import msgspec
 
 from telemetry_contract.errors import InvalidMessage, Reason
 from telemetry_contract.events import (
-    MAX_QTY,
-    MAX_SAFE_INT,
-    MAX_SOURCE_LEN,
     MAX_TS_AHEAD_S,
     MIN_TS,
-    SIDES,
     BenchmarkResult,
     Event,
     Trade,
+)
+from telemetry_contract.frames import (
+    COLUMNS_LEADS,
+    TradeEncoder,
+    decode_columns,
+    encode_trade,
+    join_batch,
 )
 from telemetry_contract.transport import MAX_BATCH_ITEMS, MAX_FRAME_BYTES
 
@@ -60,144 +64,6 @@ BENCH_SOURCE_PREFIX: Final = "bench-"
 
 
 # ---------------------------------------------------------------------------- encode
-
-_PRINTABLE: Final = re.compile(f"[ -~]{{1,{MAX_SOURCE_LEN}}}").fullmatch
-_PREFIX: Final[dict[str, str]] = {
-    side: f'{{"type":"trade","side":"{side}","qty":' for side in SIDES
-}
-_BPREFIX: Final[dict[str, bytes]] = {side: prefix.encode() for side, prefix in _PREFIX.items()}
-
-
-def _check_side(side: str) -> str:
-    try:
-        return _PREFIX[side]
-    except (KeyError, TypeError):
-        raise ValueError(f"side must be one of {SIDES}, got {side!r}") from None
-
-
-def _check_qty(value: float) -> float:
-    number = float(value)
-    # A chained comparison is False for NaN as well as for out-of-range values.
-    if not 0.0 <= number <= MAX_QTY:
-        raise ValueError(f"qty must be a finite number in [0, {MAX_QTY:g}], got {value!r}")
-    return number
-
-
-def _check_ts(value: float) -> float:
-    number = float(value)
-    if not MIN_TS <= number <= 1e300:
-        raise ValueError(f"ts must be finite epoch seconds >= {MIN_TS:.0f}, got {value!r}")
-    return number
-
-
-def _check_int(name: str, value: int | None) -> None:
-    if value is not None and (type(value) is not int or not 0 <= value <= MAX_SAFE_INT):
-        raise ValueError(f"{name} must be an integer in [0, 2**53), got {value!r}")
-
-
-class TradeEncoder:
-    """Encodes trades for one publisher stream, with its constant parts built once.
-
-    The publisher's hot path calls this per event, so everything that does not change
-    per event (the JSON prefix per side, the escaped ``src``, ``stream`` and ``epoch``)
-    is formatted here once. :attr:`now` is that hot path (see :func:`_now_encoder`);
-    a new connection means a new epoch: :meth:`with_epoch` gives the encoder for it.
-    """
-
-    __slots__ = ("_suffix", "epoch", "now", "src", "stream")
-
-    def __init__(
-        self, src: str | None, *, stream: int | None = None, epoch: int | None = None
-    ) -> None:
-        self.src, self.stream, self.epoch = src, stream, epoch
-        if src is None:
-            if stream is not None or epoch is not None:
-                raise ValueError("stream and epoch are only meaningful together with src")
-            self._suffix = ""
-        else:
-            if not isinstance(src, str) or not _PRINTABLE(src):
-                raise ValueError(
-                    f"src must be 1..{MAX_SOURCE_LEN} printable ASCII characters, got {src!r}"
-                )
-            _check_int("stream", stream)
-            _check_int("epoch", epoch)
-            parts = [f',"src":{json.dumps(src)}']
-            if stream is not None:
-                parts.append(f',"stream":{stream:d}')
-            if epoch is not None:
-                parts.append(f',"epoch":{epoch:d}')
-            self._suffix = "".join(parts) + ',"seq":'
-        #: ``now(side, qty, seq) -> bytes``: a trade stamped with the current time.
-        self.now = _now_encoder(self, self._suffix.encode())
-
-    def with_epoch(self, epoch: int) -> TradeEncoder:
-        """The encoder for the same stream after a reconnect (see docs/contract.md)."""
-        return TradeEncoder(self.src, stream=self.stream, epoch=epoch)
-
-    def __call__(self, side: str, qty: float, ts: float, seq: int | None = None) -> bytes:
-        prefix = _check_side(side)
-        qty = _check_qty(qty)
-        ts = _check_ts(ts)
-        if seq is None or not self._suffix:
-            return f'{prefix}{qty!r},"ts":{ts!r}}}'.encode()
-        _check_int("seq", seq)
-        return f'{prefix}{qty!r},"ts":{ts!r}{self._suffix}{seq:d}}}'.encode()
-
-
-def _now_encoder(encoder: TradeEncoder, suffix: bytes) -> Callable[[str, float, int], bytes]:
-    """The per-event encoder for "now": a closure, so every lookup is a local one.
-
-    ``ts`` is ``time.time_ns()`` written as the JSON number ``<ns>e-9``: one integer
-    format, where ``repr`` of a float timestamp costs three times as much, and it still
-    parses to the same epoch-seconds float. Only a ``float`` qty in range takes this
-    route; anything else (an int, a numeric string, a bad value) goes through the
-    encoder's ``__call__``, which converts or raises.
-    """
-    prefixes = _BPREFIX
-    clock = time.time_ns
-    highest = MAX_QTY
-
-    if suffix:
-
-        def now(side: str, qty: float, seq: int) -> bytes:
-            prefix = prefixes.get(side)
-            if prefix is None or type(qty) is not float or not 0.0 <= qty <= highest:
-                return encoder(side, qty, clock() / 1e9, seq)
-            return b'%s%a,"ts":%de-9%s%d}' % (prefix, qty, clock(), suffix, seq)
-
-    else:
-
-        def now(side: str, qty: float, seq: int) -> bytes:
-            prefix = prefixes.get(side)
-            if prefix is None or type(qty) is not float or not 0.0 <= qty <= highest:
-                return encoder(side, qty, clock() / 1e9, seq)
-            return b'%s%a,"ts":%de-9}' % (prefix, qty, clock())
-
-    return now
-
-
-def join_batch(items: Sequence[bytes]) -> bytes:
-    """One batch frame from encoded trades (at most MAX_BATCH_ITEMS of them)."""
-    if not 0 < len(items) <= MAX_BATCH_ITEMS:
-        raise ValueError(f"a batch frame holds 1..{MAX_BATCH_ITEMS} trades, got {len(items)}")
-    return b"[" + b",".join(items) + b"]"
-
-
-def encode_trade(
-    side: str,
-    qty: float,
-    ts: float,
-    src: str | None = None,
-    seq: int | None = None,
-    *,
-    stream: int | None = None,
-    epoch: int | None = None,
-) -> bytes:
-    """Encode one trade; raises ``ValueError`` for anything the decoder would refuse."""
-    if src is None and seq is not None:
-        raise ValueError("seq is only meaningful together with src")
-    return TradeEncoder(src, stream=stream, epoch=epoch)(side, qty, ts, seq)
-
 
 _ENCODE: Final = msgspec.json.Encoder().encode
 
@@ -266,6 +132,9 @@ def decode_into(
     if len(frame) > MAX_FRAME_BYTES:
         raise InvalidMessage(Reason.OVERSIZE, f"{len(frame)} bytes > {MAX_FRAME_BYTES}")
     horizon = (time.time() if now is None else now) + MAX_TS_AHEAD_S
+    if frame and frame[0] in COLUMNS_LEADS:  # a columnar frame (MessagePack): one msgspec call
+        decode_columns(frame, out, horizon)
+        return _NO_REJECTS
     try:
         obj = _FAST(frame)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
@@ -311,8 +180,16 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
     append = out.append
     rejects: list[InvalidMessage] = []
     checked = ""  # the last src found printable: consecutive frames repeat it
+    leads = COLUMNS_LEADS
     for frame in frames:
-        if len(frame) <= limit:
+        if frame and frame[0] in leads:
+            if len(frame) <= limit:
+                try:
+                    decode_columns(frame, out, horizon)
+                except InvalidMessage as exc:
+                    rejects.append(exc)
+                continue
+        elif len(frame) <= limit:
             try:
                 obj = fast(frame)
             except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):

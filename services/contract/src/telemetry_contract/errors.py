@@ -33,6 +33,9 @@ class Reason(StrEnum):
     BATCH_TOO_LARGE = "batch_too_large"
     BATCH_ITEM_NOT_TRADE = "batch_item_not_trade"
     INVALID_BENCHMARK = "invalid_benchmark"
+    #: A columnar batch frame that is not one: not MessagePack, columns of different
+    #: lengths, or a frame format version this sidecar does not know.
+    INVALID_COLUMNS = "invalid_columns"
     #: Not the sender's fault: the receive loop caught an exception it did not expect,
     #: counted it here, logged its first traceback, and went on.
     INTERNAL_ERROR = "internal_error"

@@ -16,13 +16,15 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from telemetry_contract.events import BenchmarkResult, Trade
+from telemetry_contract.events import BenchmarkResult, Trade, TradeColumns
 from telemetry_contract.transport import MAX_BATCH_ITEMS
 
-#: One frame: a trade, a benchmark result, or a batch of trades.
+#: One frame: a trade, a benchmark result, a batch of trades, or a columnar batch (the
+#: one MessagePack frame: its schema is that of the decoded map).
 Frame = (
     Trade
     | BenchmarkResult
+    | TradeColumns
     | Annotated[
         list[Trade],
         Meta(
@@ -40,8 +42,10 @@ def wire_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "trading-telemetry wire frame"
     schema["description"] = (
-        "One ZeroMQ frame (UTF-8 JSON, single part, at most MAX_FRAME_BYTES): a trade, a "
-        "benchmark result, or an array of trades. Generated from telemetry_contract.events."
+        "One ZeroMQ frame (single part, at most MAX_FRAME_BYTES): UTF-8 JSON (a trade, a "
+        "benchmark result, or an array of trades), or a MessagePack map of type 'columns' "
+        "(frame format version 1: a columnar batch of one stream's trades). Generated "
+        "from telemetry_contract.events."
     )
     return schema
 

@@ -1,0 +1,211 @@
+"""Every frame format the contract spells: decode(encode(x)) == x, and the columnar
+frame's rules, each bad case with its reason."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from telemetry_contract import InvalidMessage, Reason, Trade, decode, encode, encode_batch
+from telemetry_contract.events import (
+    COLUMNS_VERSION,
+    MAX_QTY,
+    MAX_SAFE_INT,
+    MIN_TS,
+    MIN_TS_NS,
+    SIDE_CODES,
+    TradeColumns,
+)
+from telemetry_contract.frames import (
+    TradeEncoder,
+    columns_frame,
+    decode_columns,
+    encode_columns,
+    is_columns,
+    join_batch,
+    trade_frame,
+)
+from telemetry_contract.transport import MAX_BATCH_ITEMS
+
+NOW = 1_700_000_000.0
+NOW_NS = 1_700_000_000 * 10**9
+
+sides = st.sampled_from(["buy", "sell"])
+qtys = st.floats(min_value=0.0, max_value=MAX_QTY, allow_nan=False)
+timestamps = st.floats(min_value=MIN_TS, max_value=NOW, allow_nan=False)
+sources = st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=64
+)
+safe_ints = st.integers(min_value=0, max_value=MAX_SAFE_INT)
+trades = st.builds(
+    Trade,
+    sides,
+    qtys,
+    timestamps,
+    st.none() | sources,
+    st.none() | safe_ints,
+    st.none() | safe_ints,
+    st.none() | safe_ints,
+)
+
+
+@st.composite
+def columns(draw: st.DrawFn) -> TradeColumns:
+    count = draw(st.integers(min_value=1, max_value=40))
+    seq = draw(st.integers(min_value=0, max_value=MAX_SAFE_INT - count + 1))
+    return TradeColumns(
+        COLUMNS_VERSION,
+        draw(sources),
+        draw(safe_ints),
+        draw(safe_ints),
+        seq,
+        "".join(draw(st.lists(st.sampled_from("bs"), min_size=count, max_size=count))),
+        draw(st.lists(qtys, min_size=count, max_size=count)),
+        draw(
+            st.lists(
+                st.integers(min_value=MIN_TS_NS, max_value=NOW_NS),
+                min_size=count,
+                max_size=count,
+            )
+        ),
+    )
+
+
+def expanded(c: TradeColumns) -> list[Trade]:
+    """What a columnar frame means, written the slow, obvious way."""
+    side_of = {code: side for side, code in SIDE_CODES.items()}
+    return [
+        Trade(side_of[c.side[i]], c.qty[i], c.ts_ns[i] / 10**9, c.src, c.seq + i, c.stream, c.epoch)
+        for i in range(len(c.qty))
+    ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(trades)
+def test_single_object_round_trips(trade: Trade) -> None:
+    assert decode(encode(trade), NOW).events == [trade]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(trades, min_size=1, max_size=20))
+def test_json_batch_round_trips(batch: list[Trade]) -> None:
+    assert decode(encode_batch(batch), NOW).events == batch
+
+
+@settings(max_examples=100, deadline=None)
+@given(sides, qtys, timestamps, sources, safe_ints, safe_ints, safe_ints)
+def test_trade_encoder_round_trips(
+    side: str, qty: float, ts: float, src: str, seq: int, stream: int, epoch: int
+) -> None:
+    frame = TradeEncoder(src, stream=stream, epoch=epoch)(side, qty, ts, seq)
+    assert decode(frame, NOW).events == [Trade(side, qty, ts, src, seq, stream, epoch)]
+    assert (
+        decode(join_batch([frame, frame]), NOW).events
+        == [Trade(side, qty, ts, src, seq, stream, epoch)] * 2
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from("bs"),
+    qtys,
+    st.integers(min_value=MIN_TS_NS, max_value=NOW_NS),
+    sources,
+    safe_ints,
+    safe_ints,
+    safe_ints,
+)
+def test_publisher_single_frame_round_trips(
+    code: str, qty: float, ts_ns: int, src: str, seq: int, stream: int, epoch: int
+) -> None:
+    frame = trade_frame(code, qty, ts_ns, src, seq, stream, epoch)
+    side = "buy" if code == "b" else "sell"
+    assert decode(frame, NOW).events == [Trade(side, qty, ts_ns / 1e9, src, seq, stream, epoch)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(columns())
+def test_columnar_round_trips(c: TradeColumns) -> None:
+    frame = encode_columns(c.src, c.stream, c.epoch, c.seq, c.side, c.qty, c.ts_ns)
+    assert is_columns(frame)
+    assert frame == columns_frame(c)
+    assert msgspec.msgpack.decode(frame, type=TradeColumns) == c
+    assert decode(frame, NOW).events == expanded(c)
+
+
+def test_a_ns_timestamp_reads_back_as_the_float_a_json_reader_gets() -> None:
+    # ns / 1e9 in integers is correctly rounded: the same float as parsing "<ns>e-9".
+    ns = time.time_ns()
+    frame = encode_columns("a", 0, 0, 0, "b", [1.0], [ns])
+    [event] = decode(frame).events
+    assert isinstance(event, Trade)
+    assert event.ts == float(f"{ns}e-9")
+
+
+def test_json_frames_are_never_taken_for_columnar_ones() -> None:
+    assert not is_columns(b'{"type":"trade"}')
+    assert not is_columns(b"[]")
+    assert not is_columns(b" {")
+    assert not is_columns(b"")
+
+
+def _frame(**change: object) -> bytes:
+    fields: dict[str, object] = {
+        "type": "columns",
+        "v": COLUMNS_VERSION,
+        "src": "desk",
+        "stream": 1,
+        "epoch": 0,
+        "seq": 5,
+        "side": "bs",
+        "qty": [1.0, 2.0],
+        "ts_ns": [NOW_NS, NOW_NS],
+    }
+    fields.update(change)
+    return msgspec.msgpack.encode({k: v for k, v in fields.items() if v is not None})
+
+
+BAD = [
+    (_frame(v=2), Reason.INVALID_COLUMNS),
+    (_frame(side="b"), Reason.INVALID_COLUMNS),
+    (_frame(ts_ns=[NOW_NS]), Reason.INVALID_COLUMNS),
+    (b"\x89\xc1", Reason.INVALID_COLUMNS),
+    (b"\x81\x01\x02", Reason.INVALID_COLUMNS),
+    (_frame(type="nope"), Reason.INVALID_COLUMNS),
+    (_frame(side="bx"), Reason.INVALID_SIDE),
+    (_frame(side=""), Reason.INVALID_SIDE),
+    (_frame(qty=[1.0, -1.0]), Reason.INVALID_QTY),
+    (_frame(qty=[1.0, 2e15]), Reason.INVALID_QTY),
+    (_frame(qty=[1.0, "2"]), Reason.WRONG_TYPE),
+    (_frame(ts_ns=[NOW_NS, 5]), Reason.INVALID_TS),
+    (_frame(ts_ns=[NOW_NS, NOW_NS + 2 * 86_400 * 10**9]), Reason.INVALID_TS),
+    (_frame(src=""), Reason.INVALID_SRC),
+    (_frame(src="a\x7f"), Reason.INVALID_SRC),
+    (_frame(seq=MAX_SAFE_INT), Reason.INVALID_SEQ),
+    (_frame(seq=-1), Reason.INVALID_SEQ),
+    (_frame(stream=2**53), Reason.INVALID_STREAM),
+    (_frame(epoch=-1), Reason.INVALID_EPOCH),
+    (_frame(seq=None), Reason.MISSING_FIELD),
+    (_frame(side="b" * (MAX_BATCH_ITEMS + 1)), Reason.INVALID_SIDE),
+]
+
+
+@pytest.mark.parametrize(("frame", "reason"), BAD)
+def test_a_bad_columnar_frame_is_refused_whole_with_its_reason(
+    frame: bytes, reason: Reason
+) -> None:
+    out: list[object] = []
+    with pytest.raises(InvalidMessage) as caught:
+        decode_columns(frame, out, NOW + 86_400)  # type: ignore[arg-type]
+    assert caught.value.reason is reason, caught.value
+    assert out == []  # all or nothing
+    with pytest.raises(InvalidMessage):
+        decode(frame, NOW)
+
+
+def test_columns_frame_refuses_what_the_decoder_would() -> None:
+    with pytest.raises(InvalidMessage):
+        columns_frame(TradeColumns(COLUMNS_VERSION, "a", 0, 0, 0, "bb", [1.0], [NOW_NS]))
