@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import zmq
 import zmq.auth
 from support import Sidecar, free_port, value, wait_for
+from telemetry_contract import decode
 from telemetry_contract import metric_names as names
+from telemetry_contract.frames import is_columns
 from trading_publisher.client import (
     DEFAULT_MAX_DELAY_S,
     CurveKeys,
@@ -60,11 +64,18 @@ def pull() -> Iterator[Pulls]:
     pulls.close()
 
 
+def parse(raw: bytes) -> Frame:
+    """A frame as JSON values: a columnar frame as the list of trades it stands for."""
+    if is_columns(raw):
+        return [{"type": "trade", **msgspec.structs.asdict(event)} for event in decode(raw).events]
+    parsed: Frame = json.loads(raw)
+    return parsed
+
+
 def recv(sock: zmq.Socket[bytes], timeout_s: float = 10.0) -> Frame | None:
     if not sock.poll(int(timeout_s * 1000)):
         return None
-    parsed: Frame = json.loads(sock.recv())
-    return parsed
+    return parse(sock.recv())
 
 
 def items(frame: Frame) -> list[dict[str, Any]]:
@@ -83,7 +94,7 @@ def drain(socks: list[zmq.Socket[bytes]], quiet_s: float = 0.5) -> list[tuple[in
             return found
         for i, sock in enumerate(socks):
             if sock in ready:
-                found.append((i, json.loads(sock.recv())))
+                found.append((i, parse(sock.recv())))
 
 
 def test_addresses_split_on_commas() -> None:
@@ -173,8 +184,8 @@ def test_several_endpoints_get_one_stream_each(pull: Pulls) -> None:
 
 def _all_connected(pub: Publisher) -> bool:
     with pub._lock:  # noqa: SLF001 - the test reads the per-socket connection state
-        pub._poll_monitors()  # noqa: SLF001
-        return all(s.peers for s in pub._streams)  # noqa: SLF001
+        pub._streams.poll()  # noqa: SLF001
+        return all(s.peers for s in pub._streams.all)  # noqa: SLF001
 
 
 def test_a_reconnect_is_a_new_epoch_and_seq_goes_on(pull: Pulls) -> None:
@@ -234,6 +245,52 @@ def test_bad_arguments_are_caller_bugs_and_do_raise(batch_size: int) -> None:
                 pub.trade(side, qty, ts)
         pub.flush()
         assert pub.sent == pub.dropped == pub.queued == 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+def test_a_bool_is_not_a_quantity(batch_size: int) -> None:
+    # True passes ``0 <= qty <= 1e15`` (bool is an int): it must be refused by name.
+    with Publisher(f"tcp://127.0.0.1:{free_port()}", batch_size=batch_size, linger_ms=0) as pub:
+        for qty in (True, False):
+            with pytest.raises(ValueError, match="not a bool"):
+                pub.trade("buy", qty)
+        assert pub.queued == 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+@pytest.mark.parametrize("side", ["hold", "BUY", [], None])
+def test_a_bad_side_error_names_the_allowed_sides(batch_size: int, side: Any) -> None:
+    with Publisher(f"tcp://127.0.0.1:{free_port()}", batch_size=batch_size, linger_ms=0) as pub:
+        with pytest.raises(ValueError) as caught:
+            pub.trade(side, 1.0)
+        assert "'buy' or 'sell'" in str(caught.value)
+        assert repr(side) in str(caught.value)
+
+
+def test_trade_never_flushes_in_the_calling_thread(pull: Pulls) -> None:
+    """The trading thread never does the flush's work, even when it never pauses:
+    every flush runs on the client's own thread (the old client flushed inside
+    trade() once the last flush was max_delay old)."""
+    sock, address = pull()
+    with Publisher(address, source="busy", max_delay_s=0.002) as pub:
+        wait_for(lambda: pub.connected, what="connected")
+        flushers: set[str] = set()
+        outbox = pub._outbox  # noqa: SLF001
+        real = outbox.flush
+
+        def recording(give_way: bool = False) -> None:
+            flushers.add(threading.current_thread().name)
+            real(give_way)
+
+        outbox.flush = recording  # type: ignore[method-assign]
+        deadline = time.monotonic() + 0.5
+        calls = 0
+        while time.monotonic() < deadline:  # busy: never sleeps, never releases the GIL
+            pub.trade("buy", 1.0)
+            calls += 1
+        wait_for(lambda: pub.queued == 0, what="the flusher took everything")
+        assert flushers == {"trading-publisher"}
+        assert pub.sent == calls
 
 
 def test_default_source_is_a_valid_src() -> None:

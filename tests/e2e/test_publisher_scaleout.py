@@ -46,8 +46,8 @@ def totals(sidecars: list[Sidecar]) -> tuple[float, float]:
 
 def all_connected(pub: Publisher) -> bool:
     with pub._lock:  # noqa: SLF001 - the per-socket connection state
-        pub._poll_monitors()  # noqa: SLF001
-        return all(s.peers for s in pub._streams)  # noqa: SLF001
+        pub._streams.poll()  # noqa: SLF001
+        return all(s.peers for s in pub._streams.all)  # noqa: SLF001
 
 
 @pytest.mark.parametrize("batch_size", [64, 1])

@@ -13,7 +13,7 @@ from support import BIN, Sidecar, free_port, new_sidecar, start_process, value, 
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import MAX_FRAME_BYTES
 from telemetry_contract.transport import ZMQ_MAX_MSG_BYTES
-from trading_publisher.client import Publisher
+from trading_publisher.client import DEFAULT_BATCH_SIZE, Publisher
 
 
 def test_exact_sums_from_the_real_client(sidecar: Sidecar) -> None:
@@ -41,8 +41,8 @@ def test_exact_sums_from_the_real_client(sidecar: Sidecar) -> None:
         assert value(s, names.TRADES, side=side) == count
         assert abs(value(s, names.VOLUME, side=side) - volume) < 1e-6
     assert value(s, names.LAST_TRADE_TS) == last_ts
-    # Frames, not events: the client batches (at most 64 per frame).
-    assert -(-5000 // 64) <= value(s, names.RECEIVED) <= 5000
+    # Frames, not events: the client batches (at most DEFAULT_BATCH_SIZE per frame).
+    assert -(-5000 // DEFAULT_BATCH_SIZE) <= value(s, names.RECEIVED) <= 5000
     assert value(s, names.LOST) == 0
     assert value(s, names.E2E_LATENCY + "_count") == 5000
     assert not any(name.endswith("_created") for name, _ in s)

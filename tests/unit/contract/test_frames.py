@@ -17,6 +17,8 @@ from telemetry_contract.events import (
     MIN_TS,
     MIN_TS_NS,
     SIDE_CODES,
+    SIDES,
+    Side,
     TradeColumns,
 )
 from telemetry_contract.frames import (
@@ -33,7 +35,7 @@ from telemetry_contract.transport import MAX_BATCH_ITEMS
 NOW = 1_700_000_000.0
 NOW_NS = 1_700_000_000 * 10**9
 
-sides = st.sampled_from(["buy", "sell"])
+sides: st.SearchStrategy[Side] = st.sampled_from(SIDES)
 qtys = st.floats(min_value=0.0, max_value=MAX_QTY, allow_nan=False)
 timestamps = st.floats(min_value=MIN_TS, max_value=NOW, allow_nan=False)
 sources = st.text(
@@ -98,7 +100,7 @@ def test_json_batch_round_trips(batch: list[Trade]) -> None:
 @settings(max_examples=100, deadline=None)
 @given(sides, qtys, timestamps, sources, safe_ints, safe_ints, safe_ints)
 def test_trade_encoder_round_trips(
-    side: str, qty: float, ts: float, src: str, seq: int, stream: int, epoch: int
+    side: Side, qty: float, ts: float, src: str, seq: int, stream: int, epoch: int
 ) -> None:
     frame = TradeEncoder(src, stream=stream, epoch=epoch)(side, qty, ts, seq)
     assert decode(frame, NOW).events == [Trade(side, qty, ts, src, seq, stream, epoch)]
@@ -122,7 +124,7 @@ def test_publisher_single_frame_round_trips(
     code: str, qty: float, ts_ns: int, src: str, seq: int, stream: int, epoch: int
 ) -> None:
     frame = trade_frame(code, qty, ts_ns, src, seq, stream, epoch)
-    side = "buy" if code == "b" else "sell"
+    side: Side = "buy" if code == "b" else "sell"
     assert decode(frame, NOW).events == [Trade(side, qty, ts_ns / 1e9, src, seq, stream, epoch)]
 
 

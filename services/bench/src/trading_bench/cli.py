@@ -20,7 +20,7 @@ from telemetry_contract.cli import load_or_exit, new_parser, overlay
 from telemetry_contract.events import BENCH_MODES, LABEL_VALUE_PATTERN
 from telemetry_contract.ports import DEFAULT_SIDECAR_URL, DEFAULT_ZMQ_ADDRESS
 
-from trading_bench import burst, hotpath, ingest, report, sustained, targets
+from trading_bench import burst, hotpath, ingest, paced, report, sustained, targets
 from trading_bench import settings as settings_mod
 from trading_bench.common import BenchError, RunContext
 from trading_bench.rows import Row
@@ -62,7 +62,7 @@ def parser(defaults: BenchSettings | None = None) -> argparse.ArgumentParser:
         "Every argument is checked before anything runs.",
         "trading-bench",
     )
-    p.add_argument("mode", choices=BENCH_MODES, help="hotpath | burst | sustained | ingest")
+    p.add_argument("mode", choices=BENCH_MODES, help=" | ".join(BENCH_MODES))
     p.add_argument(
         "--address",
         type=_argument(settings_mod.zmq_address),
@@ -80,19 +80,27 @@ def parser(defaults: BenchSettings | None = None) -> argparse.ArgumentParser:
         "--events",
         type=_argument(settings_mod.at_least_one),
         default=d.events,
-        help="calls (hotpath), events (burst, ingest); default per mode",
+        help="calls (hotpath, paced's continuous run), events (burst, ingest); default per mode",
     )
     p.add_argument(
         "--rate",
         type=_argument(settings_mod.rates),
         default=d.rate,
-        help="sustained: target rate(s) in events/s, comma-separated (default: 1k,10k,50k)",
+        help="sustained, paced: target rate(s) in events/s, comma-separated "
+        "(default: 1k,10k,50k; paced 1k,10k,100k)",
     )
     p.add_argument(
         "--duration",
         type=_argument(settings_mod.positive_seconds),
         default=d.duration,
-        help=f"sustained: seconds per rate (default {sustained.DEFAULT_DURATION_S:g})",
+        help=f"sustained, paced: seconds per rate (default {sustained.DEFAULT_DURATION_S:g}; "
+        f"paced {paced.DEFAULT_DURATION_S:g})",
+    )
+    p.add_argument(
+        "--rounds",
+        type=_argument(settings_mod.at_least_one),
+        default=d.rounds,
+        help=f"paced: interleaved rounds, medians reported (default {paced.ROUNDS})",
     )
     p.add_argument(
         "--run-id",
@@ -140,12 +148,24 @@ def _run_mode(mode: str, settings: BenchSettings, ctx: RunContext) -> list[Row]:
     if mode == "sustained":
         rates = settings.rate or sustained.DEFAULT_RATES
         return sustained.run(ctx, rates, settings.duration or sustained.DEFAULT_DURATION_S)
+    if mode == "paced":
+        return paced.run(
+            ctx,
+            settings.rate or paced.DEFAULT_RATES,
+            settings.duration or paced.DEFAULT_DURATION_S,
+            settings.events or paced.DEFAULT_CONTINUOUS,
+            settings.rounds or paced.ROUNDS,
+        )
     return ingest.run(ctx, settings.events or ingest.DEFAULT_EVENTS)
 
 
 def headline(mode: str, rows: Sequence[Row]) -> Row:
     """The project's own variant: what the operator puts in the benchmark's status."""
     wanted = _HEADLINE.get(mode)
+    if mode == "paced":
+        clients = [r for r in rows if r.result.variant.startswith("client-")]
+        busy = [r for r in clients if r.result.variant == "client-busy-10000"]
+        return (busy or clients)[0]
     if mode == "sustained":
         clients = [r for r in rows if r.result.variant.startswith("client-")]
         at_10k = [r for r in clients if r.result.target_rate == 10_000]
@@ -188,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "events": settings.events,
             "rate": list(settings.rate) if settings.rate else None,
             "duration": settings.duration,
+            "rounds": settings.rounds,
             "address": address,
             "own_sidecar": local is not None,
             "sndhwm": ctx.sndhwm,

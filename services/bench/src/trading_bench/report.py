@@ -16,6 +16,7 @@ import zmq
 from telemetry_contract.codec import encode
 from trading_publisher.sockets import push_socket
 
+from trading_bench import paced_report
 from trading_bench.rows import Row
 from trading_bench.targets import Target
 
@@ -150,6 +151,8 @@ def _fit(rows: Sequence[Row], columns: Sequence[_Column], width: int) -> list[li
 def table(mode: str, rows: Sequence[Row], targets: Sequence[Target], width: int = MAX_WIDTH) -> str:
     """Counts, then latencies (only when some row has them), each split to fit ``width``;
     then the targets with verdicts."""
+    if mode == "paced":
+        return paced_report.table(rows, targets)
     extras = sorted({key for row in rows for key in row.extra}, key=extra_order)
     count_extras = [name for name in extras if not _is_latency(name)]
     latency_extras = [name for name in extras if _is_latency(name)]
@@ -221,6 +224,9 @@ def plot(
     """One PNG per mode. Latency percentiles per variant (log scale) when rows are timed;
     a burst as what happened to its events; rates as bars otherwise. Beside it, every
     target as a bar with its limit drawn as a line, red when missed."""
+    if mode == "paced":
+        paced_report.plot(path, run_id, rows, targets)
+        return
     import matplotlib
 
     matplotlib.use("Agg")

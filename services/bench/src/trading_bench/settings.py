@@ -109,19 +109,27 @@ class BenchSettings:
     )
     events: int | None = setting(
         None,
-        "calls (hotpath), events (burst, ingest); unset: each mode's default",
+        "calls (hotpath, paced's continuous run), events (burst, ingest); unset: each "
+        "mode's default",
         parse=at_least_one,
     )
     rate: tuple[float, ...] | None = setting(
         None,
-        "sustained: target rate(s) in events/s, comma-separated; unset or `0`: 1k, 10k, 50k",
+        "sustained, paced: target rate(s) in events/s, comma-separated; unset or `0`: "
+        "1k, 10k, 50k (sustained), 1k, 10k, 100k (paced)",
         parse=rates,
         shown_type="float list",
     )
     duration: float | None = setting(
         None,
-        "sustained: seconds per rate; unset: the mode's default",
+        "sustained, paced: seconds per rate (per loop); unset: the mode's default",
         parse=positive_seconds,
+    )
+    rounds: int | None = setting(
+        None,
+        "paced: rounds (every variant once per round, in its own process, interleaved; "
+        "medians reported); unset: 3",
+        parse=at_least_one,
     )
     run_id: str | None = setting(
         None, "label for this run's rows; unset: the start time", shown_default="start time"

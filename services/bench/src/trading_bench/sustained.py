@@ -37,8 +37,9 @@ DEFAULT_RATES = (1_000.0, 10_000.0, 50_000.0)
 DEFAULT_DURATION_S = 10.0
 #: The old unbatched e2e bound, still reported as a share (it is a bucket bound).
 E2E_TARGET_S = 0.00025
-#: Issue 9's e2e target when batching: p99 <= the client's max delay + 1 ms.
-E2E_SLACK_S = 0.001
+#: Issue 17's e2e target when batching: p99 <= the client's max delay + 5 ms (the
+#: flusher may wait one switch interval, 5 ms, for the GIL of a busy caller).
+E2E_SLACK_S = 0.005
 
 
 def e2e_limit_s() -> float:

@@ -147,10 +147,10 @@ class TradeColumns(Struct, tag_field="type", tag="columns", frozen=True):
     ]
 
 
-BenchMode = Literal["hotpath", "burst", "sustained", "ingest"]
+BenchMode = Literal["hotpath", "burst", "sustained", "ingest", "paced"]
 
 #: The benchmark's modes; also the values of the sidecar's ``mode`` label.
-BENCH_MODES: Final[tuple[BenchMode, ...]] = ("hotpath", "burst", "sustained", "ingest")
+BENCH_MODES: Final[tuple[BenchMode, ...]] = ("hotpath", "burst", "sustained", "ingest", "paced")
 
 #: Target rates the sustained mode names in its variants ("client-10000"); any other
 #: rate is reported under "client-other" / "e2e-other" (its rate is still a value).
@@ -168,6 +168,23 @@ def sustained_variant(kind: Literal["client", "e2e"], rate: float) -> str:
     return f"{kind}-other"
 
 
+#: The paced mode's variants (each in its own process) and the rates its loops name;
+#: a loop at another rate is reported as "<variant>-<style>-other".
+PACED_VARIANTS: Final[tuple[str, ...]] = (
+    "client", "client-unbatched", "prometheus-client", "statsd", "opentelemetry", "floor",
+)  # fmt: skip
+PACED_RATES: Final[tuple[int, ...]] = (1_000, 2_000, 10_000, 100_000)
+PACED_STYLES: Final[tuple[str, ...]] = ("busy", "sleep")
+
+
+def paced_variant(variant: str, style: str, rate: float) -> str:
+    """The closed-set variant name of a paced row: ``client-busy-10000``, ``floor-continuous``."""
+    if style == "continuous":
+        return f"{variant}-continuous"
+    whole = int(rate)
+    return f"{variant}-{style}-{whole if whole == rate and whole in PACED_RATES else 'other'}"
+
+
 #: Every variant trading-bench emits, and so every value of the sidecar's ``variant``
 #: label. Closed: a benchmark frame with any other variant is refused, so 100,000
 #: crafted frames cannot create 100,000 series.
@@ -182,6 +199,14 @@ BENCH_VARIANTS: Final[tuple[str, ...]] = (
     # sustained
     *(f"{kind}-{rate}" for kind in ("client", "e2e") for rate in SUSTAINED_RATES),
     "client-other", "e2e-other",
+    # paced
+    *(
+        paced_variant(v, style, rate)
+        for v in PACED_VARIANTS
+        for style in PACED_STYLES
+        for rate in (*PACED_RATES, 0.5)  # 0.5: the "-other" name
+    ),
+    *(paced_variant(v, "continuous", 0) for v in PACED_VARIANTS),
 )  # fmt: skip
 
 #: ``run_id`` is carried as a value of an info series that is replaced per

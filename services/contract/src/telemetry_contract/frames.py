@@ -37,6 +37,7 @@ from telemetry_contract.events import (
     SIDE_CODES,
     SIDES,
     Event,
+    Side,
     Trade,
     TradeColumns,
 )
@@ -198,7 +199,7 @@ def encode_trade(
 
 _JSON: Final = msgspec.json.Encoder().encode
 #: Side code of a columnar frame -> the side it stands for.
-SIDE_OF_CODE: Final[dict[str, str]] = {code: side for side, code in SIDE_CODES.items()}
+SIDE_OF_CODE: Final[dict[str, Side]] = {code: side for side, code in SIDE_CODES.items()}
 _NS: Final = 10**9
 
 

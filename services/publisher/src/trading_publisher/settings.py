@@ -19,7 +19,7 @@ from telemetry_contract.ports import (
 )
 from telemetry_contract.settings_source import load_settings, setting
 
-from trading_publisher.client import (
+from trading_publisher.options import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_DELAY_S,
     DEFAULT_MAX_QUEUE_BYTES,

@@ -1,0 +1,172 @@
+"""paced: what emitting costs a trading loop that is paced like a real one.
+
+The hotpath mode times slices of back-to-back calls and settles the client between
+slices, so the client's flusher never competes with a running loop; it gives the median
+only. Here each variant runs alone in its own process (``paced_worker``), through loops
+at fixed rates in two pacing styles (spin until due; sleep until due) and one
+continuous run of back-to-back calls; rounds are interleaved (each round runs every
+variant once, in rotating order) and every number is the median over rounds. So the
+flusher's wake-ups, prometheus_client's HTTP server answering a scrape each second, and
+libzmq's I/O thread all land in the timed calls, as they do in production.
+
+Rows: one per (variant, loop), named ``<variant>-<style>-<rate>`` (contract closed set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from telemetry_contract.events import PACED_VARIANTS, paced_variant
+
+from trading_bench.common import BenchError, RunContext, progress_bar
+from trading_bench.latency import Percentiles
+from trading_bench.paced_worker import loop_name
+from trading_bench.rows import Row, make_row
+
+DEFAULT_RATES = (1_000.0, 10_000.0, 100_000.0)
+#: Seconds per paced loop (events = rate × this).
+DEFAULT_DURATION_S = 1.5
+#: Calls of the continuous run.
+DEFAULT_CONTINUOUS = 1_000_000
+ROUNDS = 3
+WARMUP = 2_000
+#: A worker that takes longer than this has hung.
+WORKER_TIMEOUT_S = 600.0
+STYLES = ("busy", "sleep")
+
+
+def loops(
+    rates: Sequence[float], duration_s: float, continuous: int
+) -> list[tuple[str, float, int]]:
+    """(style, rate, events) per loop: every style at every rate, then the continuous run."""
+    found = [
+        (style, float(rate), max(1, int(rate * duration_s))) for style in STYLES for rate in rates
+    ]
+    return [*found, ("continuous", 0.0, continuous)]
+
+
+def run_worker(
+    variant: str, address: str, plan: Sequence[tuple[str, float, int]], env: Mapping[str, str]
+) -> dict[str, Any]:
+    """One variant in a fresh process; its per-loop numbers."""
+    job = {"variant": variant, "address": address, "loops": list(plan), "warmup": WARMUP}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "trading_bench.paced_worker", json.dumps(job)],
+            capture_output=True,
+            text=True,
+            timeout=WORKER_TIMEOUT_S,
+            env=dict(env),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"paced worker {variant} hung for {WORKER_TIMEOUT_S:g} s") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = done.stderr.strip()[-2000:]
+        raise BenchError(f"paced worker {variant} failed (exit {done.returncode}): {tail}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def worker_env(spec: str) -> dict[str, str]:
+    """The worker's environment; ``@tree=<path>`` runs the client of another checkout
+    (its publisher and contract packages first on the path), for A/B runs of levers."""
+    env = dict(os.environ)
+    _, _, options = spec.partition("@")
+    opts = dict(part.split("=", 1) for part in options.split(",") if "=" in part)
+    if "tree" in opts:
+        tree = opts["tree"]
+        paths = [f"{tree}/services/publisher/src", f"{tree}/services/contract/src"]
+        env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")])
+    return env
+
+
+def measure(
+    ctx: RunContext,
+    specs: Sequence[str],
+    plan: Sequence[tuple[str, float, int]],
+    rounds: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every variant's worker output, per round, rounds interleaved in rotating order."""
+    results: dict[str, list[dict[str, Any]]] = {spec: [] for spec in specs}
+    with progress_bar(ctx, rounds * len(specs), "paced", unit="run") as bar:
+        for r in range(rounds):
+            order = [*specs[r % len(specs) :], *specs[: r % len(specs)]]
+            for spec in order:
+                results[spec].append(run_worker(spec, ctx.address, plan, worker_env(spec)))
+                bar.update(1)
+    return results
+
+
+#: Per-loop numbers whose median over rounds a row reports.
+_STATS = ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "over_100us", "over_1ms", "mean_us")
+
+
+def medians(per_round: Sequence[Mapping[str, Any]], loop: str) -> dict[str, float]:
+    """The median over rounds of each number of ``loop``."""
+    return {
+        key: statistics.median(float(r["loops"][loop][key]) for r in per_round)
+        for key in (*_STATS, "elapsed_s", "events")
+    }
+
+
+def rows_from(
+    ctx: RunContext,
+    results: Mapping[str, Sequence[Mapping[str, Any]]],
+    plan: Sequence[tuple[str, float, int]],
+    started_at: float,
+    rounds: int,
+) -> list[Row]:
+    rows = []
+    for spec, per_round in results.items():
+        base = spec.partition("@")[0]
+        for style, rate, events in plan:
+            m = medians(per_round, loop_name(style, rate))
+            latency = Percentiles(
+                events, m["p50_us"], m["p90_us"], m["p99_us"], m["p999_us"], m["max_us"]
+            )
+            sent = int(statistics.median(r.get("sent", events) for r in per_round))
+            dropped = int(statistics.median(r.get("dropped", 0) for r in per_round))
+            rows.append(
+                make_row(
+                    run_id=ctx.run_id,
+                    mode="paced",
+                    variant=paced_variant(base, style, rate),
+                    events=events,
+                    sent=sent,
+                    dropped=dropped,
+                    elapsed_s=m["elapsed_s"],
+                    target_rate=rate,
+                    latency=latency,
+                    started_at=started_at,
+                    extra={
+                        "over_100us": m["over_100us"],
+                        "over_1ms": m["over_1ms"],
+                        "mean_us": m["mean_us"],
+                        "rounds": float(rounds),
+                    },
+                )
+            )
+    return rows
+
+
+def run(
+    ctx: RunContext,
+    rates: Sequence[float] = DEFAULT_RATES,
+    duration_s: float = DEFAULT_DURATION_S,
+    continuous: int = DEFAULT_CONTINUOUS,
+    rounds: int = ROUNDS,
+    specs: Sequence[str] = PACED_VARIANTS,
+) -> list[Row]:
+    plan = loops(rates, duration_s, continuous)
+    started_at = time.time()
+    results = measure(ctx, specs, plan, rounds)
+    return rows_from(ctx, results, plan, started_at, rounds)

@@ -1,0 +1,170 @@
+"""One variant of the paced benchmark, alone in its own process (``python -m``).
+
+A trading loop as a user writes it: event ``i`` is due at ``start + i / rate``; the loop
+waits for it by spinning on the clock (``busy``) or by sleeping (``sleep``), then makes
+one call, timed on its own. ``continuous`` makes its calls back to back with no pause.
+Nothing here touches the variant between two calls of a loop: whatever the variant's
+own threads (the client's flusher, prometheus_client's HTTP server) cost the trading
+thread lands in some call's time, which is the point.
+
+Input: one JSON argument ``{"variant", "address", "loops": [[style, rate, events]],
+"warmup"}``; output: one JSON line with per-loop numbers (see :func:`stats`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from array import array
+from typing import Any
+
+import numpy as np
+import zmq
+
+from trading_bench import variants
+from trading_bench.common import trade_mix
+from trading_bench.latency import new_samples, summarize
+from trading_bench.variants import Call, Variant
+
+#: Distinct (side, qty) arguments cycled through (a loop's lot sizes repeat).
+MIX = 997
+#: Share thresholds: calls slower than these are what a trader notices.
+SLOW_NS, VERY_SLOW_NS = 100_000, 1_000_000
+
+
+def build(spec: str, ctx: zmq.Context[zmq.Socket[bytes]], address: str) -> Variant:
+    """A variant from its name, with ``@key=value,...`` options for lever runs."""
+    name, _, options = spec.partition("@")
+    opts = dict(part.split("=", 1) for part in options.split(",") if "=" in part)
+    trades = trade_mix(MIX)
+    if name == variants.CLIENT or name == variants.CLIENT_UNBATCHED:
+        from telemetry_contract.codec import BENCH_SOURCE_PREFIX
+        from trading_publisher.client import Publisher
+
+        kwargs: dict[str, Any] = {"context": ctx}
+        if name == variants.CLIENT_UNBATCHED:
+            kwargs["batch_size"] = 1
+        if "max_delay_ms" in opts:
+            kwargs["max_delay_s"] = float(opts["max_delay_ms"]) / 1000
+        if "batch_size" in opts:
+            kwargs["batch_size"] = int(opts["batch_size"])
+        pub = Publisher(address, source=BENCH_SOURCE_PREFIX + "paced", **kwargs)
+        if "hold_events" in opts:
+            from trading_publisher import flush
+
+            flush.HOLD_EVENTS = int(opts["hold_events"])  # type: ignore[misc]
+        return variants.publisher_variant(name, pub, trades)
+    if name == "floor":
+        return variants.floor(ctx, address, trades)
+    if name == variants.PROMETHEUS:
+        return variants.prometheus(trades)
+    if name == "statsd":
+        return variants.statsd_udp(trades)
+    if name == "opentelemetry":
+        return variants.opentelemetry(trades)
+    raise ValueError(f"unknown paced variant {spec!r}")
+
+
+def busy(call: Call, args: list[tuple[Any, Any]], rate: float, samples: array[int]) -> None:
+    """Spin on the clock until each event is due, then call."""
+    clock = time.perf_counter_ns
+    interval = 1e9 / rate
+    m = len(args)
+    start = clock()
+    for i in range(len(samples)):
+        due = start + int(i * interval)
+        while clock() < due:
+            pass
+        a, b = args[i % m]
+        t0 = clock()
+        call(a, b)
+        samples[i] = clock() - t0
+
+
+def sleep(call: Call, args: list[tuple[Any, Any]], rate: float, samples: array[int]) -> None:
+    """Sleep until each event is due (late events go at once), then call."""
+    clock = time.perf_counter_ns
+    pause = time.sleep
+    interval = 1e9 / rate
+    m = len(args)
+    start = clock()
+    for i in range(len(samples)):
+        due = start + int(i * interval)
+        now = clock()
+        if now < due:
+            pause((due - now) / 1e9)
+        a, b = args[i % m]
+        t0 = clock()
+        call(a, b)
+        samples[i] = clock() - t0
+
+
+def continuous(call: Call, args: list[tuple[Any, Any]], rate: float, samples: array[int]) -> None:
+    """Back to back, no pause."""
+    clock = time.perf_counter_ns
+    m = len(args)
+    for i in range(len(samples)):
+        a, b = args[i % m]
+        t0 = clock()
+        call(a, b)
+        samples[i] = clock() - t0
+
+
+LOOPS = {"busy": busy, "sleep": sleep, "continuous": continuous}
+
+
+def loop_name(style: str, rate: float) -> str:
+    """``busy-10000``, ``sleep-1000``, ``continuous``: a loop's key in every report."""
+    return style if style == "continuous" else f"{style}-{int(rate)}"
+
+
+def stats(samples: array[int], elapsed_s: float) -> dict[str, float]:
+    """Nearest-rank percentiles (µs), the max, the share over 100 µs, the count over 1 ms."""
+    latency = summarize(samples)
+    values = np.frombuffer(samples, dtype=np.int64)
+    return {
+        "events": latency.count,
+        "elapsed_s": elapsed_s,
+        "p50_us": latency.p50_us,
+        "p90_us": latency.p90_us,
+        "p99_us": latency.p99_us,
+        "p999_us": latency.p999_us,
+        "max_us": latency.max_us,
+        "over_100us": float(np.count_nonzero(values > SLOW_NS)) / max(latency.count, 1),
+        "over_1ms": float(np.count_nonzero(values > VERY_SLOW_NS)),
+        "mean_us": float(values.mean()) / 1000 if latency.count else 0.0,
+    }
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(argv[0])
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    v = build(job["variant"], ctx, job["address"])
+    out: dict[str, Any] = {"pid": os.getpid(), "loops": {}}
+    try:
+        scratch = new_samples(job["warmup"])
+        continuous(v.call, v.args, 0.0, scratch)
+        v.settle()
+        before = v.counts() if v.counts is not None else (0, 0)
+        for style, rate, events in job["loops"]:
+            samples = new_samples(int(events))
+            time.sleep(0.05)  # let the previous loop's work settle (not timed)
+            t0 = time.perf_counter()
+            LOOPS[style](v.call, v.args, float(rate), samples)
+            elapsed = time.perf_counter() - t0
+            out["loops"][loop_name(style, rate)] = stats(samples, elapsed)
+            v.settle()
+        if v.counts is not None:
+            sent, dropped = v.counts()
+            out["sent"], out["dropped"] = sent - before[0], dropped - before[1]
+    finally:
+        v.close()
+        ctx.term()
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
