@@ -3,7 +3,7 @@
 # BENCH_ARGS points it at one (--address ... --sidecar-url ...). What each mode
 # measures and a reference run: docs/benchmark.md.
 
-# Evaluated once (:=), so all four modes share one run id.
+# Evaluated once (:=), so all five modes share one run id.
 ifndef BENCH_RUN_ID
 BENCH_RUN_ID := $(shell date -u +%Y%m%d-%H%M%S)
 endif
@@ -13,9 +13,10 @@ BENCH := $(RUN) trading-bench --run-id $(BENCH_RUN_ID) --results-dir $(BENCH_RES
 
 .PHONY: benchmark
 
-benchmark: sync ## hotpath, burst, sustained, ingest at default sizes -> results/<run id>/
+benchmark: sync ## hotpath, burst, sustained, ingest, paced at default sizes -> results/<run id>/
 	@$(BENCH) hotpath
 	@$(BENCH) burst
 	@$(BENCH) sustained
 	@$(BENCH) ingest
+	@$(BENCH) paced
 	@echo "results: $(BENCH_RESULTS)/$(BENCH_RUN_ID)/"

@@ -32,6 +32,8 @@ TINY: dict[str, list[str]] = {
     # Two rates: the multi-rate path, and the 10k row as the headline.
     "sustained": ["--rate", "1000,10000", "--duration", "0.3"],
     "ingest": [],  # size from TT_BENCH_EVENTS: the env defaults are part of the CLI
+    # One round of tiny loops: 6 worker processes, every loop, the continuous run.
+    "paced": ["--duration", "0.05", "--events", "3000", "--rounds", "1"],
 }
 FIELDS = list(BenchmarkResult.__struct_fields__)
 
@@ -80,7 +82,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 def test_help_lists_every_mode_and_option() -> None:
     out = bench("--help").stdout
     for word in (*BENCH_MODES, "--address", "--sidecar-url", "--events", "--rate",
-                 "--duration", "--run-id", "--results-dir", "--termination-log",
+                 "--duration", "--rounds", "--run-id", "--results-dir", "--termination-log",
                  "--no-report", "--no-progress", "--no-plot"):  # fmt: skip
         assert word in out
 
@@ -140,6 +142,33 @@ def test_hotpath_rows(run: Run) -> None:
     targets = {t["name"]: t for t in run.reports["hotpath"]["targets"]}
     seed = targets["seed-json net p50 / client net p50"]["value"]
     assert seed == pytest.approx(found["seed-json"]["net_p50_us"] / found["client"]["net_p50_us"])
+
+
+def test_paced_rows_tables_and_targets(run: Run) -> None:
+    """Every variant at every loop, each from its own process; the table fits 100
+    columns; every issue-17 target is judged; drops would show (none at this size)."""
+    found = rows(run, "paced")
+    loops = [f"{style}-{rate}" for style in ("busy", "sleep") for rate in (1000, 10000, 100000)]
+    expected = {
+        f"{v}-{loop}"
+        for v in ("client", "client-unbatched", "prometheus-client", "statsd",
+                  "opentelemetry", "floor")
+        for loop in (*loops, "continuous")
+    }  # fmt: skip
+    assert set(found) == expected
+    for name, row in found.items():
+        assert row["events"] == (3000 if name.endswith("continuous") else row["target_rate"] * 0.05)
+        assert 0 <= row["over_100us"] <= 1 and 0 <= row["over_1ms"] <= row["events"]
+        assert row["dropped"] == 0
+    table = run.outputs["paced"].split("report:")[0]
+    assert max(len(line) for line in table.splitlines()) <= 100
+    assert "MISSED" in table or "MET" in table
+    names = {t["name"] for t in run.reports["paced"]["targets"]}
+    for loop in ("busy-10000", "busy-100000", "sleep-1000", "sleep-10000"):
+        assert f"{loop}: client p99 / prometheus-client p99" in names
+        assert f"{loop}: client p99.9 / prometheus-client p99.9" in names
+    assert "continuous: client calls > 1 ms - prometheus-client's" in names
+    assert "continuous: client max / prometheus-client max" in names
 
 
 def test_burst_counts_match_the_sidecar(run: Run) -> None:
@@ -243,7 +272,7 @@ def test_termination_log_is_one_contract_frame(run: Run, mode: str) -> None:
     assert isinstance(result, BenchmarkResult)
     assert result.run_id == RUN_ID and result.mode == mode
     expected = {"hotpath": "client", "burst": "client", "sustained": "client-10000",
-                "ingest": "sidecar"}  # fmt: skip
+                "ingest": "sidecar", "paced": "client-busy-10000"}  # fmt: skip
     assert result.variant == expected[mode]
     assert result == BenchmarkResult(**{k: rows(run, mode)[result.variant][k] for k in FIELDS})
 

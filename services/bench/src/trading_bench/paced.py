@@ -133,8 +133,9 @@ def rows_from(
             latency = Percentiles(
                 events, m["p50_us"], m["p90_us"], m["p99_us"], m["p999_us"], m["max_us"]
             )
-            sent = int(statistics.median(r.get("sent", events) for r in per_round))
-            dropped = int(statistics.median(r.get("dropped", 0) for r in per_round))
+            loop = loop_name(style, rate)
+            dropped = int(statistics.median(r["loops"][loop].get("dropped", 0) for r in per_round))
+            sent = events - dropped
             rows.append(
                 make_row(
                     run_id=ctx.run_id,
@@ -170,3 +171,59 @@ def run(
     started_at = time.time()
     results = measure(ctx, specs, plan, rounds)
     return rows_from(ctx, results, plan, started_at, rounds)
+
+
+def lever_table(
+    results: Mapping[str, Sequence[Mapping[str, Any]]], plan: Sequence[tuple[str, float, int]]
+) -> str:
+    """A/B of client set-ups (levers) in one interleaved run: medians per spec and loop."""
+    head = f"{'loop':<12} {'spec':<34}{'p50':>7}{'p99':>8}{'p99.9':>8}{'max':>9}"
+    out = [head + f"{'>100µs':>9}{'>1ms':>6}{'drop':>7}"]
+    for style, rate, _ in plan:
+        loop = loop_name(style, rate)
+        for i, (spec, per_round) in enumerate(results.items()):
+            m = medians(per_round, loop)
+            dropped = statistics.median(r["loops"][loop].get("dropped", 0) for r in per_round)
+            out.append(
+                f"{loop if i == 0 else '':<12} {spec[:34]:<34}{m['p50_us']:>7.2f}"
+                f"{m['p99_us']:>8.1f}{m['p999_us']:>8.1f}{m['max_us']:>9.0f}"
+                f"{100 * m['over_100us']:>8.3f}%{m['over_1ms']:>6.0f}{dropped:>7.0f}"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m trading_bench.paced SPEC ...``: an interleaved A/B of variant specs
+    (``client@max_delay_ms=1``, ``client@tree=/path/to/other/checkout``, ...)."""
+    import argparse
+
+    from trading_bench.common import RunContext
+    from trading_bench.sidecar import LocalSidecar
+
+    p = argparse.ArgumentParser(prog="python -m trading_bench.paced")
+    p.add_argument("specs", nargs="+")
+    p.add_argument("--rates", default="10000,100000")
+    p.add_argument("--styles", default="busy,sleep")
+    p.add_argument("--duration", type=float, default=DEFAULT_DURATION_S)
+    p.add_argument("--continuous", type=int, default=DEFAULT_CONTINUOUS)
+    p.add_argument("--rounds", type=int, default=ROUNDS)
+    args = p.parse_args(argv)
+    rates = [float(r) for r in args.rates.split(",")]
+    styles = args.styles.split(",")
+    plan = [(s, r, max(1, int(r * args.duration))) for s in styles for r in rates]
+    if args.continuous:
+        plan.append(("continuous", 0.0, args.continuous))
+    local = LocalSidecar().start()
+    try:
+        ctx = RunContext("levers", local.zmq_address, None, False, None)
+        results = measure(ctx, args.specs, plan, args.rounds)
+    finally:
+        local.stop()
+    print(f"median of {args.rounds} interleaved rounds, each spec in its own process")
+    print(lever_table(results, plan))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

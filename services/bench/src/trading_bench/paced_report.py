@@ -65,7 +65,8 @@ def table(rows: Sequence[Row], targets: Sequence[Target], width: int = WIDTH) ->
     rounds = int(rows[0].extra.get("rounds", 1)) if rows else 0
     head = f"{'loop':<12} {'variant':<18}" + "".join(f"{n:>{w}}" for n, w in _COLUMNS)
     out = [
-        f"== paced: µs per call, median of {rounds} rounds, each variant in its own process ==",
+        "== paced ==",
+        f"µs per call, median of {rounds} round(s), each variant in its own process",
         head,
     ]
     for loop, members in grouped(rows).items():
@@ -93,25 +94,41 @@ def table(rows: Sequence[Row], targets: Sequence[Target], width: int = WIDTH) ->
     return "\n".join(out)
 
 
+def _texts(fig: Any) -> list[Any]:
+    """Every text a reader sees: titles, axis labels, tick labels inside the axis' view
+    (matplotlib keeps labels of ticks beyond it, never drawn), legend entries."""
+    found = [fig._suptitle] if fig._suptitle is not None else []  # noqa: SLF001
+    for ax in fig.axes:
+        if not ax.axison and not ax.get_legend():
+            continue
+        found += [ax.title, ax.xaxis.label, ax.yaxis.label]
+        if ax.axison:
+            for axis in (ax.xaxis, ax.yaxis):
+                low, high = sorted(axis.get_view_interval())
+                for tick in axis.get_major_ticks():
+                    if low <= tick.get_loc() <= high and tick.label1.get_visible():
+                        found.append(tick.label1)
+        legend = ax.get_legend()
+        if legend is not None:
+            found += [legend.get_title(), *legend.get_texts()]
+    return [t for t in found if t.get_visible() and t.get_text().strip()]
+
+
 def check_layout(fig: Any) -> list[str]:
     """Problems a reader would see: text outside the figure, or two labels overlapping."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     frame = fig.bbox
-    boxes = []
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _texts(fig)]
     problems = []
-    for text in fig.findobj(match=lambda a: hasattr(a, "get_text") and a.get_visible()):
-        if not text.get_text().strip():
-            continue
-        box = text.get_window_extent(renderer)
-        if box.x0 < frame.x0 - 1 or box.y0 < frame.y0 - 1 or box.x1 > frame.x1 + 1:
-            problems.append(f"outside the figure: {text.get_text()!r}")
-        if box.y1 > frame.y1 + 1:
-            problems.append(f"outside the figure: {text.get_text()!r}")
-        boxes.append((text.get_text(), box))
+    for text, box in boxes:
+        if box.x0 < frame.x0 - 1 or box.y0 < frame.y0 - 1:
+            problems.append(f"outside the figure: {text!r}")
+        elif box.x1 > frame.x1 + 1 or box.y1 > frame.y1 + 1:
+            problems.append(f"outside the figure: {text!r}")
     for i, (a, box_a) in enumerate(boxes):
         for b, box_b in boxes[i + 1 :]:
-            if box_a.overlaps(box_b) and box_a.width and box_b.width:
+            if box_a.width and box_b.width and box_a.overlaps(box_b):
                 problems.append(f"overlapping labels: {a!r} and {b!r}")
     return problems
 
@@ -146,9 +163,10 @@ def plot(path: Path, run_id: str, rows: Sequence[Row], targets: Sequence[Target]
             handles.setdefault(base, line)
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
-        title = loop.replace("busy-", "busy-poll ").replace("sleep-", "sleep until due ")
-        if loop.split("-")[-1].isdigit():
-            title += "/s"
+        style, _, rate = loop.partition("-")
+        title = {"busy": "busy-poll", "sleep": "sleep until due"}.get(style, style)
+        if rate.isdigit():
+            title += f", {int(rate):,}/s"
         if any(f"client-{loop}" == v for v in missed):
             title += " (a target MISSED)"
         ax.set_title(title, fontsize="medium")

@@ -187,7 +187,7 @@ def paced(rows: Sequence[Row]) -> list[Target]:
             )
         found.append(
             Target(
-                f"{loop}: client share > 100 us - prometheus-client's (percentage points)",
+                f"{loop}: client % of calls > 100 us minus prometheus-client's",
                 100 * (mine.extra["over_100us"] - theirs.extra["over_100us"]),
                 0.0,
                 "<=",
