@@ -5,7 +5,8 @@ sidecar's. The parent fills its queue with N real client frames first and only t
 says "go", so what is timed is the consumer alone draining a full queue, not the
 sender. The sidecar variants call :func:`trading_sidecar.receiver.drain`, the very loop
 the sidecar runs (recv, the contract's validating decoder, every metric): ``sidecar``
-on single-event frames, ``sidecar-batch`` on the same events as batch frames of 64. The
+on single-event frames, ``sidecar-batch`` on the same events as batch frames of 64,
+``sidecar-columns`` as the client's columnar frames of 1,024. The
 floor (``raw-recv``) only ``recv``s single-event frames; the naive loop is
 ``json.loads`` plus prometheus_client counters, as a first version would be.
 
@@ -30,6 +31,9 @@ from multiprocessing.connection import Connection
 import zmq
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from telemetry_contract.codec import TradeEncoder, join_batch
+from telemetry_contract.events import SIDE_CODES
+from telemetry_contract.frames import encode_columns
+from trading_publisher.options import DEFAULT_BATCH_SIZE
 from telemetry_contract.errors import InvalidMessage
 from telemetry_contract.events import SIDES
 from telemetry_contract.transport import DEFAULT_RCVHWM, DEFAULT_SNDHWM
@@ -47,9 +51,12 @@ DEFAULT_EVENTS = 300_000
 ROUNDS = 3
 #: Trades per frame of the batch variant (the publisher's default batch size).
 BATCH = 64
+#: Trades per columnar frame (the publisher client's default batch size).
+COLUMNS = DEFAULT_BATCH_SIZE
 #: raw-recv, sidecar and naive-json-prometheus drain single-event frames; sidecar-batch
-#: drains the same events as batch frames of BATCH trades.
-VARIANTS = ("raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus")
+#: drains the same events as JSON batch frames of BATCH trades, sidecar-columns as the
+#: client's columnar frames of COLUMNS trades.
+VARIANTS = ("raw-recv", "sidecar", "sidecar-batch", "sidecar-columns", "naive-json-prometheus")
 #: A consumer that waits this long for a frame stops and reports what it got.
 IDLE_MS = 5_000
 #: Filling the queue fails once no frame has fit for this long.
@@ -121,6 +128,7 @@ _CONSUMERS = {
     "raw-recv": _consume_raw,
     "sidecar": _consume_sidecar,
     "sidecar-batch": _consume_sidecar,
+    "sidecar-columns": _consume_sidecar,
     "naive-json-prometheus": _consume_naive,
 }
 
@@ -153,6 +161,20 @@ def _frames(events: int) -> list[bytes]:
 def _batches(single: list[bytes]) -> list[bytes]:
     """The same trades as batch frames of BATCH, exactly as the contract joins them."""
     return [join_batch(single[i : i + BATCH]) for i in range(0, len(single), BATCH)]
+
+
+def _columns(events: int) -> list[bytes]:
+    """The same kind of trades as columnar frames of COLUMNS, as the client sends them."""
+    mix = trade_mix(events)
+    code_of: dict[str, str] = {side: code for side, code in SIDE_CODES.items()}
+    now = time.time_ns()
+    found = []
+    for start in range(0, events, COLUMNS):
+        chunk = mix[start : start + COLUMNS]
+        codes = "".join(code_of[side] for side, _ in chunk)
+        qtys = [qty for _, qty in chunk]
+        found.append(encode_columns(SOURCE, 0, 0, start, codes, qtys, [now] * len(chunk)))
+    return found
 
 
 def _fill(sock: zmq.Socket[bytes], frames: list[bytes], stall_s: float) -> None:
@@ -306,6 +328,7 @@ def run(ctx: RunContext, events: int = DEFAULT_EVENTS, rounds: int = ROUNDS) -> 
     single = _frames(events)
     feeds = {variant: single for variant in VARIANTS}
     feeds["sidecar-batch"] = _batches(single)
+    feeds["sidecar-columns"] = _columns(events)
     started_at = time.time()
     n = len(VARIANTS)
     found = measure_rounds(

@@ -194,7 +194,7 @@ BENCH_VARIANTS: Final[tuple[str, ...]] = (
     "seed-json", "prometheus-client", "opentelemetry", "statsd",
     "floor-curve", "client-curve",  # trading_bench.curve
     # ingest
-    "raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus",
+    "raw-recv", "sidecar", "sidecar-batch", "sidecar-columns", "naive-json-prometheus",
     "stream", "stream-curve", "stream-batch", "stream-batch-curve",  # trading_bench.curve
     # sustained
     *(f"{kind}-{rate}" for kind in ("client", "e2e") for rate in SUSTAINED_RATES),
