@@ -31,12 +31,11 @@ from multiprocessing.connection import Connection
 import zmq
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from telemetry_contract.codec import TradeEncoder, join_batch
-from telemetry_contract.events import SIDE_CODES
-from telemetry_contract.frames import encode_columns
-from trading_publisher.options import DEFAULT_BATCH_SIZE
 from telemetry_contract.errors import InvalidMessage
-from telemetry_contract.events import SIDES
+from telemetry_contract.events import SIDE_CODES, SIDES
+from telemetry_contract.frames import encode_columns
 from telemetry_contract.transport import DEFAULT_RCVHWM, DEFAULT_SNDHWM
+from trading_publisher.options import DEFAULT_BATCH_SIZE
 from trading_publisher.sockets import push_socket
 from trading_sidecar.metrics import TradeMetrics
 from trading_sidecar.receiver import DRAIN_BATCH, drain
