@@ -6,13 +6,14 @@ formatting, no ZeroMQ call, no lock, no wake-up of another thread, and never a f
 the trading thread never waits for telemetry work (docs/benchmark.md, "The paced loop").
 
 Everything else is the *flush* (:mod:`trading_publisher.flush`), run by a background
-thread every ``max_delay/2`` (default 10 ms: 100 wake-ups a second, each one GIL
+thread every ``max_delay/4`` (default 5 ms: 200 wake-ups a second, each one GIL
 hand-off for a busy trading thread). It encodes with the contract's columnar frame in C
 and gives the GIL away after a bounded number of events, so a backlog never becomes one
 long pause. With no traffic for a while the thread sleeps until the next ``trade()``
 wakes it (one ``Event.set``). If the calling thread runs pure Python without pause the
 flusher gets the GIL once per switch interval (5 ms), which ``max_delay`` (20 ms)
-leaves room for: an event reaches ZeroMQ within ``max_delay/2`` plus that.
+leaves room for: an event reaches ZeroMQ within ``max_delay/4`` plus that, i.e.
+within ``max_delay/2``, the rest being the machine's own scheduling delays.
 
 ``batch_size=1`` keeps one single-object frame per event, encoded and sent by the
 calling thread (the UI and the HTTP API use it, so a click is visible at once).
@@ -87,7 +88,7 @@ _SINGLE_FRAME_BYTES: Final = 260 + MAX_SOURCE_LEN
 
 _clock: Final = time.time_ns
 _CODE: Final[dict[str, str]] = {side: code for side, code in SIDE_CODES.items()}
-#: Idle ticks (each max_delay/2) before the flusher sleeps until the next trade.
+#: Idle ticks (each max_delay/4) before the flusher sleeps until the next trade.
 _IDLE_TICKS: Final = 20
 #: ``_due`` while the flusher is awake: trade() never has to do anything about it.
 _NEVER: Final = 2**63
@@ -290,8 +291,8 @@ class Publisher:
     # ------------------------------------------------------------------ the thread
 
     def _run(self) -> None:
-        """Tick every max_delay/2 while there is traffic; sleep until woken when idle."""
-        tick = self.max_delay_s / 2
+        """Tick every max_delay/4 while there is traffic; sleep until woken when idle."""
+        tick = self.max_delay_s / 4
         idle = 0
         wake = self._wake
         outbox = self._outbox
