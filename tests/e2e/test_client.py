@@ -426,3 +426,21 @@ def test_settings_build_the_client(tmp_path: Path) -> None:
     half = {k: v for k, v in env.items() if "SECRET" not in k}
     with pytest.raises(ValueError, match="set together"):
         curve_keys(load(half))
+
+
+def test_events_beyond_the_budget_are_dropped_even_with_a_sidecar_up(pull: Pulls) -> None:
+    """A caller that outruns the flush cannot grow memory past the budget: what is
+    pending beyond it is dropped (oldest first), counted, and consumes seq numbers."""
+    sock, address = pull()
+    with Publisher(address, source="outrun", max_delay_s=10, max_queue_bytes=64 << 10) as pub:
+        wait_for(lambda: pub.connected, what="connected")
+        budget = pub.max_held
+        for _ in range(3 * budget):  # max_delay 10 s: the flusher does not run meanwhile
+            pub.trade("sell", 1.0)
+        pub.flush()
+        assert (pub.sent, pub.dropped, pub.queued) == (budget, 2 * budget, 0)
+        got = [event for frame in drain([sock]) for event in items(frame[1])]
+        assert len(got) == budget
+        # The dropped events took the first seqs: the sidecar would count them as lost
+        # once it saw this stream before (here: the frames start at seq 2 * budget).
+        assert [e["seq"] for e in got] == list(range(2 * budget, 3 * budget))

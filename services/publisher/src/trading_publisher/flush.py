@@ -10,7 +10,9 @@ its stream's ``seq``/``stream``/``epoch`` right after reading the socket's monit
 
 The work per GIL hold is bounded: the background flusher gives the GIL away after every
 :data:`HOLD_EVENTS` events it sent, so a backlog of any size costs the trading thread
-many short pauses, not one long one. What finds no route waits in a bounded deque
+many short pauses, not one long one (taking the list is one slice, ~5 ns an event).
+Memory is bounded too: events pending beyond the client's budget (a caller that outruns
+the flush for good) are dropped, oldest first, and counted. What finds no route waits in a bounded deque
 (oldest first, retried before anything new); beyond the budget it is dropped, counted,
 and its seq numbers consumed (:meth:`Streams.consume`).
 """
@@ -106,8 +108,13 @@ class Outbox:
         if taken is None:
             return
         codes, qtys, stamps = taken
-        size = self.batch_size
         count = len(qtys)
+        excess = count + self.held_count - self.max_held
+        if excess > 0:  # a caller outrunning the flush: the memory bound holds anyway
+            self.drop(excess)
+            codes, qtys, stamps = codes[excess:], qtys[excess:], stamps[excess:]
+            count -= excess
+        size = self.batch_size
         since = 0
         for start in range(0, count, size):
             end = start + size
