@@ -12,9 +12,9 @@ The work per GIL hold is bounded: the background flusher gives the GIL away afte
 :data:`HOLD_EVENTS` events it sent, so a backlog of any size costs the trading thread
 many short pauses, not one long one (taking the list is one slice, ~5 ns an event).
 Memory is bounded too: events pending beyond the client's budget (a caller that outruns
-the flush for good) are dropped, oldest first, and counted. What finds no route waits in a bounded deque
-(oldest first, retried before anything new); beyond the budget it is dropped, counted,
-and its seq numbers consumed (:meth:`Streams.consume`).
+the flush for good) are dropped, oldest first, and counted. What finds no route waits
+in a bounded deque (oldest first, retried before anything new); beyond the budget it is
+dropped, counted, and its seq numbers consumed (:meth:`Streams.consume`).
 """
 
 from __future__ import annotations
