@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final, Protocol
 
 import zmq
 from telemetry_contract.events import (
@@ -58,10 +58,8 @@ from trading_publisher.options import (
     default_source,
     split_addresses,
 )
+from trading_publisher.settings import PublisherSettings, curve_keys
 from trading_publisher.streams import DONTWAIT, Streams, socket_send
-
-if TYPE_CHECKING:
-    from trading_publisher.settings import PublisherSettings
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -186,8 +184,6 @@ class Publisher:
     @classmethod
     def from_settings(cls, settings: PublisherSettings, **overrides: object) -> Publisher:
         """A client from :class:`~trading_publisher.settings.PublisherSettings`."""
-        from trading_publisher.settings import curve_keys
-
         kwargs: dict[str, object] = {
             "source": settings.source or None,
             "batch_size": settings.batch_size,
