@@ -56,7 +56,13 @@ def run_worker(
     variant: str, address: str, plan: Sequence[tuple[str, float, int]], env: Mapping[str, str]
 ) -> dict[str, Any]:
     """One variant in a fresh process; its per-loop numbers."""
-    job = {"variant": variant, "address": address, "loops": list(plan), "warmup": WARMUP}
+    job = {
+        "variant": variant,
+        "address": address,
+        "loops": list(plan),
+        "warmup": WARMUP,
+        "trace": True,
+    }
     try:
         done = subprocess.run(
             [sys.executable, "-m", "trading_bench.paced_worker", json.dumps(job)],
@@ -107,7 +113,10 @@ def measure(
 
 
 #: Per-loop numbers whose median over rounds a row reports.
-_STATS = ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "over_100us", "over_1ms", "mean_us")
+_STATS = (
+    "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "over_100us", "over_1ms", "mean_us",
+    "slow_in_flush",
+)  # fmt: skip
 
 
 def medians(per_round: Sequence[Mapping[str, Any]], loop: str) -> dict[str, float]:
@@ -152,6 +161,9 @@ def rows_from(
                         "over_100us": m["over_100us"],
                         "over_1ms": m["over_1ms"],
                         "mean_us": m["mean_us"],
+                        # Calls over 100 µs that overlapped a flush of the client's own
+                        # thread (-1: not a client); the rest met something else.
+                        "slow_in_flush": m["slow_in_flush"],
                         "rounds": float(rounds),
                     },
                 )
@@ -178,7 +190,7 @@ def lever_table(
 ) -> str:
     """A/B of client set-ups (levers) in one interleaved run: medians per spec and loop."""
     head = f"{'loop':<12} {'spec':<34}{'p50':>7}{'p99':>8}{'p99.9':>8}{'max':>9}"
-    out = [head + f"{'>100µs':>9}{'>1ms':>6}{'drop':>7}"]
+    out = [head + f"{'>100µs':>9}{'>1ms':>6}{'drop':>6}{'@flush':>7}"]
     for style, rate, _ in plan:
         loop = loop_name(style, rate)
         for i, (spec, per_round) in enumerate(results.items()):
@@ -187,7 +199,8 @@ def lever_table(
             out.append(
                 f"{loop if i == 0 else '':<12} {spec[:34]:<34}{m['p50_us']:>7.2f}"
                 f"{m['p99_us']:>8.1f}{m['p999_us']:>8.1f}{m['max_us']:>9.0f}"
-                f"{100 * m['over_100us']:>8.3f}%{m['over_1ms']:>6.0f}{dropped:>7.0f}"
+                f"{100 * m['over_100us']:>8.3f}%{m['over_1ms']:>6.0f}{dropped:>6.0f}"
+                f"{m['slow_in_flush']:>7.0f}"
             )
         out.append("")
     return "\n".join(out)

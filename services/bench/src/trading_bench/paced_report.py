@@ -18,7 +18,10 @@ from trading_bench.rows import Row
 from trading_bench.targets import Target
 
 WIDTH = 100
-_COLUMNS = (("p50", 8), ("p99", 8), ("p99.9", 8), ("max", 9), (">100µs", 9), (">1ms", 6))
+_COLUMNS = (
+    ("p50", 8), ("p99", 8), ("p99.9", 8), ("max", 9), (">100µs", 9), (">1ms", 6),
+    ("@flush", 8),
+)  # fmt: skip
 
 
 def split(variant: str) -> tuple[str, str]:
@@ -37,6 +40,10 @@ def _num(value: float) -> str:
     if value >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}"
+
+
+def _at_flush(value: float) -> str:
+    return "–" if value < 0 else f"{value:.0f}"
 
 
 def grouped(rows: Sequence[Row]) -> dict[str, list[Row]]:
@@ -79,6 +86,7 @@ def table(rows: Sequence[Row], targets: Sequence[Target], width: int = WIDTH) ->
                 _num(r.max_us),
                 f"{100 * row.extra.get('over_100us', 0.0):.3f}%",
                 f"{row.extra.get('over_1ms', 0.0):.0f}",
+                _at_flush(row.extra.get("slow_in_flush", -1.0)),
             ]
             line = f"{loop if i == 0 else '':<12} {split(r.variant)[0]:<18}" + "".join(
                 f"{c:>{w}}" for c, (_, w) in zip(cells, _COLUMNS, strict=True)
@@ -86,7 +94,8 @@ def table(rows: Sequence[Row], targets: Sequence[Target], width: int = WIDTH) ->
             dropped = f"  dropped {r.dropped:,}" if r.dropped > 0 else ""
             out.append(line + dropped)
         out.append("")
-    out.append(">100µs: share of calls over 100 µs; >1ms: calls over 1 ms (both medians)")
+    out.append(">100µs: share of calls over 100 µs; >1ms: calls over 1 ms; @flush: calls over")
+    out.append("100 µs that overlapped a flush of the client's own thread (medians of rounds)")
     for t in targets:
         verdict = "MET   " if t.met else "MISSED"
         text = f"[{verdict}] {t.name}: {t.value:.3g} (target {t.op} {t.limit:g})"

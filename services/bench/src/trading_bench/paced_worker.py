@@ -55,7 +55,9 @@ def build(spec: str, ctx: zmq.Context[zmq.Socket[bytes]], address: str) -> Varia
             from trading_publisher import flush
 
             flush.HOLD_EVENTS = int(opts["hold_events"])  # type: ignore[misc]
-        return variants.publisher_variant(name, pub, trades)
+        found = variants.publisher_variant(name, pub, trades)
+        found.publisher = pub  # type: ignore[attr-defined]
+        return found
     if name == "floor":
         return variants.floor(ctx, address, trades)
     if name == variants.PROMETHEUS:
@@ -67,7 +69,9 @@ def build(spec: str, ctx: zmq.Context[zmq.Socket[bytes]], address: str) -> Varia
     raise ValueError(f"unknown paced variant {spec!r}")
 
 
-def busy(call: Call, args: list[tuple[Any, Any]], rate: float, samples: array[int]) -> None:
+def busy(
+    call: Call, args: list[tuple[Any, Any]], rate: float, samples: array[int], starts: array[int]
+) -> None:
     """Spin on the clock until each event is due, then call."""
     clock = time.perf_counter_ns
     interval = 1e9 / rate
@@ -81,9 +85,12 @@ def busy(call: Call, args: list[tuple[Any, Any]], rate: float, samples: array[in
         t0 = clock()
         call(a, b)
         samples[i] = clock() - t0
+        starts[i] = t0
 
 
-def sleep(call: Call, args: list[tuple[Any, Any]], rate: float, samples: array[int]) -> None:
+def sleep(
+    call: Call, args: list[tuple[Any, Any]], rate: float, samples: array[int], starts: array[int]
+) -> None:
     """Sleep until each event is due (late events go at once), then call."""
     clock = time.perf_counter_ns
     pause = time.sleep
@@ -99,9 +106,12 @@ def sleep(call: Call, args: list[tuple[Any, Any]], rate: float, samples: array[i
         t0 = clock()
         call(a, b)
         samples[i] = clock() - t0
+        starts[i] = t0
 
 
-def continuous(call: Call, args: list[tuple[Any, Any]], rate: float, samples: array[int]) -> None:
+def continuous(
+    call: Call, args: list[tuple[Any, Any]], rate: float, samples: array[int], starts: array[int]
+) -> None:
     """Back to back, no pause."""
     clock = time.perf_counter_ns
     m = len(args)
@@ -110,6 +120,7 @@ def continuous(call: Call, args: list[tuple[Any, Any]], rate: float, samples: ar
         t0 = clock()
         call(a, b)
         samples[i] = clock() - t0
+        starts[i] = t0
 
 
 LOOPS = {"busy": busy, "sleep": sleep, "continuous": continuous}
@@ -118,6 +129,44 @@ LOOPS = {"busy": busy, "sleep": sleep, "continuous": continuous}
 def loop_name(style: str, rate: float) -> str:
     """``busy-10000``, ``sleep-1000``, ``continuous``: a loop's key in every report."""
     return style if style == "continuous" else f"{style}-{int(rate)}"
+
+
+def in_flush(samples: array[int], starts: array[int], flushes: list[tuple[int, int]]) -> float:
+    """How many calls over 100 µs overlapped a flush of the client's own thread."""
+    if not flushes:
+        return -1.0
+    durations = np.frombuffer(samples, dtype=np.int64)
+    begins = np.frombuffer(starts, dtype=np.int64)
+    slow = durations > SLOW_NS
+    lo = begins[slow]
+    hi = lo + durations[slow]
+    f_start = np.array([f[0] for f in flushes], dtype=np.int64)
+    f_end = np.array([f[1] for f in flushes], dtype=np.int64)
+    # The last flush that started before the call ended: does it end after the call began?
+    last = np.searchsorted(f_start, hi, side="right") - 1
+    hit = (last >= 0) & (f_end[np.maximum(last, 0)] > lo)
+    return float(np.count_nonzero(hit))
+
+
+def traced(v: Variant) -> list[tuple[int, int]]:
+    """Record (start, end) of every flush the client's own thread runs (``perf_counter``
+    ns), to tell slow calls that met a flush from slow calls that met something else."""
+    pub = getattr(v, "publisher", None)
+    found: list[tuple[int, int]] = []
+    if pub is None:
+        return found
+    outbox = pub._outbox  # noqa: SLF001
+    real = outbox.flush
+    clock = time.perf_counter_ns
+
+    def flush(give_way: bool = False) -> None:
+        t0 = clock()
+        real(give_way)
+        if give_way:
+            found.append((t0, clock()))
+
+    outbox.flush = flush
+    return found
 
 
 def stats(samples: array[int], elapsed_s: float) -> dict[str, float]:
@@ -145,17 +194,20 @@ def main(argv: list[str]) -> int:
     out: dict[str, Any] = {"pid": os.getpid(), "loops": {}}
     try:
         scratch = new_samples(job["warmup"])
-        continuous(v.call, v.args, 0.0, scratch)
+        continuous(v.call, v.args, 0.0, scratch, new_samples(job["warmup"]))
         v.settle()
+        flushes = traced(v) if job.get("trace") else []
         for style, rate, events in job["loops"]:
-            samples = new_samples(int(events))
+            samples, starts = new_samples(int(events)), new_samples(int(events))
+            del flushes[:]
             time.sleep(0.05)  # let the previous loop's work settle (not timed)
             before = v.counts() if v.counts is not None else (0, 0)
             t0 = time.perf_counter()
-            LOOPS[style](v.call, v.args, float(rate), samples)
+            LOOPS[style](v.call, v.args, float(rate), samples, starts)
             elapsed = time.perf_counter() - t0
             v.settle()  # hand what the client still holds to ZeroMQ, to count its drops
             found = stats(samples, elapsed)
+            found["slow_in_flush"] = in_flush(samples, starts, flushes)
             if v.counts is not None:
                 found["dropped"] = v.counts()[1] - before[1]
             out["loops"][loop_name(style, rate)] = found
