@@ -211,7 +211,9 @@ def test_sustained_rows(run: Run, rate: int) -> None:
 def test_ingest_rows(run: Run) -> None:
     found = rows(run, "ingest")
     curve = ("stream", "stream-curve", "stream-batch", "stream-batch-curve")
-    assert set(found) == {"raw-recv", "sidecar", "sidecar-batch", "naive-json-prometheus", *curve}
+    assert set(found) == {
+        "raw-recv", "sidecar", "sidecar-batch", "sidecar-columns", "naive-json-prometheus", *curve,
+    }  # fmt: skip
     for name in curve:  # trading_bench.curve: CURVE's cost in ingest, sender and consumer at once
         row = found.pop(name)
         assert row["received"] == row["sent"] == row["events"] == 20000 and row["lost"] == 0
@@ -233,7 +235,11 @@ def test_ingest_rows(run: Run) -> None:
         assert side["ratio_to_naive"] == pytest.approx(side["rate"] / naive["rate"])
     assert found["sidecar"]["events_per_frame"] == 1
     assert found["sidecar-batch"]["events_per_frame"] == pytest.approx(20000 / 313)
+    assert found["sidecar-columns"]["events_per_frame"] == pytest.approx(20000 / 20)
     verdicts = {t["name"]: t for t in run.reports["ingest"]["targets"]}
+    columns = verdicts["sidecar events/s on the client's columnar frames (one core)"]
+    assert columns["value"] == found["sidecar-columns"]["rate"]
+    assert columns["limit"] == 2_000_000
     single = verdicts[
         "sidecar events/s / naive json+prometheus_client events/s (single-event frames)"
     ]

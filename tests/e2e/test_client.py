@@ -290,7 +290,7 @@ def test_trade_never_flushes_in_the_calling_thread(pull: Pulls) -> None:
             calls += 1
         wait_for(lambda: pub.queued == 0, what="the flusher took everything")
         assert flushers == {"trading-publisher"}
-        assert pub.sent == calls
+        assert pub.sent + pub.dropped == calls and pub.sent > 0
 
 
 def test_default_source_is_a_valid_src() -> None:

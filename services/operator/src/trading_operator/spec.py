@@ -33,13 +33,16 @@ DEFAULTS: Final[Mapping[str, int | float]] = {
 #: The most events a run of each mode may ask for. The benchmark keeps every event's data
 #: in memory until the run ends; measured peak bytes per event (max RSS, 100k vs 400k
 #: events): hotpath ~370 (six variants' samples and pre-built calls), ingest ~270
-#: (pre-encoded frames), burst ~80. The limits keep the largest run under ~800 MB, inside
-#: the Job's 1Gi memory limit (trading_operator.job.RESOURCES). The CRD's ``events``
-#: maximum is the largest of these and a CEL rule holds the smaller ones.
+#: (pre-encoded frames), burst ~80, paced ~35 (its continuous run's samples and start
+#: times, in one worker process at a time; 100k vs 1M calls). The limits keep the
+#: largest run under ~800 MB, inside the Job's 1Gi memory limit
+#: (trading_operator.job.RESOURCES). The CRD's ``events`` maximum is the largest of
+#: these and a CEL rule holds the smaller ones.
 MAX_EVENTS: Final[Mapping[str, int]] = {
     "hotpath": 2_000_000,
     "ingest": 2_000_000,
     "burst": 5_000_000,
+    "paced": 5_000_000,
 }
 #: Measured peak bytes per event, by mode, behind :data:`MAX_EVENTS` (sustained: one
 #: 8-byte latency sample per event, rate × duration of them).
@@ -47,6 +50,7 @@ BYTES_PER_EVENT: Final[Mapping[str, int]] = {
     "hotpath": 380,
     "ingest": 280,
     "burst": 90,
+    "paced": 40,
     "sustained": 8,
 }
 #: Seconds a sustained run's Job needs beyond ``duration``: pod start, the bench process's

@@ -9,8 +9,11 @@ frame per chunk, encoded in C by :func:`telemetry_contract.frames.encode_columns
 its stream's ``seq``/``stream``/``epoch`` right after reading the socket's monitor.
 
 The work per GIL hold is bounded: the background flusher gives the GIL away after every
-:data:`HOLD_EVENTS` events it sent, so a backlog of any size costs the trading thread
-many short pauses, not one long one (taking the list is one slice, ~5 ns an event).
+:data:`HOLD_EVENTS` events of a backlog (held chunks, or more new events than a tick's
+worth), so a backlog of any size costs the trading thread many short pauses, not one
+long one (taking the list is one slice, ~5 ns an event). What arrived since the last
+tick goes out in one hold: splitting it would let a caller that never pauses outrun the
+flush (the flusher gets the GIL back only once per switch interval, 5 ms).
 Memory is bounded too: events pending beyond the client's budget (a caller that outruns
 the flush for good) are dropped, oldest first, and counted. What finds no route waits
 in a bounded deque (oldest first, retried before anything new); beyond the budget it is
@@ -28,11 +31,13 @@ from telemetry_contract.frames import encode_columns, trade_frame
 
 from trading_publisher.streams import Stream, Streams
 
-#: Events sent per GIL hold of the background flusher before it lets the trading thread
-#: run again. Measured (docs/benchmark.md): ~0.03 µs an event to take, slice and encode,
-#: so ~250 µs a hold; and large enough that a flusher getting the GIL once per switch
-#: interval (5 ms) still moves 1.6M events/s, above what one thread can call trade().
+#: Events of a backlog sent per GIL hold of the background flusher before it lets the
+#: trading thread run again. Measured (docs/benchmark.md): ~0.03-0.05 µs an event to
+#: take, slice, encode and send, so ~250-400 µs a hold.
 HOLD_EVENTS: Final = 8192
+#: New events beyond this many HOLD_EVENTS in one flush are a backlog (a flusher held
+#: off the GIL for long), sent in bounded holds; up to it they are one tick's worth.
+CATCH_UP: Final = 4
 
 #: A chunk of events in columns: side codes, quantities, ns timestamps.
 Chunk = tuple[str, list[float], list[int]]
@@ -101,8 +106,14 @@ class Outbox:
             self.drop_all()
             return
         held = self.held
+        since = 0
         while held and self._send(held[0]):
-            self.held_count -= len(held.popleft()[1])
+            sent = len(held.popleft()[1])
+            self.held_count -= sent
+            since += sent
+            if give_way and since >= HOLD_EVENTS and held:
+                _give_gil_away()
+                since = 0
         blocked = bool(held)
         taken = self.take()
         if taken is None:
@@ -115,7 +126,7 @@ class Outbox:
             codes, qtys, stamps = codes[excess:], qtys[excess:], stamps[excess:]
             count -= excess
         size = self.batch_size
-        since = 0
+        split = give_way and count > CATCH_UP * HOLD_EVENTS
         for start in range(0, count, size):
             end = start + size
             chunk = (codes[start:end], qtys[start:end], stamps[start:end])
@@ -124,7 +135,7 @@ class Outbox:
                 self._hold(chunk)
                 continue
             since += len(chunk[1])
-            if give_way and since >= HOLD_EVENTS and end < count:
+            if split and since >= HOLD_EVENTS and end < count:
                 self.in_flight = count - end
                 _give_gil_away()
                 self.in_flight = 0
