@@ -35,9 +35,11 @@ from trading_publisher.streams import Stream, Streams
 #: trading thread run again. Measured (docs/benchmark.md): ~0.03-0.05 µs an event to
 #: take, slice, encode and send, so ~250-400 µs a hold.
 HOLD_EVENTS: Final = 8192
-#: New events beyond this many HOLD_EVENTS in one flush are a backlog (a flusher held
-#: off the GIL for long), sent in bounded holds; up to it they are one tick's worth.
-CATCH_UP: Final = 4
+#: New events beyond this many HOLD_EVENTS in one flush (65,536) are a backlog (a
+#: flusher held off the GIL for long), sent in bounded holds; up to it they are one
+#: tick's worth: a loop calling trade() 5M times a second adds ~50,000 events between
+#: two hand-offs (a 5 ms tick plus up to a 5 ms switch interval).
+CATCH_UP: Final = 8
 
 #: A chunk of events in columns: side codes, quantities, ns timestamps.
 Chunk = tuple[str, list[float], list[int]]
