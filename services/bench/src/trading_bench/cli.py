@@ -204,6 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = _run_mode(mode, settings, ctx)
         checks = targets.CHECKS[mode](rows)
         print(report.table(mode, rows, checks), flush=True)
+        if mode == "hotpath":
+            print(
+                "hotpath: medians only (slices of back-to-back calls, the client settled "
+                "between them);\nthe tails (p99, p99.9, max) a running loop sees: "
+                "trading-bench paced"
+            )
         parameters = {
             "events": settings.events,
             "rate": list(settings.rate) if settings.rate else None,

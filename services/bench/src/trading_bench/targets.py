@@ -41,9 +41,11 @@ def _by_variant(rows: Sequence[Row]) -> dict[str, Row]:
 
 
 #: Issue 9's hotpath targets, as (client variant, percentile, limit × prometheus_client).
+#: Medians only: hotpath times slices of back-to-back calls with the client settled in
+#: between, so its tails are not what a running loop sees; the tail targets (issue 17)
+#: are the paced mode's.
 HOTPATH_VS_PROMETHEUS = (
     ("client", "p50", 0.25),
-    ("client", "p99.9", 1.0),
     ("client-unbatched", "p50", 0.75),
 )
 #: Each client variant must be at least this many times cheaper at p50 than these.
