@@ -115,7 +115,7 @@ def measure(
 #: Per-loop numbers whose median over rounds a row reports.
 _STATS = (
     "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "over_100us", "over_1ms", "mean_us",
-    "slow_in_flush",
+    "slow_in_flush", "flushes_per_s", "flush_p50_us", "flush_max_us",
 )  # fmt: skip
 
 
@@ -164,6 +164,11 @@ def rows_from(
                         # Calls over 100 µs that overlapped a flush of the client's own
                         # thread (-1: not a client); the rest met something else.
                         "slow_in_flush": m["slow_in_flush"],
+                        # The client's flushes during the loop: how often, how long (the
+                        # GIL hold a busy caller waits for, if preempted at that moment).
+                        "flushes_per_s": m["flushes_per_s"],
+                        "flush_p50_us": m["flush_p50_us"],
+                        "flush_max_us": m["flush_max_us"],
                         "rounds": float(rounds),
                     },
                 )
@@ -190,7 +195,7 @@ def lever_table(
 ) -> str:
     """A/B of client set-ups (levers) in one interleaved run: medians per spec and loop."""
     head = f"{'loop':<12} {'spec':<34}{'p50':>7}{'p99':>8}{'p99.9':>8}{'max':>9}"
-    out = [head + f"{'>100µs':>9}{'>1ms':>6}{'drop':>6}{'@flush':>7}"]
+    out = [head + f"{'>100µs':>9}{'>1ms':>6}{'drop':>6}{'@flush':>7}{'flush/s':>8}{'hold':>7}"]
     for style, rate, _ in plan:
         loop = loop_name(style, rate)
         for i, (spec, per_round) in enumerate(results.items()):
@@ -200,7 +205,8 @@ def lever_table(
                 f"{loop if i == 0 else '':<12} {spec[:34]:<34}{m['p50_us']:>7.2f}"
                 f"{m['p99_us']:>8.1f}{m['p999_us']:>8.1f}{m['max_us']:>9.0f}"
                 f"{100 * m['over_100us']:>8.3f}%{m['over_1ms']:>6.0f}{dropped:>6.0f}"
-                f"{m['slow_in_flush']:>7.0f}"
+                f"{m['slow_in_flush']:>7.0f}{m['flushes_per_s']:>8.0f}"
+                f"{m['flush_p50_us']:>4.0f}/{m['flush_max_us']:<5.0f}"
             )
         out.append("")
     return "\n".join(out)

@@ -208,6 +208,10 @@ def main(argv: list[str]) -> int:
             v.settle()  # hand what the client still holds to ZeroMQ, to count its drops
             found = stats(samples, elapsed)
             found["slow_in_flush"] = in_flush(samples, starts, flushes)
+            holds = sorted(end - start for start, end in flushes)
+            found["flushes_per_s"] = len(holds) / elapsed if elapsed > 0 else 0.0
+            found["flush_p50_us"] = holds[len(holds) // 2] / 1000 if holds else 0.0
+            found["flush_max_us"] = holds[-1] / 1000 if holds else 0.0
             if v.counts is not None:
                 found["dropped"] = v.counts()[1] - before[1]
             out["loops"][loop_name(style, rate)] = found
