@@ -3,7 +3,8 @@
 What ``trade()`` does (batched, the default): take the clock, check the arguments,
 append ``(side code, qty, ns clock)`` to a list, compare the clock with a deadline. No
 formatting, no ZeroMQ call, no lock, no wake-up of another thread, and never a flush:
-the trading thread never waits for telemetry work (docs/benchmark.md, "The paced loop").
+no telemetry work runs inside the call. What a busy trading thread can still meet is a
+GIL hand-off to the flusher, about once per tick (docs/benchmark.md, "Issue 17").
 
 Everything else is the *flush* (:mod:`trading_publisher.flush`), run by a background
 thread every ``max_delay/4`` (default 5 ms: 200 wake-ups a second, each one GIL
