@@ -43,6 +43,9 @@ def build(spec: str, ctx: zmq.Context[zmq.Socket[bytes]], address: str) -> Varia
         from telemetry_contract.codec import BENCH_SOURCE_PREFIX
         from trading_publisher.client import Publisher
 
+        if opts.get("io_batch") == "1":  # libzmq's I/O thread as SCHED_BATCH (lever runs)
+            ctx.set(zmq.THREAD_SCHED_POLICY, 3)
+            ctx.set(zmq.THREAD_PRIORITY, 0)
         kwargs: dict[str, Any] = {"context": ctx}
         if name == variants.CLIENT_UNBATCHED:
             kwargs["batch_size"] = 1
