@@ -309,8 +309,10 @@ class Publisher:
                 return
             try:
                 with self._lock:
+                    # No poll of every monitor first: each frame's stream has its monitor
+                    # read right before it is stamped (Streams.next_live); a second read
+                    # per tick only lengthened the GIL hold.
                     busy = outbox.pending() > 0
-                    self._streams.poll()
                     outbox.flush(give_way=True)
             except Exception:  # noqa: BLE001 - the flusher must never die
                 self.errors += 1
