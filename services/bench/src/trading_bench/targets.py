@@ -207,6 +207,7 @@ def paced(rows: Sequence[Row]) -> list[Target]:
                 100 * (mine.extra["over_100us"] - theirs.extra["over_100us"]),
                 0.0,
                 "<=",
+                variant=mine.result.variant,
             )
         )
     mine, theirs = v.get(f"{PACED_CLIENT}-continuous"), v.get(f"{PACED_PROMETHEUS}-continuous")
@@ -217,6 +218,7 @@ def paced(rows: Sequence[Row]) -> list[Target]:
                 mine.extra["over_1ms"] - theirs.extra["over_1ms"],
                 0.0,
                 "<=",
+                variant=mine.result.variant,
             )
         )
         found.append(
