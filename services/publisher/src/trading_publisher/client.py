@@ -62,9 +62,10 @@ from typing import TYPE_CHECKING, Final, Protocol
 import zmq
 from telemetry_contract.events import MAX_QTY, MAX_SOURCE_LEN, MAX_TS_AHEAD_S, MIN_TS, SIDES
 from telemetry_contract.ports import DEFAULT_ZMQ_ADDRESS
-from telemetry_contract.transport import DEFAULT_LINGER_MS, MAX_BATCH_ITEMS
+from telemetry_contract.transport import DEFAULT_LINGER_MS, MAX_BATCH_ITEMS, Heartbeat
 
 from trading_publisher import zmq_direct
+from trading_publisher.sockets import apply_heartbeat
 
 if TYPE_CHECKING:
     from trading_publisher.settings import PublisherSettings
@@ -211,6 +212,7 @@ class Publisher:
         linger_ms: int = DEFAULT_LINGER_MS,
         curve: CurveKeys | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        heartbeat: Heartbeat | None = Heartbeat(),  # noqa: B008 - frozen, shared safely
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_ITEMS:
             raise ValueError(f"batch_size must be 1..{MAX_BATCH_ITEMS}, got {batch_size}")
@@ -231,6 +233,8 @@ class Publisher:
         self.max_delay_s = max_delay_s
         self.max_queue_bytes = max_queue_bytes
         self.linger_ms = linger_ms
+        #: ZMTP heartbeats on every socket (sockets.apply_heartbeat); None: off.
+        self.heartbeat = heartbeat
         self._delay_ns = int(max_delay_s * 1e9)
         self._head = b',"src":%s,"seq":' % json.dumps(self.source).encode()
         item_max = (
@@ -303,6 +307,7 @@ class Publisher:
             "max_queue_bytes": settings.max_queue_bytes,
             "sndhwm": settings.sndhwm or None,
             "curve": curve_keys(settings),
+            "heartbeat": settings.heartbeat,
         }
         kwargs.update(overrides)
         return cls(settings.zmq_connect, **kwargs)  # type: ignore[arg-type]
@@ -314,6 +319,7 @@ class Publisher:
         # Queue only on a live connection: a frame never outlives its connection to
         # reach the next peer under an old epoch (docs/contract.md).
         sock.setsockopt(zmq.IMMEDIATE, 1)
+        apply_heartbeat(sock, self.heartbeat)
         if curve is not None:
             sock.curve_serverkey = curve.server_public
             sock.curve_publickey = curve.public

@@ -18,6 +18,12 @@ from telemetry_contract.ports import (
     LOOPBACK,
 )
 from telemetry_contract.settings_source import load_settings, setting
+from telemetry_contract.transport import (
+    DEFAULT_HEARTBEAT_IVL_MS,
+    DEFAULT_HEARTBEAT_TIMEOUT_MS,
+    DEFAULT_HEARTBEAT_TTL_MS,
+    Heartbeat,
+)
 
 from trading_publisher.client import (
     DEFAULT_BATCH_SIZE,
@@ -57,6 +63,22 @@ class PublisherSettings:
         "and the largest frame",
         shown_default="`0` (derived)",
     )
+    heartbeat_ivl_ms: int = setting(
+        DEFAULT_HEARTBEAT_IVL_MS,
+        "ZMQ_HEARTBEAT_IVL of every client socket: a ZMTP PING to the sidecar this often; "
+        "`0` turns heartbeats off",
+    )
+    heartbeat_timeout_ms: int = setting(
+        DEFAULT_HEARTBEAT_TIMEOUT_MS,
+        "ZMQ_HEARTBEAT_TIMEOUT: a link with no traffic this long after a PING is dropped, "
+        "so a sidecar whose node died stops taking frames (they go to the other replicas "
+        "or wait) within interval + timeout",
+    )
+    heartbeat_ttl_ms: int = setting(
+        DEFAULT_HEARTBEAT_TTL_MS,
+        "ZMQ_HEARTBEAT_TTL: the sidecar drops the link when it hears nothing from this "
+        "client for this long (0.1 s resolution)",
+    )
     source: str = setting("", "the `src` id on every event", shown_default="`hostname-pid`")
     curve_server_key_file: str = setting(
         "",
@@ -82,6 +104,11 @@ class PublisherSettings:
     )
     ui_host: str = setting(LOOPBACK, "listen host of the Streamlit UI")
     ui_port: int = setting(DEFAULT_UI_PORT, "port of the Streamlit UI")
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        """The three heartbeat settings as one value; raises ``ValueError`` when out of range."""
+        return Heartbeat(self.heartbeat_ivl_ms, self.heartbeat_timeout_ms, self.heartbeat_ttl_ms)
 
 
 def curve_keys(settings: PublisherSettings) -> CurveKeys | None:

@@ -93,6 +93,7 @@ def create_app(
         rcvhwm=settings.rcvhwm,
         configure=partial(apply_curve_server, keys=curve_keys) if curve_keys else None,
         checkpoint=keeper.checkpoint if keeper else None,
+        heartbeat=settings.heartbeat,
     )
     register_exporter(
         registry,

@@ -17,7 +17,13 @@ from telemetry_contract.ports import (
     LOOPBACK,
 )
 from telemetry_contract.settings_source import load_settings, setting
-from telemetry_contract.transport import DEFAULT_RCVHWM
+from telemetry_contract.transport import (
+    DEFAULT_HEARTBEAT_IVL_MS,
+    DEFAULT_HEARTBEAT_TIMEOUT_MS,
+    DEFAULT_HEARTBEAT_TTL_MS,
+    DEFAULT_RCVHWM,
+    Heartbeat,
+)
 
 PREFIX = "TT_SIDECAR_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -70,6 +76,21 @@ class SidecarSettings:
         "folder for the state snapshot: counts and loss positions survive restarts "
         "(docs/operations.md); unset: nothing persisted",
     )
+    heartbeat_ivl_ms: int = setting(
+        DEFAULT_HEARTBEAT_IVL_MS,
+        "ZMQ_HEARTBEAT_IVL of the PULL socket: a ZMTP PING to each publisher this often; "
+        "`0` turns heartbeats off",
+    )
+    heartbeat_timeout_ms: int = setting(
+        DEFAULT_HEARTBEAT_TIMEOUT_MS,
+        "ZMQ_HEARTBEAT_TIMEOUT: a publisher link with no traffic this long after a PING is "
+        "dropped (a peer whose node died)",
+    )
+    heartbeat_ttl_ms: int = setting(
+        DEFAULT_HEARTBEAT_TTL_MS,
+        "ZMQ_HEARTBEAT_TTL: publishers drop the link when they hear nothing from this "
+        "sidecar for this long (0.1 s resolution)",
+    )
     alert_no_trades_seconds: float = setting(
         900.0, "`TradingNoTrades` fires after this long without a trade"
     )
@@ -79,6 +100,11 @@ class SidecarSettings:
     alert_invalid_ratio: float = setting(
         0.01, "`TradingInvalidFramesHigh` fires when more than this share of frames is refused"
     )
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        """The three heartbeat settings as one value; raises ``ValueError`` when out of range."""
+        return Heartbeat(self.heartbeat_ivl_ms, self.heartbeat_timeout_ms, self.heartbeat_ttl_ms)
 
 
 def load(
