@@ -181,7 +181,7 @@ def test_the_charts_benchmark_runs_as_the_operators_job_and_reports(
 ) -> None:
     """The chart's LatencyBenchmark, turned into the Job the operator would create with the
     chart's operator env; its argv run with only the addresses and writable paths translated."""
-    benchmark = rendered.get("LatencyBenchmark", f"{fullname()}-bench")
+    benchmark = rendered.get("LatencyBenchmark", f"{fullname()}-bench-1")
     operator = env(container(rendered.get("Deployment", f"{fullname()}-operator")))
     settings = load({k: v for k, v in operator.items() if k.startswith(PREFIX)}, dotenv=None)
     job = render_job(parse_spec(benchmark["spec"], settings), "chart-bench", "trading", settings)
