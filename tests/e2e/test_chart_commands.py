@@ -330,3 +330,25 @@ def test_the_documented_curve_secrets_work_verbatim_after_make_keys(
     for key, content in clients_secret.items():
         (allowed / key).write_bytes(content)
     assert client.public in set(zmq.auth.load_certificates(str(allowed)))
+
+
+def test_the_benchmark_jobs_wait_for_the_sidecar_runs_until_it_is_ready(
+    rendered: Rendered, sidecar: Proc, ports: dict[str, int], tmp_path: Path
+) -> None:
+    """The init container's exact command: returns once /readyz answers, waits while not."""
+    benchmark = rendered.get("LatencyBenchmark", f"{fullname()}-bench-1")
+    operator = env(container(rendered.get("Deployment", f"{fullname()}-operator")))
+    settings = load({k: v for k, v in operator.items() if k.startswith(PREFIX)}, dotenv=None)
+    job = render_job(parse_spec(benchmark["spec"], settings), "chart-bench", "trading", settings)
+    (wait,) = job["spec"]["template"]["spec"]["initContainers"]
+    command = [sys.executable if wait["command"][0] == "python" else wait["command"][0]]
+    command += wait["command"][1:]
+    command[-1] = to_loopback(command[-1])
+    assert urlsplit(command[-1]).port == ports["metrics"]
+    ready = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+    # Nothing listening: it keeps waiting (the Job's deadline ends it), saying why.
+    command[-1] = f"http://{LOOPBACK}:{free_port()}"
+    with pytest.raises(subprocess.TimeoutExpired) as waited:
+        subprocess.run(command, capture_output=True, text=True, timeout=3)
+    assert "waiting for" in (waited.value.stdout or b"").decode()

@@ -336,3 +336,20 @@ def test_target_service_must_expose_the_zmq_port() -> None:
     assert target_problem({"metadata": {"name": "ext"}, "spec": {}}, 5555) == (
         "Service ext does not expose port 5555 (ports: none)"
     )
+
+
+def test_the_benchmark_waits_for_the_sidecar_to_be_ready_first() -> None:
+    """The LatencyBenchmark is a release object: on a fresh install its Job can start before
+    the sidecar, whose counts the benchmark reads first."""
+    spec = parse_spec({"mode": "burst", "sidecarUrl": "http://elsewhere:8001"}, SETTINGS)
+    pod = render_job(spec, "lb", "trading", SETTINGS)["spec"]["template"]["spec"]
+    (wait,) = pod["initContainers"]
+    (bench,) = pod["containers"]
+    assert wait["image"] == bench["image"] == SETTINGS.bench_image
+    assert wait["command"][:2] == ["python", "-c"]
+    assert wait["command"][-1] == "http://elsewhere:8001" == spec.sidecar_url
+    assert "/readyz" in wait["command"][2]
+    assert wait["securityContext"] == bench["securityContext"]
+    assert wait["securityContext"] is not bench["securityContext"]
+    assert wait["resources"]["requests"] and wait["resources"]["limits"]
+    assert {m["mountPath"] for m in wait["volumeMounts"]} == {"/tmp"}
