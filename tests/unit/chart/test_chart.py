@@ -1237,7 +1237,7 @@ def test_notes_give_the_grafana_address_on_linux_and_the_port_mapping_way(
     default: Rendered,
 ) -> None:
     notes = default.notes
-    assert "get ingress" in notes and "http://<address>/" in notes
+    assert "kubectl --namespace monitoring get ingress" in notes and "http://<address>/" in notes
     assert "--enable-lb-port-mapping" in notes and "docker port" in notes
     assert "grafana.localhost" not in notes, "browsers send *.localhost to 127.0.0.1"
 
