@@ -461,6 +461,18 @@ def test_chart_versions_images_and_the_node_image_are_pinned(tmp_path: Path) -> 
     assert call[call.index("--version") + 1] == make_default("KPS_CHART_VERSION"), call
     (node,) = load(KIND_CONFIG)["nodes"]
     assert re.fullmatch(rf"kindest/node:v{SEMVER}@sha256:[0-9a-f]{{64}}", node["image"])
+    # Kept in step: the node image is the one of the kind release the Makefile requires, and
+    # the docs' table shows the pins the Makefile uses.
+    assert f"kind {make_default('KIND_MIN_VERSION')}'s default image" in KIND_CONFIG.read_text()
+    docs = (ROOT / "docs" / "kubernetes.md").read_text()
+    pins = docs.split("## Pinned versions", 1)[1].split("\n## ", 1)[0]
+    for pin in (
+        make_default("KPS_CHART_VERSION"),
+        make_default("KIND_MIN_VERSION"),
+        make_default("CLOUD_PROVIDER_KIND_IMAGE"),
+        node["image"][:30],
+    ):
+        assert pin in pins, pin
 
 
 @pytest.mark.parametrize("target", ["grafana", "grafana-forward"])
