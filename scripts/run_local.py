@@ -34,7 +34,7 @@ from types import FrameType
 from prometheus_local import start_prometheus, wait_ready, write_config
 from telemetry_contract.ports import DEFAULT_PROMETHEUS_PORT, LOOPBACK
 from telemetry_contract.settings_source import load_settings, setting
-from trading_bench.processes import free_port, http_ok, terminate
+from trading_devkit.processes import free_port, http_ok, terminate
 from trading_publisher import settings as publisher_settings
 from trading_sidecar import settings as sidecar_settings
 

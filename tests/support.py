@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import httpx2 as httpx
 import zmq
-from trading_bench.processes import Process, ProcessFailed
-from trading_bench.processes import free_port as free_port
 from trading_bench.sidecar import bound_zmq_address
+from trading_devkit.processes import Process, ProcessFailed
+from trading_devkit.processes import free_port as free_port
 from trading_publisher.metrics_reader import Samples as Samples
 from trading_publisher.metrics_reader import parse_samples, sample_value, scrape
 
@@ -125,7 +125,7 @@ parse_metrics = parse_samples
 value = sample_value
 
 
-#: The product's one process helper (trading_bench.processes), under the names the tests
+#: The one process helper (trading_devkit.processes), under the names the tests
 #: have always used: start with a log file, wait while watching for an early exit, stop
 #: with SIGTERM then SIGKILL, returning the exit code.
 Proc = Process
