@@ -103,8 +103,9 @@ def test_grafana_sidecar_watches_the_label_the_chart_puts_on_dashboards() -> Non
 def test_grafanas_datasource_interval_is_the_servicemonitors_scrape_interval() -> None:
     """$__rate_interval is at least 4x timeInterval: 15 s would make every rate() 60 s wide."""
     datasources = load(KPS_VALUES)["grafana"]["sidecar"]["datasources"]
-    assert datasources["defaultDatasourceScrapeInterval"] == (
-        chart_values()["serviceMonitor"]["interval"]
+    assert (
+        datasources["defaultDatasourceScrapeInterval"]
+        == (chart_values()["serviceMonitor"]["interval"])
     )
 
 

@@ -19,6 +19,8 @@ from telemetry_contract.ports import (
 from telemetry_contract.settings_source import load_settings, setting
 from telemetry_contract.transport import DEFAULT_RCVHWM
 
+from trading_sidecar.bench_metrics import DEFAULT_ROW_TTL_SECONDS
+
 PREFIX = "TT_SIDECAR_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -29,6 +31,14 @@ def log_level(text: str) -> str:
     if level not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
     return level
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above 0: refused at start-up, not misbehaving later."""
+    seconds = float(text)
+    if not 0.0 < seconds < float("inf"):
+        raise ValueError("expected a number of seconds above 0")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,11 @@ class SidecarSettings:
         "",
         "folder for the state snapshot: counts and loss positions survive restarts "
         "(docs/operations.md); unset: nothing persisted",
+    )
+    bench_row_ttl_seconds: float = setting(
+        DEFAULT_ROW_TTL_SECONDS,
+        "a benchmark row (and its run id) stops being exported this long after it arrived",
+        parse=positive_seconds,
     )
     alert_no_trades_seconds: float = setting(
         900.0, "`TradingNoTrades` fires after this long without a trade"
