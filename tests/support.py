@@ -204,8 +204,9 @@ def new_sidecar(**extra_env: str) -> Sidecar:
 #: What the tests substitute for the Grafana variables a dashboard query may use. Grafana
 #: derives the interval ones from the time range and the scrape interval; as range
 #: selectors they must hold two scrapes for rate() to answer, and a minute also keeps
-#: everything a test published inside the window however slowly the suite runs. ``job``
-#: is the dashboards' "All" value (their ``allValue``), as a regex matcher.
+#: everything a test published inside the window however slowly the suite runs. ``job``,
+#: ``namespace`` and ``pod`` are the dashboards' "All" values (their ``allValue``), as
+#: regex matchers; ``.*`` also matches a series without the label (outside Kubernetes).
 GRAFANA_TEST_VARIABLES: dict[str, str] = {
     "__rate_interval": "1m",
     "__interval": "1m",
@@ -214,6 +215,8 @@ GRAFANA_TEST_VARIABLES: dict[str, str] = {
     "__range_s": "60",
     "__range_ms": "60000",
     "job": ".+",
+    "namespace": ".*",
+    "pod": ".*",
 }
 
 _GRAFANA_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)(?::\w+)?\]\]|\$(\w+)")

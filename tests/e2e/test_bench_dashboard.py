@@ -91,7 +91,7 @@ TARGET_COLOURS: dict[str, dict[str | None, tuple[float, float]]] = {
     },
     "burst outcome": {"dropped": (0, 1), "lost": (0, 3)},
     "sustained: achieved / target rate": {None: (0.995, 0.95)},
-    "sustained: end-to-end p99 (bucket upper bound)": {"e2e-10000": (250, 500)},
+    "sustained: end-to-end p99 (bucket upper bound)": {"e2e-10000": (250e-6, 500e-6)},
     "ingest relative to the sidecar": {"raw-recv": (1.9, 2.5), "naive-json-prometheus": (0.3, 0.5)},
     "Benchmark events lost": {None: (0, 1)},
 }

@@ -113,8 +113,9 @@ def test_a_result_becomes_row_gauges_and_the_next_run_replaces_it() -> None:
     row = {"mode": "hotpath", "variant": "client"}
     assert registry.get_sample_value(names.BENCH_RESULTS) == 1
     assert registry.get_sample_value(names.BENCH_RUN, {**row, "run_id": "run-1"}) == 1
-    assert registry.get_sample_value(names.BENCH_LATENCY, {**row, "quantile": "0.99"}) == 3.0
-    assert registry.get_sample_value(names.BENCH_LATENCY, {**row, "quantile": "1"}) == 9.0
+    latency = names.BENCH_LATENCY
+    assert registry.get_sample_value(latency, {**row, "percentile": "p99"}) == pytest.approx(3e-6)
+    assert registry.get_sample_value(latency, {**row, "percentile": "max"}) == pytest.approx(9e-6)
     assert registry.get_sample_value(names.BENCH_EVENTS, {**row, "outcome": "lost"}) == -1
     assert registry.get_sample_value(names.BENCH_RATE, row) == 200.0
     assert registry.get_sample_value(names.BENCH_ELAPSED, row) == 0.5
@@ -123,7 +124,7 @@ def test_a_result_becomes_row_gauges_and_the_next_run_replaces_it() -> None:
     metrics.record([newer], NOW)
     assert registry.get_sample_value(names.BENCH_RUN, {**row, "run_id": "run-1"}) is None
     assert registry.get_sample_value(names.BENCH_RUN, {**row, "run_id": "run-2"}) == 1
-    assert registry.get_sample_value(names.BENCH_LATENCY, {**row, "quantile": "0.99"}) == 7.0
+    assert registry.get_sample_value(latency, {**row, "percentile": "p99"}) == pytest.approx(7e-6)
     assert registry.get_sample_value(names.BENCH_RESULTS) == 2 and len(bench.rows) == 1
 
 

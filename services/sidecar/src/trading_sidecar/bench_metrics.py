@@ -210,39 +210,42 @@ class BenchCollector(Collector):
 #: Both closed sets in the contract: the number of benchmark series is bounded by
 #: len(BENCH_MODES) * len(BENCH_VARIANTS) per family, whatever run ids arrive.
 _ROW_LABELS = ["mode", "variant"]
-_QUANTILES = (("0.5", "p50_us"), ("0.9", "p90_us"), ("0.99", "p99_us"),
-              ("0.999", "p999_us"), ("1", "max_us"))  # fmt: skip
+_PERCENTILES = tuple((p, f"{p}_us") for p in names.BENCH_PERCENTILES)
 _OUTCOMES = tuple(
     (outcome, outcome) for outcome in ("events", "sent", "dropped", "received", "lost")
 )
 #: The gauges of a row, in exposition order: (name, help, the label they add or None,
-#: (that label's value, the BenchmarkResult field) per sample of a row).
-_ROW_GAUGES: tuple[tuple[str, str, str | None, tuple[tuple[str, str], ...]], ...] = (
+#: (that label's value, the BenchmarkResult field) per sample of a row, the scale).
+_ROW_GAUGES: tuple[tuple[str, str, str | None, tuple[tuple[str, str], ...], float], ...] = (
     (
         names.BENCH_LATENCY,
-        "Per-call latency percentile of a benchmark row (quantile 1 is the max).",
-        "quantile",
-        _QUANTILES,
+        "Per-call latency percentile of a benchmark row, in seconds (max: the largest).",
+        names.BENCH_PERCENTILE_LABEL,
+        _PERCENTILES,
+        1e-6,  # the row's microseconds
     ),
-    (names.BENCH_RATE, "Achieved event rate.", None, (("", "rate"),)),
+    (names.BENCH_RATE, "Achieved event rate.", None, (("", "rate"),), 1.0),
     (
         names.BENCH_TARGET_RATE,
         "Requested event rate; 0 when unpaced.",
         None,
         (("", "target_rate"),),
+        1.0,
     ),
     (
         names.BENCH_EVENTS,
         "Event counts of a benchmark row by outcome; -1 where the mode cannot know.",
         "outcome",
         _OUTCOMES,
+        1.0,
     ),
-    (names.BENCH_ELAPSED, "Wall time of the row.", None, (("", "elapsed_s"),)),
+    (names.BENCH_ELAPSED, "Wall time of the row.", None, (("", "elapsed_s"),), 1.0),
     (
         names.BENCH_FINISHED,
         "When the row finished, epoch seconds.",
         None,
         (("", "finished_at"),),
+        1.0,
     ),
 )
 
@@ -256,14 +259,14 @@ def _row_families(rows: dict[RowKey, BenchmarkResult]) -> Iterator[Metric]:
     for key, row in rows.items():
         run.add_metric(list(key), {"run_id": row.run_id})
     yield run
-    for name, documentation, label, samples in _ROW_GAUGES:
+    for name, documentation, label, samples, scale in _ROW_GAUGES:
         family = GaugeMetricFamily(
             name, documentation, labels=_ROW_LABELS if label is None else [*_ROW_LABELS, label]
         )
         for key, row in rows.items():
             for value, field_name in samples:
                 labels = list(key) if label is None else [*key, value]
-                family.add_metric(labels, getattr(row, field_name))
+                family.add_metric(labels, getattr(row, field_name) * scale)
         yield family
 
 
