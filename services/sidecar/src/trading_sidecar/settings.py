@@ -89,10 +89,10 @@ class SidecarSettings:
         900.0, "`TradingNoTrades` fires after this long without a trade"
     )
     alert_e2e_p99_seconds: float = setting(
-        0.1, "`TradingE2ELatencyHigh` fires when e2e p99 stays above this"
+        0.1, "the e2e p99 line drawn on the dashboard's latency panel (alerts use the SLO)"
     )
     alert_invalid_ratio: float = setting(
-        0.01, "`TradingInvalidFramesHigh` fires when more than this share of frames is refused"
+        0.01, "`TradingInvalidEventsHigh` fires when more than this share of events is refused"
     )
 
 
