@@ -89,7 +89,7 @@ class SidecarSettings:
         900.0, "`TradingNoTrades` fires after this long without a trade"
     )
     alert_e2e_p99_seconds: float = setting(
-        0.1, "the e2e p99 line drawn on the dashboard's latency panel (alerts use the SLO)"
+        0.1, "exported for dashboards built on it; no rule reads it (latency alerts use the SLO)"
     )
     alert_invalid_ratio: float = setting(
         0.01, "`TradingInvalidEventsHigh` fires when more than this share of events is refused"
