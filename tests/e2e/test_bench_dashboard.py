@@ -165,6 +165,36 @@ def test_dashboard_identity_and_variables() -> None:
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
 
 
+def test_units_are_grafanas_own_and_unknown_counts_say_so() -> None:
+    """Rates in ops, latencies in seconds (Grafana scales to µs), no custom unit like "x"."""
+    panels = {p["title"]: p for p in dashboard_panels(load()) if p["type"] != "row"}
+    units = {title: p["fieldConfig"]["defaults"]["unit"] for title, p in panels.items()}
+    assert units["ingest rate per consumer"] == "ops"
+    assert not {"x", "µs"} & set(units.values()), units
+    for title, panel in panels.items():
+        used: set[str] = set()
+        for target in panel["targets"]:
+            used |= promql_metric_names(expand_grafana_variables(target["expr"], VARIABLES))
+        if names.BENCH_LATENCY in used:  # a latency in seconds, or a ratio of two
+            assert units[title] == ("percentunit" if "relative" in title else "s"), title
+        if names.BENCH_EVENTS in used:
+            mappings = panel["fieldConfig"]["defaults"]["mappings"]
+            assert {"type": "value", "options": {"-1": {"text": "unknown", "index": 0}}} in (
+                mappings
+            ), title
+
+
+def test_every_query_is_scoped_by_job_namespace_and_pod() -> None:
+    variables = {v["name"]: v for v in load()["templating"]["list"]}
+    for name in ("namespace", "pod"):
+        assert variables[name]["multi"] and variables[name]["includeAll"]
+        assert variables[name]["allValue"] == VARIABLES[name]
+    scope = 'job=~"$job",namespace=~"$namespace",pod=~"$pod"'
+    for where, expr in dashboard_exprs(load()):
+        selectors = re.findall(r"\{([^}]*)\}", expr)
+        assert selectors and all(s.startswith(scope) for s in selectors), (where, expr)
+
+
 def test_every_query_names_only_exported_series(fed: Sidecar) -> None:
     exported = set(names.ALL)
     scraped = {name for name, _ in fed.scrape()}
