@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2 as httpx
+import yaml
 import zmq
 from trading_bench.processes import Process, ProcessFailed
 from trading_bench.processes import free_port as free_port
@@ -278,6 +279,25 @@ def promql_metric_names(expr: str) -> set[str]:
             continue
         names.add(match.group())
     return names
+
+
+#: Target labels a test Prometheus adds to the sidecar, as a ServiceMonitor does in
+#: Kubernetes, so the dashboards' namespace and pod variables select something real.
+TARGET_LABELS: dict[str, str] = {"namespace": "ns-a", "pod": "trading-sidecar-0"}
+
+
+def label_target(config: Path, labels: Mapping[str, str] = TARGET_LABELS) -> None:
+    """Give a rendered Prometheus config's one static target ``labels``."""
+    document = yaml.safe_load(config.read_text())
+    (job,) = document["scrape_configs"]
+    (static,) = job["static_configs"]
+    static["labels"] = dict(labels)
+    config.write_text(yaml.safe_dump(document))
+
+
+def scoped_variables(**chosen: str) -> dict[str, str]:
+    """The test variables with namespace/pod chosen as a user would in the dashboard."""
+    return {**GRAFANA_TEST_VARIABLES, **chosen}
 
 
 def wait_http_ok(proc: Process, url: str, timeout: float = 30.0) -> None:

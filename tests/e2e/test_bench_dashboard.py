@@ -22,14 +22,17 @@ from prometheus_local import TEMPLATE, start_prometheus, wait_ready, write_confi
 from support import (
     GRAFANA_TEST_VARIABLES,
     ROOT,
+    TARGET_LABELS,
     Proc,
     Sidecar,
     dashboard_exprs,
     dashboard_panels,
     expand_grafana_variables,
     free_port,
+    label_target,
     new_sidecar,
     promql_metric_names,
+    scoped_variables,
     value,
     wait_for,
 )
@@ -211,6 +214,7 @@ def test_every_query_names_only_exported_series(fed: Sidecar) -> None:
 @pytest.mark.prometheus
 def test_every_query_returns_data_in_prometheus(fed: Sidecar, tmp_path: Path) -> None:
     config = write_config(TEMPLATE, tmp_path / "prometheus.yml", f"127.0.0.1:{fed.http_port}")
+    label_target(config)
     port = free_port()
     log = tmp_path / "prometheus.log"
     prometheus = Proc(start_prometheus(config, port, tmp_path / "data", log), log, "prometheus")
@@ -232,6 +236,14 @@ def test_every_query_returns_data_in_prometheus(fed: Sidecar, tmp_path: Path) ->
             if not values or all(math.isnan(v) for v in values):
                 empty.append(f"{where}: {promql}")
         assert not empty, "queries without data:\n" + "\n".join(empty)
+
+        # The namespace and pod variables filter: the sidecar's own keep every row,
+        # another namespace shows nothing.
+        mine = {**scoped_variables(**TARGET_LABELS), "run_id": ".+"}
+        other = {**scoped_variables(namespace="ns-b"), "run_id": ".+"}
+        for where, expr in dashboard_exprs(load()):
+            assert query(expand_grafana_variables(expr, mine)), where
+            assert not query(expand_grafana_variables(expr, other)), where
 
         # A threshold override must name a series the panel really draws, or a missed
         # target would stay uncoloured without anyone noticing.

@@ -30,15 +30,17 @@ from prometheus_local import (
     write_config,
 )
 from support import (
-    GRAFANA_TEST_VARIABLES,
     ROOT,
+    TARGET_LABELS,
     Proc,
     Samples,
     Sidecar,
     dashboard_exprs,
     expand_grafana_variables,
     free_port,
+    label_target,
     new_sidecar,
+    scoped_variables,
     value,
     wait_for,
 )
@@ -53,18 +55,6 @@ RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 JOB = "trading-sidecar"
 #: Upper bound on any wait for Prometheus to catch up; a bound, not an expectation.
 CATCH_UP_TIMEOUT = 30.0
-#: Target labels the module's Prometheus adds to the sidecar, as a ServiceMonitor does in
-#: Kubernetes, so the dashboards' namespace and pod variables select something real.
-TARGET_LABELS = {"namespace": "ns-a", "pod": "trading-sidecar-0"}
-
-
-def label_target(config: Path, labels: dict[str, str]) -> None:
-    """Give the config's one static target ``labels`` (what Kubernetes discovery would)."""
-    document = yaml.safe_load(config.read_text())
-    (job,) = document["scrape_configs"]
-    (static,) = job["static_configs"]
-    static["labels"] = labels
-    config.write_text(yaml.safe_dump(document))
 
 
 #: Frames the sidecar must refuse, one per reason exercised, so the invalid panels have data.
@@ -155,7 +145,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("prometheus")
     sidecar = new_sidecar().start(workdir)
     config = write_config(TEMPLATE, workdir / "prometheus.yml", f"127.0.0.1:{sidecar.http_port}")
-    label_target(config, TARGET_LABELS)
+    label_target(config)
     port = free_port()
     log_path = workdir / "prometheus.log"
     prometheus = Proc(
@@ -302,8 +292,8 @@ def test_the_namespace_and_pod_variables_filter_every_query(stack: Stack) -> Non
         what="Prometheus scraping the labelled target",
     )
     exprs = dashboard_exprs(json.loads(DASHBOARD.read_text()))
-    mine = {**GRAFANA_TEST_VARIABLES, "namespace": "ns-a", "pod": "trading-sidecar-0"}
-    other = {**GRAFANA_TEST_VARIABLES, "namespace": "ns-b", "pod": ".*"}
+    mine = scoped_variables(**TARGET_LABELS)
+    other = scoped_variables(namespace="ns-b")
     shown: list[str] = []
     missing: list[str] = []
     for where, expr in exprs:
