@@ -101,6 +101,15 @@ def test_grafana_sidecar_watches_the_label_the_chart_puts_on_dashboards() -> Non
     assert dashboards["searchNamespace"] == "ALL", "the app runs outside the monitoring namespace"
 
 
+def test_grafanas_datasource_interval_is_the_servicemonitors_scrape_interval() -> None:
+    """$__rate_interval is at least 4x timeInterval: 15 s would make every rate() 60 s wide."""
+    datasources = load(KPS_VALUES)["grafana"]["sidecar"]["datasources"]
+    assert (
+        datasources["defaultDatasourceScrapeInterval"]
+        == (chart_values()["serviceMonitor"]["interval"])
+    )
+
+
 def test_prometheus_selects_this_charts_servicemonitor_and_rules() -> None:
     spec = load(KPS_VALUES)["prometheus"]["prometheusSpec"]
     assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False

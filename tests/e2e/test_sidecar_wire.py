@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Iterator
 
@@ -14,7 +15,7 @@ import zmq
 from support import Samples, Sidecar, value, wait_for
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import TradeEncoder, encode_trade, join_batch
-from telemetry_contract.events import BENCH_MODES, BENCH_VARIANTS, MAX_QTY
+from telemetry_contract.events import BENCH_MODES, BENCH_VARIANTS, LABEL_VALUE_PATTERN, MAX_QTY
 from telemetry_contract.transport import MAX_FRAME_BYTES
 
 
@@ -124,7 +125,7 @@ def test_batch_of_64_with_3_bad_items(sidecar: Sidecar, push: zmq.Socket[bytes])
     assert value(s, names.LOST) == 2
 
 
-#: Series one (mode, variant) row adds: run info, 5 quantiles, rate, target, 5 outcomes,
+#: Series one (mode, variant) row adds: run info, 5 percentiles, rate, target, 5 outcomes,
 #: elapsed, finished.
 SERIES_PER_ROW = 15
 
@@ -147,9 +148,14 @@ def test_benchmark_frames_cannot_grow_the_series_count(
     refused = 0
     for i in range(sent):
         variant = rng.choice(BENCH_VARIANTS)
+        run_id = f"run-{i}"
         if i % 10 == 0:  # a made-up variant: refused, no series at all
             variant, refused = f"v{i}", refused + 1
-        frame = {**row, "run_id": f"run-{i}", "mode": rng.choice(BENCH_MODES), "variant": variant}
+        elif i % 10 == 5:  # a real variant plus a newline (Python's `$` matched it)
+            variant, refused = variant + "\n", refused + 1
+        elif i % 10 == 7:  # a run id plus a newline, likewise
+            run_id, refused = run_id + "\n", refused + 1
+        frame = {**row, "run_id": run_id, "mode": rng.choice(BENCH_MODES), "variant": variant}
         push.send(json.dumps(frame).encode())
     wait_for(
         lambda: value(sidecar.scrape(), names.RECEIVED) == sent,
@@ -162,8 +168,10 @@ def test_benchmark_frames_cannot_grow_the_series_count(
     assert value(samples, names.INVALID, reason="invalid_benchmark") == refused
     bound = len(BENCH_MODES) * len(BENCH_VARIANTS) * SERIES_PER_ROW
     assert series_count(text) - before <= bound
-    runs = [labels for name, labels in samples if name == names.BENCH_RUN]
+    runs = [dict(labels) for name, labels in samples if name == names.BENCH_RUN]
     assert len(runs) <= len(BENCH_MODES) * len(BENCH_VARIANTS)
+    assert all(r["variant"] in BENCH_VARIANTS for r in runs)
+    assert all(re.fullmatch(LABEL_VALUE_PATTERN, r["run_id"]) for r in runs)
     assert healthy(sidecar)
 
 

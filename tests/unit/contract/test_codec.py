@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from telemetry_contract import (
 )
 from telemetry_contract.codec import TradeEncoder, join_batch
 from telemetry_contract.events import BENCH_VARIANTS, SUSTAINED_RATES, sustained_variant
+from telemetry_contract.schema import wire_schema
 from telemetry_contract.transport import MAX_BATCH_ITEMS, MAX_FRAME_BYTES
 
 NOW = 1_700_000_000.0
@@ -216,6 +218,15 @@ BAD: list[tuple[bytes, Reason]] = [
      Reason.INVALID_BENCHMARK),
     (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "sent": -2}}).encode(),
      Reason.INVALID_BENCHMARK),
+    # Python's `$` matches before a final newline: each of these was a new label value.
+    (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "variant": "client\n"}}).encode(),
+     Reason.INVALID_BENCHMARK),
+    (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "run_id": "abc\n"}}).encode(),
+     Reason.INVALID_BENCHMARK),
+    (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "mode": "burst\n"}}).encode(),
+     Reason.INVALID_BENCHMARK),
+    (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "variant": "\nclient"}}).encode(),
+     Reason.INVALID_BENCHMARK),
 ]  # fmt: skip
 
 
@@ -287,11 +298,21 @@ def test_benchmark_result_round_trip() -> None:
         _bench(sent=-2),
         _bench(variant="client-12345"),
         _bench(variant="made-up"),
+        _bench(variant="client\n"),
+        _bench(run_id="abc\n"),
     ],  # fmt: skip
 )
 def test_benchmark_encoder_refuses_rows_the_sidecar_would_reject(bad: BenchmarkResult) -> None:
     with pytest.raises(InvalidMessage):
         encode(bad)
+
+
+def test_the_schema_lists_the_closed_variant_set_and_anchors_run_id_at_the_very_end() -> None:
+    """A JSON Schema validator (ECMA regex) refuses what the decoder refuses."""
+    row = wire_schema()["$defs"]["BenchmarkResult"]["properties"]
+    assert sorted(row["variant"]["enum"]) == sorted(BENCH_VARIANTS)
+    pattern = row["run_id"]["pattern"]
+    assert re.search(pattern, "abc") and not re.search(pattern, "abc\n")
 
 
 def test_every_variant_the_bench_names_is_in_the_closed_set() -> None:

@@ -13,8 +13,7 @@ only); :func:`telemetry_contract.codec.encode` therefore round-trips what it wri
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 from msgspec import Meta, Struct
 
@@ -139,10 +138,19 @@ BENCH_VARIANTS: Final[tuple[str, ...]] = (
 #: (mode, variant), so it only needs to be a short plain string.
 LABEL_VALUE_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
-RunId = Annotated[str, Meta(pattern=f"^{LABEL_VALUE_PATTERN}$")]
-Variant = Annotated[
-    str, Meta(pattern="^(?:" + "|".join(re.escape(v) for v in BENCH_VARIANTS) + ")$")
-]
+# Python's ``$`` also matches just before a final newline, so ``^...$`` let
+# "abc\n" through as a run id (each one a new label value). ``(?![\s\S])`` ("no
+# character follows") is the end of the text in Python and in JSON Schema's ECMA
+# dialect alike; ``\Z`` would be Python only.
+RunId = Annotated[str, Meta(pattern=rf"^{LABEL_VALUE_PATTERN}(?![\s\S])")]
+
+if TYPE_CHECKING:
+    Variant = str
+else:
+    # An enum (a Literal of the closed set), not a regex: nothing but one of these exact
+    # strings decodes, and the JSON Schema lists them.
+    Variant = Literal[BENCH_VARIANTS]
+
 Count = Annotated[int, Meta(ge=-1, le=MAX_SAFE_INT, description="-1: the mode cannot know.")]
 NonNegative = Annotated[float, Meta(ge=0.0, le=1e300)]
 

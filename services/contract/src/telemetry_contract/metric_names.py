@@ -18,7 +18,12 @@ E2E_LATENCY = "telemetry_e2e_latency_seconds"
 # sets in events.py); BENCH_RUN carries the run_id of the row each (mode, variant) shows.
 BENCH_RUN = "telemetry_benchmark_run_info"
 BENCH_RESULTS = "telemetry_benchmark_results_total"
-BENCH_LATENCY = "telemetry_benchmark_latency_microseconds"
+#: In seconds (the rows carry microseconds); labelled BENCH_PERCENTILE_LABEL, not
+#: ``quantile``, which Prometheus reserves for summaries (``promtool check metrics``).
+BENCH_LATENCY = "telemetry_benchmark_latency_seconds"
+BENCH_PERCENTILE_LABEL: Final = "percentile"
+#: The closed set of BENCH_PERCENTILE_LABEL values, each a BenchmarkResult field + "_us".
+BENCH_PERCENTILES: Final = ("p50", "p90", "p99", "p999", "max")
 BENCH_RATE = "telemetry_benchmark_rate_events_per_second"
 BENCH_TARGET_RATE = "telemetry_benchmark_target_rate_events_per_second"
 BENCH_EVENTS = "telemetry_benchmark_events"

@@ -76,7 +76,7 @@ def create_app(
     settings = settings or SidecarSettings()
     registry = registry if registry is not None else CollectorRegistry()
     metrics = metrics if metrics is not None else TradeMetrics()
-    bench = bench if bench is not None else BenchMetrics()
+    bench = bench if bench is not None else BenchMetrics(settings.bench_row_ttl_seconds)
     # The trade path sets benchmark traffic and results aside; they are counted here.
     metrics.others = bench.record
     register(metrics, registry)

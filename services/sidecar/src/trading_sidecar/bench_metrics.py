@@ -19,16 +19,19 @@ benchmark's own traffic can only be measured where it is received. So they stay,
 module of their own: the trade path reads "trades in, trade series out", and everything
 benchmark-shaped the sidecar knows is in this file.
 
-Series are bounded as before: mode and variant are closed sets in the contract, so at
-most len(BENCH_MODES) * len(BENCH_VARIANTS) rows exist whatever run ids arrive. The
+Series are bounded as before: mode and variant are closed sets in the contract (enums:
+exact matches only), so at most len(BENCH_MODES) * len(BENCH_VARIANTS) rows exist
+whatever run ids arrive, and a row expires ``row_ttl`` seconds after it was received
+(TT_SIDECAR_BENCH_ROW_TTL_SECONDS), so last month's run ids stop being exported. The
 counts (not the rows: they are gauges the next run replaces) are plain data,
 :class:`BenchState`, saved and restored with the trade counts (state.py).
 """
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.core import (
@@ -58,16 +61,40 @@ class BenchState:
     streams: LossTracker = field(default_factory=LossTracker)
 
 
+#: How long a benchmark row stays exported after it arrived, by default: a week keeps
+#: last week's runs on the benchmark dashboard, and no run id lives on for ever.
+DEFAULT_ROW_TTL_SECONDS = 7 * 86_400.0
+
+RowKey = tuple[str, str]
+
+
 class BenchMetrics(BenchState):
     """Running totals of benchmark traffic, and the newest benchmark row per (mode, variant)."""
 
-    __slots__ = ("latency_bounds", "rows")
+    __slots__ = ("clock", "entries", "latency_bounds", "row_ttl")
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        row_ttl: float = DEFAULT_ROW_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
         self.latency_bounds = E2E_BOUNDS
-        #: Latest row per (mode, variant): both closed sets, so the table is bounded.
-        self.rows: dict[tuple[str, str], BenchmarkResult] = {}
+        self.row_ttl = row_ttl
+        self.clock = clock
+        #: Latest row per (mode, variant) with the time it was received: both closed
+        #: sets, so the table is bounded; rows older than ``row_ttl`` are dropped.
+        self.entries: dict[RowKey, tuple[BenchmarkResult, float]] = {}
+
+    @property
+    def rows(self) -> dict[RowKey, BenchmarkResult]:
+        """The rows still exported now (received less than ``row_ttl`` seconds ago)."""
+        return {key: row for key, (row, _) in self._live(self.clock()).items()}
+
+    def _live(self, now: float) -> dict[RowKey, tuple[BenchmarkResult, float]]:
+        oldest = now - self.row_ttl
+        entries = self.entries  # read once: the writer swaps the dict whole
+        return {key: entry for key, entry in entries.items() if entry[1] > oldest}
 
     def record(self, events: Sequence[Event], received_at: float) -> None:
         """Count what TradeMetrics set aside: benchmark trades and results, in order.
@@ -90,7 +117,7 @@ class BenchMetrics(BenchState):
         for event in events:
             if type(event) is not trade:
                 assert isinstance(event, BenchmarkResult)
-                self.record_result(event)
+                self.record_result(event, received_at)
                 continue
             src = event.src
             seq = event.seq
@@ -118,12 +145,13 @@ class BenchMetrics(BenchState):
         self.lost += lost
         self.latency_sum += latency_sum
 
-    def record_result(self, result: BenchmarkResult) -> None:
-        """Keep the newest row per (mode, variant); rare, so a plain rebuild is fine."""
+    def record_result(self, result: BenchmarkResult, received_at: float) -> None:
+        """Keep the newest row per (mode, variant), dropping expired ones; rare, so a
+        plain rebuild is fine."""
         self.results += 1
-        rows = dict(self.rows)
-        rows[(result.mode, result.variant)] = result
-        self.rows = rows  # swapped whole, so a concurrent scrape sees old or new
+        entries = self._live(received_at)
+        entries[(result.mode, result.variant)] = (result, received_at)
+        self.entries = entries  # swapped whole, so a concurrent scrape sees old or new
 
     def snapshot(self) -> BenchState:
         """A copy of the counts (not the rows: they are gauges the next run replaces)."""
@@ -182,44 +210,47 @@ class BenchCollector(Collector):
 #: Both closed sets in the contract: the number of benchmark series is bounded by
 #: len(BENCH_MODES) * len(BENCH_VARIANTS) per family, whatever run ids arrive.
 _ROW_LABELS = ["mode", "variant"]
-_QUANTILES = (("0.5", "p50_us"), ("0.9", "p90_us"), ("0.99", "p99_us"),
-              ("0.999", "p999_us"), ("1", "max_us"))  # fmt: skip
+_PERCENTILES = tuple((p, f"{p}_us") for p in names.BENCH_PERCENTILES)
 _OUTCOMES = tuple(
     (outcome, outcome) for outcome in ("events", "sent", "dropped", "received", "lost")
 )
 #: The gauges of a row, in exposition order: (name, help, the label they add or None,
-#: (that label's value, the BenchmarkResult field) per sample of a row).
-_ROW_GAUGES: tuple[tuple[str, str, str | None, tuple[tuple[str, str], ...]], ...] = (
+#: (that label's value, the BenchmarkResult field) per sample of a row, the scale).
+_ROW_GAUGES: tuple[tuple[str, str, str | None, tuple[tuple[str, str], ...], float], ...] = (
     (
         names.BENCH_LATENCY,
-        "Per-call latency percentile of a benchmark row (quantile 1 is the max).",
-        "quantile",
-        _QUANTILES,
+        "Per-call latency percentile of a benchmark row, in seconds (max: the largest).",
+        names.BENCH_PERCENTILE_LABEL,
+        _PERCENTILES,
+        1e-6,  # the row's microseconds
     ),
-    (names.BENCH_RATE, "Achieved event rate.", None, (("", "rate"),)),
+    (names.BENCH_RATE, "Achieved event rate.", None, (("", "rate"),), 1.0),
     (
         names.BENCH_TARGET_RATE,
         "Requested event rate; 0 when unpaced.",
         None,
         (("", "target_rate"),),
+        1.0,
     ),
     (
         names.BENCH_EVENTS,
         "Event counts of a benchmark row by outcome; -1 where the mode cannot know.",
         "outcome",
         _OUTCOMES,
+        1.0,
     ),
-    (names.BENCH_ELAPSED, "Wall time of the row.", None, (("", "elapsed_s"),)),
+    (names.BENCH_ELAPSED, "Wall time of the row.", None, (("", "elapsed_s"),), 1.0),
     (
         names.BENCH_FINISHED,
         "When the row finished, epoch seconds.",
         None,
         (("", "finished_at"),),
+        1.0,
     ),
 )
 
 
-def _row_families(rows: dict[tuple[str, str], BenchmarkResult]) -> Iterator[Metric]:
+def _row_families(rows: dict[RowKey, BenchmarkResult]) -> Iterator[Metric]:
     run = InfoMetricFamily(
         names.BENCH_RUN.removesuffix("_info"),
         "The run whose row each (mode, variant) series shows; replaced by the next run.",
@@ -228,14 +259,14 @@ def _row_families(rows: dict[tuple[str, str], BenchmarkResult]) -> Iterator[Metr
     for key, row in rows.items():
         run.add_metric(list(key), {"run_id": row.run_id})
     yield run
-    for name, documentation, label, samples in _ROW_GAUGES:
+    for name, documentation, label, samples, scale in _ROW_GAUGES:
         family = GaugeMetricFamily(
             name, documentation, labels=_ROW_LABELS if label is None else [*_ROW_LABELS, label]
         )
         for key, row in rows.items():
             for value, field_name in samples:
                 labels = list(key) if label is None else [*key, value]
-                family.add_metric(labels, getattr(row, field_name))
+                family.add_metric(labels, getattr(row, field_name) * scale)
         yield family
 
 

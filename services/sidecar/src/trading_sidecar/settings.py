@@ -25,6 +25,8 @@ from telemetry_contract.transport import (
     Heartbeat,
 )
 
+from trading_sidecar.bench_metrics import DEFAULT_ROW_TTL_SECONDS
+
 PREFIX = "TT_SIDECAR_"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -35,6 +37,14 @@ def log_level(text: str) -> str:
     if level not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
     return level
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above 0: refused at start-up, not misbehaving later."""
+    seconds = float(text)
+    if not 0.0 < seconds < float("inf"):
+        raise ValueError("expected a number of seconds above 0")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -91,14 +101,19 @@ class SidecarSettings:
         "ZMQ_HEARTBEAT_TTL: publishers drop the link when they hear nothing from this "
         "sidecar for this long (0.1 s resolution)",
     )
+    bench_row_ttl_seconds: float = setting(
+        DEFAULT_ROW_TTL_SECONDS,
+        "a benchmark row (and its run id) stops being exported this long after it arrived",
+        parse=positive_seconds,
+    )
     alert_no_trades_seconds: float = setting(
         900.0, "`TradingNoTrades` fires after this long without a trade"
     )
     alert_e2e_p99_seconds: float = setting(
-        0.1, "`TradingE2ELatencyHigh` fires when e2e p99 stays above this"
+        0.1, "exported for dashboards built on it; no rule reads it (latency alerts use the SLO)"
     )
     alert_invalid_ratio: float = setting(
-        0.01, "`TradingInvalidFramesHigh` fires when more than this share of frames is refused"
+        0.01, "`TradingInvalidEventsHigh` fires when more than this share of events is refused"
     )
 
     @property
