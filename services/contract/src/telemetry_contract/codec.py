@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 import msgspec
+import msgspec.inspect
 
 from telemetry_contract.errors import InvalidMessage, Reason
 from telemetry_contract.events import (
@@ -35,7 +36,7 @@ from telemetry_contract.events import (
     Event,
     Trade,
 )
-from telemetry_contract.transport import MAX_BATCH_ITEMS, MAX_FRAME_BYTES
+from telemetry_contract.transport import MAX_BATCH_ITEMS, MAX_FRAME_BYTES, MAX_NESTING_DEPTH
 
 __all__ = [
     "BENCH_SOURCE_PREFIX",
@@ -253,16 +254,40 @@ _ITEM: Final = msgspec.json.Decoder(Trade).decode
 _SHAPE: Final = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw]).decode
 
 
+def _trade_quotes(trade: Trade) -> int:
+    """The ``"`` a single trade object holds when each key is there once and nothing else is.
+
+    ``type``, ``side``, ``qty``, ``ts`` and one key per optional field that is set, plus
+    the string values ``"trade"``, the side and ``src``: two quotes per string.
+    """
+    return (
+        12
+        + (4 if trade.src is not None else 0)
+        + (2 if trade.seq is not None else 0)
+        + (2 if trade.stream is not None else 0)
+        + (2 if trade.epoch is not None else 0)
+    )
+
+
+#: 19 keys and 4 string values (type, run_id, mode, variant): every field is required.
+_BENCH_QUOTES: Final = 2 * (19 + 4)
+#: How every item of the batches the publisher and encode_batch write begins.
+_ITEM_START: Final = b'{"type":"trade"'
+
+
 def decode_into(
     frame: Buffer, out: list[Event], now: float | None = None
 ) -> Sequence[InvalidMessage]:
     """Append the frame's events to ``out``; return the rejects of its bad batch items.
 
     The receiver's hot path: no result object per frame, and the common case is one
-    msgspec call plus the ``ts`` horizon check. Raises :class:`InvalidMessage` for a
-    whole-frame problem, exactly as :func:`decode`. ``now`` is the receiver's clock
-    (epoch seconds; default: ``time.time()``).
+    msgspec call plus the ``ts`` horizon check and the plain-frame test (see
+    :func:`decode_frames`). Raises :class:`InvalidMessage` for a whole-frame problem,
+    exactly as :func:`decode`. ``now`` is the receiver's clock (epoch seconds; default:
+    ``time.time()``).
     """
+    if type(frame) is not bytes:
+        frame = bytes(frame)
     if len(frame) > MAX_FRAME_BYTES:
         raise InvalidMessage(Reason.OVERSIZE, f"{len(frame)} bytes > {MAX_FRAME_BYTES}")
     horizon = (time.time() if now is None else now) + MAX_TS_AHEAD_S
@@ -271,26 +296,37 @@ def decode_into(
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return _slow(frame, out, horizon)
     kind = type(obj)
+    plain = frame.isascii() and 92 not in frame  # 92: no backslash, so no escaped quote
     if kind is Trade:
         src = obj.src
-        if obj.ts <= horizon and (src is None or (src.isascii() and src.isprintable())):
+        if (
+            obj.ts <= horizon
+            and (src is None or (src.isascii() and src.isprintable()))
+            and plain
+            and frame.count(34) == _trade_quotes(obj)
+        ):
             out.append(obj)
             return _NO_REJECTS
         return _slow(frame, out, horizon)
     if kind is BenchmarkResult:
-        out.append(obj)
-        return _NO_REJECTS
+        if plain and frame.count(34) == _BENCH_QUOTES:
+            out.append(obj)
+            return _NO_REJECTS
+        return _slow(frame, out, horizon)
     assert isinstance(obj, list)
-    if len(obj) <= MAX_BATCH_ITEMS:
+    if plain and len(obj) <= MAX_BATCH_ITEMS and frame.count(_ITEM_START) == len(obj):
+        quotes = 0
         for trade in obj:
             src = trade.src
             if trade.ts > horizon or (
                 src is not None and not (src.isascii() and src.isprintable())
             ):
                 break
+            quotes += _trade_quotes(trade)
         else:
-            out.extend(obj)
-            return _NO_REJECTS
+            if frame.count(34) == quotes:
+                out.extend(obj)
+                return _NO_REJECTS
     return _slow(frame, out, horizon)
 
 
@@ -298,11 +334,22 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
     """:func:`decode_into` for many frames at once: the receiver's hot loop.
 
     One Python call per chunk of frames instead of one per frame, with every lookup
-    local: for a single-trade frame the work is one msgspec call, a type test and the
-    ``ts`` horizon test and the printable test of a ``src`` not seen in the frame before.
-    Anything else (a batch with a late ``ts``, a bad frame) goes
-    through :func:`decode_into`, which has the final word. Whole-frame problems come
-    back in the returned list, after the item rejects of earlier frames, in order.
+    local: for a single-trade frame the work is one msgspec call, a type test, the
+    ``ts`` horizon test, the printable test of a ``src`` not seen in the frame before,
+    and the plain-frame test below. Anything else (a batch with a late ``ts``, a bad
+    frame) goes through :func:`decode_into`, which has the final word. Whole-frame
+    problems come back in the returned list, after the item rejects of earlier frames,
+    in order.
+
+    The plain-frame test is what lets msgspec's verdict stand. msgspec skips unknown
+    keys without looking inside their strings (invalid UTF-8 there passes), keeps the
+    last of two equal keys, and recurses as deep as the interpreter's stack allows. A
+    frame that is ASCII, has no backslash (so every ``"`` opens or closes a string) and
+    holds exactly the quotes of its decoded trades (:func:`_trade_quotes`: one key per
+    field set, the three string values) has none of those: each key is there once, there
+    is no other key, so no nesting either. Every other frame takes the slow path, which
+    checks all three itself. In a batch, each item must also begin with
+    ``{"type":"trade"`` (so every item has its ``type`` key, which the count assumes).
     """
     fast = _FAST
     trade = Trade
@@ -312,7 +359,9 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
     rejects: list[InvalidMessage] = []
     checked = ""  # the last src found printable: consecutive frames repeat it
     for frame in frames:
-        if len(frame) <= limit:
+        if type(frame) is not bytes:
+            frame = bytes(frame)
+        if len(frame) <= limit and frame.isascii() and 92 not in frame:
             try:
                 obj = fast(frame)
             except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
@@ -320,14 +369,28 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
             kind = type(obj)
             if kind is trade:
                 src = obj.src
-                if obj.ts <= horizon and (
-                    src is None or src == checked or (src.isascii() and src.isprintable())
+                if (
+                    obj.ts <= horizon
+                    and (src is None or src == checked or (src.isascii() and src.isprintable()))
+                    and frame.count(34)
+                    == (
+                        12
+                        + (4 if src is not None else 0)
+                        + (2 if obj.seq is not None else 0)
+                        + (2 if obj.stream is not None else 0)
+                        + (2 if obj.epoch is not None else 0)
+                    )
                 ):
                     if src is not None:
                         checked = src
                     append(obj)
                     continue
-            elif kind is list and len(obj) <= MAX_BATCH_ITEMS:
+            elif (
+                kind is list
+                and len(obj) <= MAX_BATCH_ITEMS
+                and frame.count(_ITEM_START) == len(obj)
+            ):
+                quotes = 0
                 for item in obj:
                     src = item.src
                     if item.ts > horizon:
@@ -336,9 +399,17 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
                         if not (src.isascii() and src.isprintable()):
                             break
                         checked = src
+                    quotes += (
+                        12
+                        + (4 if src is not None else 0)
+                        + (2 if item.seq is not None else 0)
+                        + (2 if item.stream is not None else 0)
+                        + (2 if item.epoch is not None else 0)
+                    )
                 else:
-                    out.extend(obj)
-                    continue
+                    if frame.count(34) == quotes:
+                        out.extend(obj)
+                        continue
         try:
             rejects.extend(decode_into(frame, out, now))
         except InvalidMessage as exc:
@@ -353,25 +424,33 @@ def decode(frame: Buffer, now: float | None = None) -> Decoded:
     return Decoded(events, list(rejects))
 
 
-def _slow(frame: Buffer, out: list[Event], horizon: float) -> list[InvalidMessage]:
-    """The precise reason for a frame the fast decoder refused (or a ts to check)."""
-    data = bytes(frame)
+def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage]:
+    """The precise reason for a frame the fast path did not take, in the documented order:
+    UTF-8, nesting depth, JSON syntax, shape, batch size; then per object (the frame's,
+    or each batch item's) duplicate keys, the fields, the ts horizon, src printable."""
     try:
-        data.decode("utf-8")
+        frame.decode("utf-8")
     except UnicodeDecodeError as exc:  # json would also take UTF-16/32; the contract not
         raise InvalidMessage(Reason.NOT_UTF8, str(exc)) from None
+    if too_deep(frame):
+        raise InvalidMessage(
+            Reason.MALFORMED_JSON,
+            f"nesting deeper than {MAX_NESTING_DEPTH} levels (or unbalanced brackets)",
+        )
     try:
-        shape = _SHAPE(data)
+        shape = _SHAPE(frame)
     except msgspec.ValidationError:
         raise InvalidMessage(
             Reason.NOT_OBJECT, "a frame is a JSON object or an array of trade objects"
         ) from None
     except msgspec.DecodeError as exc:
         raise InvalidMessage(Reason.MALFORMED_JSON, str(exc)) from None
-    except RecursionError:
+    except RecursionError:  # only when the caller itself is at the edge of the stack
         raise InvalidMessage(Reason.MALFORMED_JSON, "nesting too deep") from None
     if isinstance(shape, dict):
-        event = _checked(data, _ONE, horizon)
+        event = _checked(frame, _ONE, horizon)
+        if _has_duplicate(frame, event):
+            raise InvalidMessage(Reason.DUPLICATE_KEY, _DUPLICATE_DETAIL)
         if isinstance(event, InvalidMessage):
             raise event
         out.append(event)
@@ -383,6 +462,8 @@ def _slow(frame: Buffer, out: list[Event], horizon: float) -> list[InvalidMessag
     rejects: list[InvalidMessage] = []
     for index, raw in enumerate(shape):
         item = _checked(raw, _ITEM, horizon)
+        if _has_duplicate(bytes(raw), item):
+            item = InvalidMessage(Reason.DUPLICATE_KEY, _DUPLICATE_DETAIL)
         if isinstance(item, InvalidMessage):
             if item.reason is Reason.UNKNOWN_TYPE and "'benchmark'" in item.detail:
                 item = InvalidMessage(
@@ -392,6 +473,80 @@ def _slow(frame: Buffer, out: list[Event], horizon: float) -> list[InvalidMessag
         else:
             out.append(item)
     return rejects
+
+
+_DUPLICATE_DETAIL: Final = "an object names the same key twice (at any depth)"
+
+#: A JSON string, or an unterminated one up to the end: matched possessively, so no
+#: input makes the scan quadratic.
+_STRING: Final = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)')
+_UNIFY: Final = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKET: Final = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def too_deep(data: bytes) -> bool:
+    """True when ``data`` nests arrays/objects deeper than MAX_NESTING_DEPTH.
+
+    Our own count, before any parser recurses: the limit is the same on every stack.
+    Fewer brackets than the limit cannot nest deeper (the common case: one count). Else
+    strings are cut out, the brackets kept (``{}`` as ``[]``), and innermost pairs
+    removed, one level per pass: ``depth`` passes empty a balanced sequence. What is
+    left after MAX_NESTING_DEPTH passes is too deep or unbalanced, malformed either way.
+    """
+    if data.count(b"[") + data.count(b"{") <= MAX_NESTING_DEPTH:
+        return False
+    brackets = _STRING.sub(b"", data).translate(_UNIFY, _NOT_BRACKET)
+    for _ in range(MAX_NESTING_DEPTH):
+        if not brackets:
+            return False
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            return True  # no innermost pair left: unbalanced, not JSON
+        brackets = shorter
+    return bool(brackets)
+
+
+class _Duplicate(Exception):
+    """Raised from inside ``json.loads`` at the first object with a repeated key."""
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> None:
+    if len(pairs) > 1 and len({key for key, _ in pairs}) != len(pairs):
+        raise _Duplicate
+
+
+def _skip_number(text: str) -> None:
+    """Numbers play no part in finding duplicate keys (and a 5,000-digit int would
+    hit Python's int-string limit)."""
+
+
+def _has_duplicate(data: bytes, decoded: Event | InvalidMessage) -> bool:
+    """Does any object in ``data`` (valid JSON, UTF-8, depth-checked) repeat a key?
+
+    A decoded trade or benchmark row whose bytes pass the plain-frame test of
+    :func:`decode_frames` has none; otherwise the stdlib parser, which hands over every
+    (key, value) pair in order, looks at every object at every depth. Keys compare
+    after unescaping, as msgspec matches them (``"t\\u0079pe"`` is ``type``).
+    """
+    if data.isascii() and 92 not in data:
+        if isinstance(decoded, Trade) and data.startswith(_ITEM_START):
+            if data.count(34) == _trade_quotes(decoded):
+                return False
+        elif isinstance(decoded, BenchmarkResult) and data.count(34) == _BENCH_QUOTES:
+            return False
+    try:
+        json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_unique_pairs,
+            parse_int=_skip_number,
+            parse_float=_skip_number,
+            parse_constant=_skip_number,
+        )
+    except _Duplicate:
+        return True
+    except (ValueError, RecursionError):  # msgspec found it to be JSON; its word stands
+        return False
+    return False
 
 
 def _checked(
@@ -427,6 +582,27 @@ _FIELD_REASON: Final = {
     "stream": Reason.INVALID_STREAM,
     "epoch": Reason.INVALID_EPOCH,
 }
+
+
+def _float_fields() -> frozenset[str]:
+    """Fields whose JSON type is number, read from the Structs (one source of truth)."""
+    found: set[str] = set()
+    for struct in (Trade, BenchmarkResult):
+        info = msgspec.inspect.type_info(struct)
+        assert isinstance(info, msgspec.inspect.StructType)
+        for field in info.fields:
+            kind = field.type
+            kinds = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
+            for one in kinds:
+                while isinstance(one, msgspec.inspect.Metadata):
+                    one = one.type
+                if isinstance(one, msgspec.inspect.FloatType):
+                    found.add(field.encode_name)
+    return frozenset(found)
+
+
+#: ``qty``, ``ts`` and the benchmark's measurements: 1e309 there is out of range.
+_FLOAT_FIELDS: Final = _float_fields()
 _AT: Final = re.compile(r" - at `\$\.([A-Za-z_0-9]+)")
 _WRONG_TYPE: Final = re.compile(r"^Expected `[^`]+`, got `")
 
@@ -443,7 +619,11 @@ def _from_validation(message: str) -> InvalidMessage:
         if message.startswith("Invalid value"):
             return InvalidMessage(Reason.UNKNOWN_TYPE, message)
         return InvalidMessage(Reason.WRONG_TYPE, message)
-    if _WRONG_TYPE.match(message):
+    if _WRONG_TYPE.match(message) or (
+        message.startswith("Number out of range") and field not in _FLOAT_FIELDS
+    ):
+        # A number beyond a float (1e309) where a string or an integer belongs is a
+        # number of the wrong type, as ``"side":1.5`` is, not an out-of-range value.
         return InvalidMessage(Reason.WRONG_TYPE, message)
     return InvalidMessage(_FIELD_REASON.get(field, Reason.INVALID_BENCHMARK), message)
 
