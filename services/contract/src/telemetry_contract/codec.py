@@ -252,6 +252,7 @@ _ONE: Final = msgspec.json.Decoder(Trade | BenchmarkResult).decode
 #: One item of a batch being taken apart: a trade, ``type`` optional, as in ``_FAST``.
 _ITEM: Final = msgspec.json.Decoder(Trade).decode
 _SHAPE: Final = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw]).decode
+_ANY: Final = msgspec.json.Decoder().decode
 
 
 def _trade_quotes(trade: Trade) -> int:
@@ -440,6 +441,10 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
     try:
         shape = _SHAPE(frame)
     except msgspec.ValidationError:
+        try:  # msgspec stops at the first value: "1 x" is not JSON, "1" not an object
+            _ANY(frame)
+        except msgspec.DecodeError as exc:
+            raise InvalidMessage(Reason.MALFORMED_JSON, str(exc)) from None
         raise InvalidMessage(
             Reason.NOT_OBJECT, "a frame is a JSON object or an array of trade objects"
         ) from None
@@ -462,7 +467,8 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
     rejects: list[InvalidMessage] = []
     for index, raw in enumerate(shape):
         item = _checked(raw, _ITEM, horizon)
-        if _has_duplicate(bytes(raw), item):
+        data = bytes(raw)
+        if data.lstrip()[:1] == b"{" and _has_duplicate(data, item):
             item = InvalidMessage(Reason.DUPLICATE_KEY, _DUPLICATE_DETAIL)
         if isinstance(item, InvalidMessage):
             if item.reason is Reason.UNKNOWN_TYPE and "'benchmark'" in item.detail:
@@ -480,30 +486,44 @@ _DUPLICATE_DETAIL: Final = "an object names the same key twice (at any depth)"
 #: A JSON string, or an unterminated one up to the end: matched possessively, so no
 #: input makes the scan quadratic.
 _STRING: Final = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)')
+_OPENING: Final = re.compile(rb"[ \t\n\r\[{]*")
 _UNIFY: Final = bytes.maketrans(b"{}", b"[]")
 _NOT_BRACKET: Final = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _nested_within(depth: int) -> re.Pattern[bytes]:
+    """A regex for a run of balanced ``[...]`` groups at most ``depth`` deep.
+
+    Built level by level (a group of depth k holds groups of depth k - 1), each
+    repetition possessive: balanced brackets parse one way only, so nothing is lost by
+    never backtracking, and a run too deep fails as soon as it reaches level depth + 1.
+    """
+    group = rb"\[\]"
+    for _ in range(depth - 1):
+        group = rb"\[(?:" + group + rb")*+\]"
+    return re.compile(rb"(?:" + group + rb")*+")
+
+
+_WITHIN_DEPTH: Final = _nested_within(MAX_NESTING_DEPTH)
 
 
 def too_deep(data: bytes) -> bool:
     """True when ``data`` nests arrays/objects deeper than MAX_NESTING_DEPTH.
 
     Our own count, before any parser recurses: the limit is the same on every stack.
-    Fewer brackets than the limit cannot nest deeper (the common case: one count). Else
-    strings are cut out, the brackets kept (``{}`` as ``[]``), and innermost pairs
-    removed, one level per pass: ``depth`` passes empty a balanced sequence. What is
-    left after MAX_NESTING_DEPTH passes is too deep or unbalanced, malformed either way.
+    Fewer brackets than the limit cannot nest deeper (the common case: two counts).
+    Else strings are cut out, the brackets kept (``{}`` as ``[]``) and matched against
+    :func:`_nested_within`: linear in the frame's size. What does not match is too deep
+    or unbalanced, malformed either way.
     """
     if data.count(b"[") + data.count(b"{") <= MAX_NESTING_DEPTH:
         return False
+    lead = _OPENING.match(data)
+    assert lead is not None  # the pattern also matches nothing
+    if len(lead.group().translate(None, b" \t\n\r")) > MAX_NESTING_DEPTH:
+        return True  # "[[[[..." (the usual attack) fails here, without a pass over it all
     brackets = _STRING.sub(b"", data).translate(_UNIFY, _NOT_BRACKET)
-    for _ in range(MAX_NESTING_DEPTH):
-        if not brackets:
-            return False
-        shorter = brackets.replace(b"[]", b"")
-        if len(shorter) == len(brackets):
-            return True  # no innermost pair left: unbalanced, not JSON
-        brackets = shorter
-    return bool(brackets)
+    return _WITHIN_DEPTH.fullmatch(brackets) is None
 
 
 class _Duplicate(Exception):
