@@ -26,6 +26,7 @@ from trading_sidecar.bench_metrics import BenchMetrics
 from trading_sidecar.metrics import TradeMetrics
 from trading_sidecar.state import (
     FILENAME,
+    KEEP_BAD,
     MAGIC,
     VERSION,
     Snapshot,
@@ -140,7 +141,32 @@ def _tampered() -> list[tuple[str, bytes]]:
         ("wrong shape, valid checksum", signed(b"[1, 2, 3]")),
         ("bad stream entry, valid checksum",
          signed(body.replace(b'"streams":[[', b'"streams":[[1,', 1))),
+        *crafted(body),
     ]  # fmt: skip
+
+
+def signed(text: bytes) -> bytes:
+    return f"{MAGIC} {VERSION} {hashlib.sha256(text).hexdigest()}\n".encode() + text
+
+
+def crafted(body: bytes) -> list[tuple[str, bytes]]:
+    """Content behind a valid checksum that once crashed or fooled the restore."""
+
+    def volume(value: bytes) -> bytes:
+        return signed(body.replace(b'"volume":{"buy":', b'"volume":{"buy":' + value + b',"x":', 1))
+
+    deep = b"[" * 100_000
+    return [
+        ("[ nested 100,000 deep", signed(body.replace(b'"lost":', b'"lost":' + deep, 1))),
+        ("[ nested in a new key", signed(b'{"x":' + deep + b"]" * 100_000 + b"}")),
+        ("400-digit volume", volume(b"9" * 400)),
+        ("-1e308 volume", volume(b"-1e308")),
+        ("1e400 latency sum", signed(body.replace(b'"latency_sum":', b'"latency_sum":1e400,"y":'))),
+        (
+            "9,000 streams",
+            signed(body.replace(b'"streams":[', b'"streams":[' + b'["s",0,0,0],' * 9000)),
+        ),
+    ]
 
 
 @pytest.mark.parametrize(("name", "data"), _tampered(), ids=[n for n, _ in _tampered()])
@@ -153,14 +179,17 @@ def test_load_warns_once_and_starts_from_zero(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / FILENAME
-    for _, data in _tampered():
+    cases = _tampered()
+    for _, data in cases:
         path.write_bytes(data)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="trading_sidecar.state"):
             assert load(path) is None
         assert len(caplog.records) == 1, caplog.text
         assert "counting from zero" in caplog.text
-    path.unlink()
+        assert not path.exists()  # moved aside, for inspection
+    kept = sorted(tmp_path.glob(f"{FILENAME}.bad-*"))
+    assert len(kept) == KEEP_BAD and kept[-1].read_bytes() == cases[-1][1]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="trading_sidecar.state"):
         assert load(path) is None
