@@ -5,7 +5,7 @@ through this and through ``telemetry_contract.codec`` and fails on any disagreem
 the decision or in the reject reason. So this module must not share code with the
 codec: it parses with the standard library's ``json`` (keeping every key/value pair and
 every number's spelling) and applies the rules as the page states them, in the order
-the page gives ("Decoding: the order of the checks"). The numbers are the page's; only
+the page gives ("The order of the checks"). The numbers are the page's; only
 the closed sets of the benchmark row (long lists of names) are imported as data.
 """
 
