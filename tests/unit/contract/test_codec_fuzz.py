@@ -284,7 +284,10 @@ def test_any_json_value_decodes_or_raises_invalid_message(value: object) -> None
 
 
 def assert_decodes_valid_or_rejects(frame: bytes) -> None:
-    """The decoder's promise for any input: valid events out, or InvalidMessage, never else."""
+    """The decoder's promise for any input: valid events out, or InvalidMessage, never
+    else; and the same answer, reason for reason, as the reference validator."""
+    got = decoder_outcome(frame)
+    assert got == in_decoder_order(contract_reference.check(frame, NOW)), frame[:300]
     try:
         decoded = decode(frame, NOW)
     except InvalidMessage:

@@ -7,10 +7,13 @@ events (one, or every good item of a batch frame plus a reject per bad item), or
 :class:`Reason` set. Nothing else escapes; a fuzz test holds it to that.
 
 Two speeds, one layout. Good frames take msgspec's validating decoder once (parse,
-check every ``Meta`` constraint, build the typed Struct: a few hundred ns) plus the one
-check that cannot be static (``ts`` against the receiver's clock). Only a frame that
-fails goes the slow way, which splits a batch into items and turns msgspec's error
-text into a :class:`Reason`; bad input is rare, so that mapping may cost what it costs.
+check every ``Meta`` constraint, build the typed Struct: a few hundred ns) plus the
+checks msgspec cannot do: ``ts`` against the receiver's clock, and three byte scans
+proving the frame has no duplicate key, no unknown key and no invalid UTF-8 (see
+:func:`decode_frames`). Any other frame goes the slow way, which checks UTF-8, depth
+and duplicates itself, splits a batch into items and turns msgspec's error text into a
+:class:`Reason`, in the order docs/contract.md gives; bad input is rare, so that may
+cost what it costs.
 """
 
 from __future__ import annotations
