@@ -354,6 +354,10 @@ class StateKeeper:
             set_aside(self.path, exc)
             self.restore_failures[exc.reason] += 1
             return False
+        except Exception as exc:  # nothing a file holds may stop the start: same handling
+            set_aside(self.path, StateError("content", f"unexpected {exc!r}"))
+            self.restore_failures["content"] += 1
+            return False
         if snapshot is None:
             log.warning("no state snapshot at %s: counting from zero", self.path)
             return False
