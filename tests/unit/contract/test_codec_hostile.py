@@ -123,7 +123,7 @@ def at_stack_depth(spare: int, call: Callable[[], object]) -> object:
 
 def in_small_thread(call: Callable[[], object]) -> object:
     result: list[object] = []
-    old = threading.stack_size(256 * 1024)
+    old = threading.stack_size(1024 * 1024)
     try:
         worker = threading.Thread(target=lambda: result.append(call()))
         worker.start()
