@@ -163,6 +163,21 @@ BAD: list[tuple[bytes, Reason]] = [
     (b"[" * 300_000 + b"]" * 300_000, Reason.OVERSIZE),
     (b'{"a":' * 60_000 + b"1" + b"}" * 60_000, Reason.MALFORMED_JSON),  # too deep to parse
     (b'{"type":"trade","side":"buy","qty":NaN,"ts":1700000000}', Reason.MALFORMED_JSON),
+    (T.encode() % b',"x":"\xff"', Reason.NOT_UTF8),  # even in a string nobody reads
+    (T.encode() % b',"\xc3":1', Reason.NOT_UTF8),  # or in an unknown key
+    (T.encode() % (b',"x":' + b"[" * 33 + b"]" * 33), Reason.MALFORMED_JSON),  # 34 deep
+    (b'{"type":"trade","side":"buy","qty":-1,"ts":1700000000,"qty":2}', Reason.DUPLICATE_KEY),
+    (b'{"type":"trade","side":"buy","qty":2,"ts":1700000000,"qty":-1}', Reason.DUPLICATE_KEY),
+    (b'{"type":"trade","side":"buy","qty":2,"ts":1700000000,"s\\u0069de":"buy"}',
+     Reason.DUPLICATE_KEY),
+    (T.encode() % b',"x":{"a":1,"a":1}', Reason.DUPLICATE_KEY),  # at any depth
+    (b'{"type":"trade","side":1e309,"qty":1,"ts":1700000000}', Reason.WRONG_TYPE),
+    (T.encode() % b',"src":1e309', Reason.WRONG_TYPE),
+    (T.encode() % b',"src":-1e309', Reason.WRONG_TYPE),
+    (T.encode() % b',"src":"a","seq":1e309', Reason.WRONG_TYPE),
+    (b'{"type":1e309,"side":"buy","qty":1,"ts":1700000000}', Reason.WRONG_TYPE),
+    (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "run_id": 0}}).encode().replace(
+        b'"run_id": 0', b'"run_id": 1e309'), Reason.WRONG_TYPE),
     (b'{"type":"trade","side":"buy","qty":Infinity,"ts":1700000000}', Reason.MALFORMED_JSON),
     (b'{"type":"trade","side":"buy","qty":-Infinity,"ts":1700000000}', Reason.MALFORMED_JSON),
     (b'"trade"', Reason.NOT_OBJECT),

@@ -10,16 +10,18 @@ from prometheus_client import CollectorRegistry
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
 from telemetry_contract.errors import Reason
-from telemetry_contract.events import Trade, TradeEvent
+from telemetry_contract.events import MAX_SEQ_GAP, Trade, TradeEvent
 from trading_sidecar.bench_metrics import BenchMetrics, register_bench
 from trading_sidecar.exporter import register_exporter
 from trading_sidecar.metrics import (
+    JUMP,
     MAX_TRACKED_SOURCES,
     LossTracker,
     TradeMetrics,
     lost_between,
     register,
 )
+from trading_sidecar.state import register_state
 
 
 def _registry(metrics: TradeMetrics) -> CollectorRegistry:
@@ -77,6 +79,7 @@ def test_no_created_series_and_help_text_on_every_family() -> None:
     register_bench(BenchMetrics(), registry)
     thresholds = dict.fromkeys(names.ALERT_THRESHOLDS, 1.0)
     register_exporter(registry, healthy=lambda: True, thresholds=thresholds)
+    register_state(None, registry)
     text = generate_latest(registry).decode()
     assert "_created" not in text
     for name in names.ALL:
@@ -95,6 +98,9 @@ def test_no_created_series_and_help_text_on_every_family() -> None:
         ((10, 0), 10, 0, 0),  # duplicate
         ((10, 0), 2, 0, 0),  # restart
         ((10, 2), 50, 1, 0),  # an older epoch: re-baseline, never loss
+        ((0, 0), 1 + MAX_SEQ_GAP, 0, MAX_SEQ_GAP),  # the largest gap that is loss
+        ((0, 0), 2 + MAX_SEQ_GAP, 0, JUMP),  # one more: a stream reset, no loss
+        ((0, 0), 2**53 - 1, 1, JUMP),  # also at the next epoch
     ],
 )
 def test_the_rule_case_by_case(last: tuple[int, int], seq: int, epoch: int, lost: int) -> None:
@@ -162,3 +168,32 @@ def test_snapshot_and_restore_carry_totals_and_positions() -> None:
     assert restored.trades["buy"] == 2 and restored.streams.positions == {("p", 1): (1, 0)}
     restored.record([t(5, stream=1, epoch=1)], NOW)  # a restart with its snapshot: epoch + 1
     assert restored.lost == 3
+
+
+@pytest.mark.parametrize("stream", [None, 7])
+def test_one_frame_cannot_claim_an_absurd_loss(stream: int | None) -> None:
+    """seq 0 then 2**53 - 1 is a stream reset, counted by reason, not 9e15 lost events;
+    the stream goes on from there (its next gap is loss again), here and after restore."""
+    metrics = TradeMetrics()
+    registry = _registry(metrics)
+    metrics.record([t(0, stream=stream), t(2**53 - 1, stream=stream)], NOW)
+    assert metrics.lost == 0
+    metrics.record([t(2**53 - 5, src="q"), t(2**53 - 4, src="q")], NOW)  # others unaffected
+    metrics.record_trade(t(0, stream=stream), NOW)  # a restart: not counted as a jump
+    metrics.record_trade(t(3, stream=stream), NOW)  # an ordinary gap after it: loss
+    assert metrics.lost == 2
+    metrics.record_trade(t(3 + MAX_SEQ_GAP + 2, stream=stream), NOW)  # via observe()
+    assert metrics.lost == 2
+    sample = registry.get_sample_value(names.STREAM_RESETS, {"reason": "seq_jump"})
+    assert sample == 2.0
+    again = TradeMetrics()
+    again.restore(metrics.snapshot())
+    assert again.streams.jumps == 2
+
+
+def test_benchmark_streams_follow_the_same_bound() -> None:
+    bench = BenchMetrics()
+    metrics = TradeMetrics(others=bench.record)
+    src = f"{BENCH_SOURCE_PREFIX}x"
+    metrics.record([t(0, src=src), t(2**53 - 1, src=src), t(2**53 - 1 - 0, src=src)], NOW)
+    assert bench.lost == 0 and bench.streams.jumps == 1

@@ -38,6 +38,12 @@ MAX_TS_AHEAD_S: Final = 86_400.0
 #: Largest seq/stream/epoch: exact in a float and in every JSON parser (2**53 - 1).
 MAX_SAFE_INT: Final = 2**53 - 1
 
+#: Largest seq gap the sidecar counts as loss. A jump further than this within one
+#: stream (e.g. seq 0 then 2**53 - 1) is not 9e15 lost events but a stream reset
+#: (``telemetry_stream_resets_total{reason="seq_jump"}``): more than a publisher loses
+#: at 100,000 events/s in 11 hours, so one frame cannot claim an absurd loss.
+MAX_SEQ_GAP: Final = 2**32
+
 #: Printable ASCII, 1..64 characters: a key in the sidecar's loss table and in logs.
 SOURCE_PATTERN: Final = r"^[ -~]{1,64}$"
 

@@ -21,6 +21,13 @@ MAX_BATCH_ITEMS: Final = 1024
 #: enough for a full batch of typical items.
 MAX_FRAME_BYTES: Final = 512 * 1024
 
+#: Deepest nesting of arrays/objects a frame may have (the frame's own object or array is
+#: level 1; a trade is 1 deep, a batch 2). Checked by the decoder itself before any JSON
+#: parser recurses, so a frame decodes the same from a script, a deep call stack or the
+#: sidecar's receive thread (parsers that recurse stop at the interpreter's stack depth).
+#: Deeper frames are ``malformed_json``.
+MAX_NESTING_DEPTH: Final = 32
+
 #: Deep enough that a 1,000,000-event burst into a live sidecar queues instead of
 #: dropping: ZMQ's default of 1,000 lost more than half of a 1,000-event burst.
 DEFAULT_SNDHWM: Final = 2_000_000

@@ -34,7 +34,7 @@ from trading_sidecar.exporter import register_exporter
 from trading_sidecar.metrics import TradeMetrics, register
 from trading_sidecar.receiver import Receiver
 from trading_sidecar.settings import SidecarSettings
-from trading_sidecar.state import StateKeeper
+from trading_sidecar.state import StateKeeper, register_state
 
 #: The only paths the probe port answers.
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
@@ -86,6 +86,7 @@ def create_app(
     context = context or zmq.Context.instance()
     authenticator = CurveAuthenticator(context, curve_keys) if curve_keys else None
     keeper = StateKeeper(Path(settings.state_dir), metrics, bench) if settings.state_dir else None
+    register_state(keeper, registry)
     receiver = Receiver(
         settings.zmq_bind,
         metrics,

@@ -43,7 +43,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
-from telemetry_contract.events import BenchmarkResult, Event, Trade
+from telemetry_contract.events import MAX_SEQ_GAP, BenchmarkResult, Event, Trade
 
 from trading_sidecar.metrics import E2E_BOUNDS, LossTracker, histogram_family
 
@@ -107,7 +107,8 @@ class BenchMetrics(BenchState):
         counts = self.latency_counts
         streams = self.streams
         positions = streams.positions
-        trades = lost = 0
+        trades = lost = jumps = 0
+        max_gap = MAX_SEQ_GAP
         latency_sum = 0.0
         slot = bisect_left
         trade = Trade
@@ -126,7 +127,10 @@ class BenchMetrics(BenchState):
                 epoch = event.epoch or 0
                 if f_held and src == f_src and stream == f_stream:
                     if f_epoch <= epoch <= f_epoch + 1 and seq > f_seq + 1:
-                        lost += seq - f_seq - 1
+                        if seq - f_seq - 1 <= max_gap:
+                            lost += seq - f_seq - 1
+                        else:  # a stream reset, as in TradeMetrics.record
+                            jumps += 1
                 else:
                     if f_held:
                         positions[(f_src, f_stream)] = (f_seq, f_epoch)
@@ -143,6 +147,7 @@ class BenchMetrics(BenchState):
             positions[(f_src, f_stream)] = (f_seq, f_epoch)
         self.trades += trades
         self.lost += lost
+        streams.jumps += jumps
         self.latency_sum += latency_sum
 
     def record_result(self, result: BenchmarkResult, received_at: float) -> None:
@@ -161,7 +166,9 @@ class BenchMetrics(BenchState):
             latency_counts=list(self.latency_counts),
             latency_sum=self.latency_sum,
             results=self.results,
-            streams=LossTracker(dict(self.streams.positions), self.streams.capacity),
+            streams=LossTracker(
+                dict(self.streams.positions), self.streams.capacity, self.streams.jumps
+            ),
         )
 
     def restore(self, state: BenchState) -> None:
@@ -173,6 +180,7 @@ class BenchMetrics(BenchState):
             self.latency_sum = state.latency_sum
         self.results = state.results
         self.streams.positions = dict(state.streams.positions)
+        self.streams.jumps = state.streams.jumps
 
 
 class BenchCollector(Collector):

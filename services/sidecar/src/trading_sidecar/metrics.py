@@ -35,7 +35,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
 from telemetry_contract.errors import Reason
-from telemetry_contract.events import SIDES, Event, Trade
+from telemetry_contract.events import MAX_SEQ_GAP, SIDES, Event, Trade
 
 #: (src, stream) keys whose position is remembered; beyond this the least recently
 #: seen is forgotten, so made-up ``src``/``stream`` values cannot grow memory.
@@ -49,18 +49,28 @@ StreamKey = tuple[str, int]
 Position = tuple[int, int]
 
 
+#: The one value of the ``reason`` label of ``telemetry_stream_resets_total`` so far.
+SEQ_JUMP = "seq_jump"
+STREAM_RESET_REASONS = (SEQ_JUMP,)
+#: What :func:`lost_between` returns for a gap too large to be loss (a stream reset).
+JUMP = -1
+
+
 def lost_between(last: Position, seq: int, epoch: int) -> int:
     """Events the gap from ``last`` to (``seq``, ``epoch``) says this sidecar lost.
 
     Same epoch, or the very next one (this sidecar saw the previous connection, so no
-    other replica got the gap): a jump in seq is loss. An epoch further ahead means the
-    connections in between went to another replica, which counted them: no loss here.
-    seq at or below the last one (a duplicate, a publisher restart) or an older epoch:
-    start over from it, no loss. Every case re-baselines at (seq, epoch).
+    other replica got the gap): a jump in seq is loss, up to MAX_SEQ_GAP events. A
+    larger jump (seq 0 then 2**53 - 1) is no loss anyone could have: a stream reset,
+    :data:`JUMP`, counted apart. An epoch further ahead means the connections in between
+    went to another replica, which counted them: no loss here. seq at or below the last
+    one (a duplicate, a publisher restart) or an older epoch: start over from it, no
+    loss. Every case re-baselines at (seq, epoch).
     """
     last_seq, last_epoch = last
     if last_epoch <= epoch <= last_epoch + 1 and seq > last_seq + 1:
-        return seq - last_seq - 1
+        gap = seq - last_seq - 1
+        return gap if gap <= MAX_SEQ_GAP else JUMP
     return 0
 
 
@@ -74,6 +84,8 @@ class LossTracker:
 
     positions: dict[StreamKey, Position] = field(default_factory=dict)
     capacity: int = MAX_TRACKED_STREAMS
+    #: Gaps above MAX_SEQ_GAP, taken as stream resets rather than loss.
+    jumps: int = 0
 
     def observe(self, src: str, stream: int, seq: int, epoch: int) -> int:
         """Record one event's position; returns how many events its gap says were lost."""
@@ -86,7 +98,11 @@ class LossTracker:
             positions[key] = (seq, epoch)
             return 0
         positions[key] = (seq, epoch)
-        return lost_between(last, seq, epoch)
+        lost = lost_between(last, seq, epoch)
+        if lost == JUMP:
+            self.jumps += 1
+            return 0
+        return lost
 
 
 @dataclass(slots=True)
@@ -143,7 +159,8 @@ class TradeMetrics(MetricsState):
         positions = streams.positions
         aside: list[Event] = []
         set_aside = aside.append
-        buys = sells = lost = 0
+        buys = sells = lost = jumps = 0
+        max_gap = MAX_SEQ_GAP
         buy_volume = sell_volume = latency_sum = 0.0
         last_ts = self.last_trade_ts
         prefix = BENCH_SOURCE_PREFIX
@@ -176,7 +193,10 @@ class TradeMetrics(MetricsState):
                     epoch = event.epoch or 0
                     if f_held and stream == f_stream:
                         if f_epoch <= epoch <= f_epoch + 1 and seq > f_seq + 1:
-                            lost += seq - f_seq - 1
+                            if seq - f_seq - 1 <= max_gap:
+                                lost += seq - f_seq - 1
+                            else:  # no loss: a stream reset (lost_between's JUMP)
+                                jumps += 1
                     else:
                         if f_held:
                             positions[f_key] = (f_seq, f_epoch)
@@ -206,6 +226,8 @@ class TradeMetrics(MetricsState):
         self.last_trade_ts = last_ts
         self.latency_sum += latency_sum
         self.lost += lost
+        if jumps:
+            streams.jumps += jumps
         if aside:
             self.others(aside, received_at)
 
@@ -227,7 +249,9 @@ class TradeMetrics(MetricsState):
             lost=self.lost,
             latency_counts=list(self.latency_counts),
             latency_sum=self.latency_sum,
-            streams=LossTracker(dict(self.streams.positions), self.streams.capacity),
+            streams=LossTracker(
+                dict(self.streams.positions), self.streams.capacity, self.streams.jumps
+            ),
         )
 
     def restore(self, state: MetricsState) -> None:
@@ -244,6 +268,7 @@ class TradeMetrics(MetricsState):
             self.latency_counts[:] = state.latency_counts
             self.latency_sum = state.latency_sum
         self.streams.positions = dict(state.streams.positions)
+        self.streams.jumps = state.streams.jumps
 
 
 class TradeCollector(Collector):
@@ -289,6 +314,14 @@ class TradeCollector(Collector):
             "Events a publisher sent that never arrived, from gaps in seq per (src, stream).",
             value=m.lost,
         )
+        resets = CounterMetricFamily(
+            names.STREAM_RESETS,
+            "Streams started over from an event instead of counting its gap as loss, by "
+            f"reason; seq_jump: a seq gap above {MAX_SEQ_GAP} (no loss anyone could have).",
+            labels=["reason"],
+        )
+        resets.add_metric([SEQ_JUMP], m.streams.jumps)
+        yield resets
         yield histogram_family(
             names.E2E_LATENCY,
             "Receive time minus event ts: publish-to-sidecar latency, in seconds.",
