@@ -13,7 +13,6 @@ from telemetry_contract import (
     InvalidMessage,
     Reason,
     Trade,
-    TradeEvent,
     decode,
     encode,
     encode_batch,
@@ -38,11 +37,11 @@ def one(frame: bytes, now: float = NOW) -> object:
 @pytest.mark.parametrize(
     "event",
     [
-        TradeEvent("buy", 1.0, 1_700_000_000.0),
-        TradeEvent("sell", 0.0, 946_684_800.0),
-        TradeEvent("buy", 0.1 + 0.2, 1_700_000_000.123456),
-        TradeEvent("sell", 1e15, 1_700_000_000.5, src="desk-1", seq=0),
-        TradeEvent("buy", 3.0, 1_700_000_002.0, src='quo"te\\~', seq=2**53 - 1),
+        Trade("buy", 1.0, 1_700_000_000.0),
+        Trade("sell", 0.0, 946_684_800.0),
+        Trade("buy", 0.1 + 0.2, 1_700_000_000.123456),
+        Trade("sell", 1e15, 1_700_000_000.5, src="desk-1", seq=0),
+        Trade("buy", 3.0, 1_700_000_002.0, src='quo"te\\~', seq=2**53 - 1),
         Trade("buy", 3.0, 1_700_000_002.0, src="s", seq=7, stream=2**53 - 1, epoch=3),
     ],
 )
@@ -70,13 +69,13 @@ def test_encoded_frame_is_the_documented_shape() -> None:
 
 def test_integer_qty_and_ts_decode_as_floats() -> None:
     event = one(b'{"type":"trade","side":"buy","qty":3,"ts":1700000000}')
-    assert event == TradeEvent("buy", 3.0, 1_700_000_000.0)
+    assert event == Trade("buy", 3.0, 1_700_000_000.0)
     assert isinstance(event, Trade) and type(event.qty) is float
 
 
 def test_extra_unknown_fields_are_ignored_for_forward_compatibility() -> None:
     frame = b'{"type":"trade","side":"sell","qty":1,"ts":1e9,"venue":"X","src":"a","seq":1}'
-    assert one(frame) == TradeEvent("sell", 1.0, 1e9, "a", 1)
+    assert one(frame) == Trade("sell", 1.0, 1e9, "a", 1)
 
 
 def test_the_seed_message_stays_valid() -> None:

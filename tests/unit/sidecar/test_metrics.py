@@ -10,12 +10,12 @@ from prometheus_client import CollectorRegistry
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
 from telemetry_contract.errors import Reason
-from telemetry_contract.events import MAX_SEQ_GAP, Trade, TradeEvent
+from telemetry_contract.events import MAX_SEQ_GAP, Trade
 from trading_sidecar.bench_metrics import BenchMetrics, register_bench
 from trading_sidecar.exporter import register_exporter
 from trading_sidecar.metrics import (
     JUMP,
-    MAX_TRACKED_SOURCES,
+    MAX_TRACKED_STREAMS,
     LossTracker,
     TradeMetrics,
     lost_between,
@@ -52,7 +52,7 @@ def test_latency_histogram_is_cumulative_and_counts_match() -> None:
     metrics = TradeMetrics()
     reg = _registry(metrics)
     for latency in (0.00001, 0.0003, 0.0003, 0.02, 50.0, -3.0):  # -3: skewed clock
-        metrics.record_trade(TradeEvent("buy", 1.0, 100.0), 100.0 + latency)
+        metrics.record((Trade("buy", 1.0, 100.0),), 100.0 + latency)
     bucket = names.E2E_LATENCY + "_bucket"
     assert reg.get_sample_value(bucket, {"le": "5e-05"}) == 2  # 10 µs and the clamped skew
     assert reg.get_sample_value(bucket, {"le": "0.0005"}) == 4
@@ -65,11 +65,11 @@ def test_latency_histogram_is_cumulative_and_counts_match() -> None:
 def test_seq_restart_is_not_loss_and_sources_are_bounded() -> None:
     metrics = TradeMetrics()
     for seq in (5, 6, 0, 1, 3):  # restart at 0 after 6; then one missing
-        metrics.record_trade(TradeEvent("sell", 1.0, 1.0, "p", seq), 1.0)
+        metrics.record((Trade("sell", 1.0, 1.0, "p", seq),), 1.0)
     assert metrics.lost == 1
-    for i in range(MAX_TRACKED_SOURCES + 10):
-        metrics.record_trade(TradeEvent("buy", 1.0, 1.0, f"s{i}", 0), 1.0)
-    assert len(metrics.streams.positions) == MAX_TRACKED_SOURCES
+    for i in range(MAX_TRACKED_STREAMS + 10):
+        metrics.record((Trade("buy", 1.0, 1.0, f"s{i}", 0),), 1.0)
+    assert len(metrics.streams.positions) == MAX_TRACKED_STREAMS
 
 
 def test_no_created_series_and_help_text_on_every_family() -> None:
@@ -179,10 +179,10 @@ def test_one_frame_cannot_claim_an_absurd_loss(stream: int | None) -> None:
     metrics.record([t(0, stream=stream), t(2**53 - 1, stream=stream)], NOW)
     assert metrics.lost == 0
     metrics.record([t(2**53 - 5, src="q"), t(2**53 - 4, src="q")], NOW)  # others unaffected
-    metrics.record_trade(t(0, stream=stream), NOW)  # a restart: not counted as a jump
-    metrics.record_trade(t(3, stream=stream), NOW)  # an ordinary gap after it: loss
+    metrics.record((t(0, stream=stream),), NOW)  # a restart: not counted as a jump
+    metrics.record((t(3, stream=stream),), NOW)  # an ordinary gap after it: loss
     assert metrics.lost == 2
-    metrics.record_trade(t(3 + MAX_SEQ_GAP + 2, stream=stream), NOW)  # via observe()
+    metrics.record((t(3 + MAX_SEQ_GAP + 2, stream=stream),), NOW)  # via observe()
     assert metrics.lost == 2
     sample = registry.get_sample_value(names.STREAM_RESETS, {"reason": "seq_jump"})
     assert sample == 2.0

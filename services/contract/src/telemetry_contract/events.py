@@ -100,9 +100,6 @@ class Trade(Struct, tag_field="type", tag="trade", frozen=True, omit_defaults=Tr
     ) = None
 
 
-#: The old name, kept so code written against the dataclass contract reads the same.
-TradeEvent = Trade
-
 BenchMode = Literal["hotpath", "burst", "sustained", "ingest"]
 
 #: The benchmark's modes; also the values of the sidecar's ``mode`` label.

@@ -30,7 +30,6 @@ counts (not the rows: they are gauges the next run replaces) are plain data,
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -43,9 +42,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
-from telemetry_contract.events import MAX_SEQ_GAP, BenchmarkResult, Event, Trade
+from telemetry_contract.events import BenchmarkResult, Event
 
-from trading_sidecar.metrics import E2E_BOUNDS, LossTracker, histogram_family
+from trading_sidecar.metrics import E2E_BOUNDS, LossTracker, histogram_family, tally
 
 
 @dataclass(slots=True)
@@ -71,7 +70,7 @@ RowKey = tuple[str, str]
 class BenchMetrics(BenchState):
     """Running totals of benchmark traffic, and the newest benchmark row per (mode, variant)."""
 
-    __slots__ = ("clock", "entries", "latency_bounds", "row_ttl")
+    __slots__ = ("clock", "entries", "row_ttl")
 
     def __init__(
         self,
@@ -79,7 +78,6 @@ class BenchMetrics(BenchState):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
-        self.latency_bounds = E2E_BOUNDS
         self.row_ttl = row_ttl
         self.clock = clock
         #: Latest row per (mode, variant) with the time it was received: both closed
@@ -100,55 +98,18 @@ class BenchMetrics(BenchState):
         """Count what TradeMetrics set aside: benchmark trades and results, in order.
 
         Every trade handed here is counted as benchmark traffic (TradeMetrics sends only
-        those whose ``src`` has the prefix). The stream being followed stays in locals
-        while consecutive events come from it, as in TradeMetrics.record.
+        those whose ``src`` has the prefix), by the trade path's own loop
+        (:func:`~trading_sidecar.metrics.tally`) in this module's loss table.
         """
-        bounds = self.latency_bounds
-        counts = self.latency_counts
-        streams = self.streams
-        positions = streams.positions
-        trades = lost = jumps = 0
-        max_gap = MAX_SEQ_GAP
-        latency_sum = 0.0
-        slot = bisect_left
-        trade = Trade
-        f_held = False
-        f_src = ""
-        f_stream = f_seq = f_epoch = 0
-        for event in events:
-            if type(event) is not trade:
-                assert isinstance(event, BenchmarkResult)
-                self.record_result(event, received_at)
-                continue
-            src = event.src
-            seq = event.seq
-            if seq is not None and src is not None:
-                stream = event.stream or 0
-                epoch = event.epoch or 0
-                if f_held and src == f_src and stream == f_stream:
-                    if f_epoch <= epoch <= f_epoch + 1 and seq > f_seq + 1:
-                        if seq - f_seq - 1 <= max_gap:
-                            lost += seq - f_seq - 1
-                        else:  # a stream reset, as in TradeMetrics.record
-                            jumps += 1
-                else:
-                    if f_held:
-                        positions[(f_src, f_stream)] = (f_seq, f_epoch)
-                    lost += streams.observe(src, stream, seq, epoch)
-                    f_src, f_stream, f_held = src, stream, True
-                f_seq, f_epoch = seq, epoch
-            latency = received_at - event.ts
-            if latency < 0.0:  # two hosts' clocks disagree: count it as instant
-                latency = 0.0
-            counts[slot(bounds, latency)] += 1
-            latency_sum += latency
-            trades += 1
-        if f_held:
-            positions[(f_src, f_stream)] = (f_seq, f_epoch)
-        self.trades += trades
-        self.lost += lost
-        streams.jumps += jumps
-        self.latency_sum += latency_sum
+
+        def result(event: Event) -> None:
+            assert isinstance(event, BenchmarkResult)
+            self.record_result(event, received_at)
+
+        counted = tally(events, received_at, self.streams, self.latency_counts, 0.0, result)
+        self.trades += counted.buys + counted.sells
+        self.lost += counted.lost
+        self.latency_sum += counted.latency_sum
 
     def record_result(self, result: BenchmarkResult, received_at: float) -> None:
         """Keep the newest row per (mode, variant), dropping expired ones; rare, so a
@@ -208,7 +169,7 @@ class BenchCollector(Collector):
         yield histogram_family(
             names.BENCH_E2E_LATENCY,
             "Receive time minus event ts of benchmark trades, in seconds.",
-            b.latency_bounds,
+            E2E_BOUNDS,
             b.latency_counts,
             b.latency_sum,
         )
