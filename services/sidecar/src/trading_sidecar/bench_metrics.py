@@ -1,30 +1,17 @@
 """The benchmark's series in the sidecar: its traffic and its results, apart from trades.
 
-:class:`~trading_sidecar.metrics.TradeMetrics` sets aside what is not trading traffic
-and the app routes it here, once per chunk, on the receive thread (the only writer):
+:class:`~trading_sidecar.metrics.TradeMetrics` sets aside what is not trading traffic and
+the app routes it here, once per chunk, on the receive thread (the only writer):
+benchmark trades (``src`` starting with ``BENCH_SOURCE_PREFIX``), counted by the trade
+path's own loop in a loss table of their own, and benchmark result rows, the newest per
+(mode, variant), exported as gauges.
 
-- **benchmark traffic**, trades whose ``src`` starts with ``BENCH_SOURCE_PREFIX``:
-  counted, loss from their seq gaps (the same rule as trades, in a loss table of their
-  own, so benchmark sources can never push a trading stream out of the trading table),
-  and their e2e latency in a histogram with the trade histogram's bounds;
-- **benchmark results** (``type: "benchmark"`` rows): the newest row per (mode, variant),
-  exposed as gauges, with ``telemetry_benchmark_run_info`` naming the run each shows.
-
-Why these stay in the sidecar rather than leave with the JSON report, the Job's
-termination message and the operator's status: those carry one run's rows to whoever
-started it, but only Prometheus keeps history and puts the benchmark next to what the
-sidecar was doing meanwhile. The benchmark dashboard (dashboards/benchmark.json) and
-its end-to-end test read every family here from Prometheus, and the e2e latency of the
-benchmark's own traffic can only be measured where it is received. So they stay, in a
-module of their own: the trade path reads "trades in, trade series out", and everything
-benchmark-shaped the sidecar knows is in this file.
-
-Series are bounded as before: mode and variant are closed sets in the contract (enums:
-exact matches only), so at most len(BENCH_MODES) * len(BENCH_VARIANTS) rows exist
-whatever run ids arrive, and a row expires ``row_ttl`` seconds after it was received
-(TT_SIDECAR_BENCH_ROW_TTL_SECONDS), so last month's run ids stop being exported. The
-counts (not the rows: they are gauges the next run replaces) are plain data,
-:class:`BenchState`, saved and restored with the trade counts (state.py).
+Why in the sidecar at all: the JSON report and the operator's status carry one run to
+whoever started it, but only Prometheus keeps history beside what the sidecar was doing,
+and the benchmark's e2e latency can only be measured where it is received. Everything
+benchmark-shaped the sidecar knows is in this one file. Series stay bounded: mode and
+variant are closed enums in the contract, and a row expires ``row_ttl`` seconds after it
+arrived (TT_SIDECAR_BENCH_ROW_TTL_SECONDS), so old run ids stop being exported.
 """
 
 from __future__ import annotations

@@ -1,22 +1,17 @@
 """The trade series: typed trades in, Prometheus families out, kept as plain numbers.
 
-One ingest path: the receiver hands typed events (already decoded and validated by the
-contract) to :meth:`TradeMetrics.record`, in order, a chunk at a time; nothing here
-ever sees bytes. The receiver thread is the only writer. prometheus_client's Counter
-takes a lock on every ``inc()``; here an event costs a few local updates, written back
-once per chunk, and the lock-free read in ``collect()`` is safe because every key exists
-from start-up (no dict resizes) and the GIL makes each single update atomic. Every label
-value comes from the contract's closed sets, so no input can create a new series.
+The receiver hands typed events (decoded and validated by the contract) to
+:meth:`TradeMetrics.record`, a chunk at a time, from one thread. :func:`tally` is the one
+hot loop: sums in locals, written back once per chunk, so an event costs a few local
+updates instead of prometheus_client's lock per ``inc()``. ``collect()`` reads without a
+lock, safe because every key exists from start-up and every label value comes from the
+contract's closed sets (no input can create a series).
 
-What is not trading traffic is set aside, in order, and handed to ``others`` once per
-chunk: trades from a ``src`` starting with ``BENCH_SOURCE_PREFIX`` (benchmark traffic)
-and benchmark results. They never touch a trade series, so a benchmark run against a
-production sidecar leaves the trading dashboard alone; the app routes them to
-:mod:`trading_sidecar.bench_metrics`, which owns their series.
-
-Loss is counted per (src, stream) with the connection epoch, by the rule in
-docs/contract.md (:class:`LossTracker`). The running totals and the loss table are
-plain data (:class:`MetricsState`), so they can be snapshotted and restored.
+Benchmark trades and results are set aside and handed to ``others`` (the app routes them
+to :mod:`trading_sidecar.bench_metrics`), so a benchmark never touches a trade series.
+Loss is counted per (src, stream) and epoch by one rule, :func:`lost_between`
+(docs/contract.md); totals and the loss table are plain data (:class:`MetricsState`) so
+they can be snapshotted and restored.
 """
 
 from __future__ import annotations

@@ -1,35 +1,18 @@
 """Counts that survive a restart: a snapshot file in ``TT_SIDECAR_STATE_DIR``.
 
-What is saved is a :class:`Snapshot`: the trade counts
-(:class:`trading_sidecar.metrics.MetricsState`) and the benchmark traffic counts
-(:class:`trading_sidecar.bench_metrics.BenchState`), each a set of running totals and a
-loss table (last ``seq``/``epoch`` per ``(src, stream)``). Saving totals and positions together,
-taken at one instant, is what makes a crash exact: events the dead process counted
-after its last snapshot are forgotten with it, and when the publisher reconnects
-(``epoch`` + 1) the restored position shows them as a seq gap, so counted + lost still
-equals sent.
+A :class:`Snapshot` holds the trade counts and the benchmark counts, each with its loss
+table (last ``seq``/``epoch`` per ``(src, stream)``), taken at one instant: that is what
+makes a crash exact, since events counted after the last snapshot reappear as a seq gap
+when the publisher reconnects, so counted + lost still equals sent.
 
-When a snapshot is taken:
-- once a second (``interval_s``), by the receive loop between two drains, so the copy
-  never sees half of a chunk: totals and positions always agree;
-- before every ``/metrics`` answer (:meth:`StateKeeper.sync`): the response waits until
-  a snapshot taken *after* its numbers were read is on disk, so Prometheus never sees a
-  value the sidecar could forget. After a ``kill -9`` the counters resume at or above the
-  last scraped value and ``rate()`` sees no counter reset;
-- on SIGTERM, after the last queued frame is counted (:meth:`StateKeeper.close`).
-
-Writes are atomic: a temporary file in the same folder, fsync, rename over the old one,
-fsync of the folder. Copying the state is done in the receive loop (it is the only
-writer of the numbers); encoding and disk I/O happen on a writer thread of their own.
-
-A snapshot that cannot be trusted (unreadable, truncated, corrupt, another format, or
-crafted content behind a valid checksum) is never a crash: the first line carries a
-format version and the SHA-256 of the body, the body is decoded by typed msgspec Structs
-(finite non-negative numbers, bounded sizes, no unknown keys, so no nesting), and a bad
-file is moved aside for inspection, logged once, counted
-(``telemetry_state_restore_failures_total{reason}``), and the sidecar starts from zero.
-A failing write is counted (``telemetry_state_write_failures_total``) and, while writes
-fail, /metrics stops waiting for them (see :meth:`StateKeeper.sync`).
+Snapshots are taken once a second by the receive loop (between two drains, so totals and
+positions agree), before every ``/metrics`` answer (so Prometheus never sees a value the
+sidecar could forget), and on SIGTERM. Writes are atomic (temp file, fsync, rename), on
+a writer thread of their own. A snapshot that cannot be trusted is never a crash: it is
+decoded by typed msgspec Structs, and a bad one is moved aside, logged once, counted in
+``telemetry_state_restore_failures_total{reason}``, and the sidecar starts from zero.
+Failing writes are counted (``telemetry_state_write_failures_total``) and stop /metrics
+from waiting on them. docs/operations.md has the operator's side of this.
 """
 
 from __future__ import annotations
