@@ -213,7 +213,10 @@ def test_warning_while_the_sidecar_is_away(page: Page, tmp_path: Path) -> None:
         expect(warning).to_have_count(0, timeout=UI_TIMEOUT_MS)
         click(page, "Buy", rows_after=2)
         wait_for(lambda: metric(page, "Buy trades") == "1", what="buy count after the restart")
-        expect(page.get_by_text("The sidecar restarted")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        notice = page.get_by_text("The sidecar restarted")
+        expect(notice).to_be_visible(timeout=UI_TIMEOUT_MS)
+        # This sidecar keeps no state (no TT_SIDECAR_STATE_DIR): the page says so.
+        expect(notice).to_contain_text("started from zero: it keeps no state")
     finally:
         if absent.proc is not None:
             absent.stop()

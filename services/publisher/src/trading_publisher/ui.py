@@ -51,6 +51,7 @@ from trading_publisher.metrics_reader import (
     SidecarStatus,
     TotalsSource,
     detect_restarts,
+    restart_origin,
 )
 from trading_publisher.settings import PublisherSettings, load
 
@@ -70,8 +71,7 @@ UNREACHABLE_TEXT: Final = (
     "is back, as long as the queue has room."
 )
 RESTART_TEXT: Final = (
-    "The sidecar restarted at {when} ({which}). Totals below are the new process's: "
-    "they start again from its saved state, or from zero without one."
+    "The sidecar restarted at {when}: {which}. Totals below are the new process's."
 )
 BUY_COLOUR: Final = "#1a7f37"
 SELL_COLOUR: Final = "#cf222e"
@@ -326,7 +326,13 @@ def _note_restarts(status: SidecarStatus) -> None:
     if before is not None:
         restarted = detect_restarts(before, status)
         if restarted:
-            st.session_state[_RESTART_KEY] = (time.time(), ", ".join(restarted))
+            # Asked once per restart: the sidecar's GET / says where its counts began.
+            which = "; ".join(
+                f"{replica} {restart_origin(replica)}" if len(restarted) > 1 else
+                restart_origin(replica)
+                for replica in restarted
+            )  # fmt: skip
+            st.session_state[_RESTART_KEY] = (time.time(), which)
 
 
 def _render_problem(value: float, label: str, explanation: str, *, level: str) -> None:
