@@ -265,8 +265,16 @@ def assert_chart_axes_read_as_units_and_clock_times(chart: Locator, shots: Shots
     """
     titles = chart.locator("g.role-axis-title text").all_text_contents()
     assert "trades/s" in titles and "time (UTC)" in titles, shots.fail(f"axis titles {titles}")
-    ticks = [t for t in chart.locator("g.role-axis-label text").all_text_contents() if ":" in t]
-    assert len(ticks) >= 2, shots.fail(f"x tick labels {ticks}")
+
+    def x_ticks() -> list[str]:
+        return [t for t in chart.locator("g.role-axis-label text").all_text_contents() if ":" in t]
+
+    # The chart gains a point a second: wait until it spans more than one tick.
+    try:
+        wait_for(lambda: len(x_ticks()) >= 2, what="two x ticks on the rate chart")
+    except AssertionError as exc:
+        raise AssertionError(shots.fail(f"{exc}: {x_ticks()}")) from None
+    ticks = x_ticks()
     assert len(set(ticks)) == len(ticks), shots.fail(f"repeated x tick labels {ticks}")
     assert all(re.fullmatch(r"\d\d:\d\d:\d\d", tick) for tick in ticks), shots.fail(
         f"x tick labels are not clock times: {ticks}"
