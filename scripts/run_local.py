@@ -10,12 +10,17 @@ with one log line each time. That is what makes the "sidecar is down" story visi
 laptop: the UI warns, queues, and delivers when the sidecar is back, instead of the
 whole loop being torn down. Ctrl-C or SIGTERM stops everything, in reverse start order.
 
+The sidecar keeps its state in ``state/`` inside the checkout (git-ignored) unless
+``TT_SIDECAR_STATE_DIR`` says elsewhere, so a supervised restart keeps the totals.
+
 Before starting anything it checks its ports: when one is taken (usually by another
-``make run``) it says which, in one line, and exits 1 with nothing started.
+``make run``) it says which, in one line, and exits 1 with nothing started (``make``
+itself then exits 2).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -41,6 +46,8 @@ from trading_sidecar import settings as sidecar_settings
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROMETHEUS_TEMPLATE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+#: The sidecar's state folder when TT_SIDECAR_STATE_DIR is unset (``/state/`` is git-ignored).
+DEFAULT_STATE_DIR = ROOT / "state"
 #: The graph the printed Prometheus link opens: trades per second by side, 15 minutes.
 PROMETHEUS_GRAPH_EXPR = "sum by (side) (rate(trades_total[1m]))"
 BACKOFF_FIRST_S = 1.0
@@ -211,9 +218,14 @@ def main() -> int:
         ("Sidecar health", f"{sidecar_url}/healthz"),
         ("Sidecar ZeroMQ PULL", sidecar.zmq_bind),
     ]
+    state_dir = sidecar.state_dir or str(DEFAULT_STATE_DIR)
+    urls.append(("Sidecar state", f"{state_dir} (totals survive a restart)"))
+    sidecar_env = {**os.environ, "TT_SIDECAR_STATE_DIR": state_dir}
     workdir = Path(tempfile.mkdtemp(prefix="trading-telemetry-run-"))
     try:
-        child = Child("sidecar", lambda: subprocess.Popen([str(BIN / "trading-sidecar")]))
+        child = Child(
+            "sidecar", lambda: subprocess.Popen([str(BIN / "trading-sidecar")], env=sidecar_env)
+        )
         children.append(child)
         child.launch()
         _wait(lambda: http_ok(f"{sidecar_url}/healthz"), child, "sidecar", 30)

@@ -20,6 +20,7 @@ from trading_publisher.metrics_reader import (
     fetch_all,
     fetch_status,
     parse_samples,
+    restart_origin,
     status_from_samples,
 )
 
@@ -215,3 +216,28 @@ def test_rate_history_rates_by_side_and_resets() -> None:
     ]
     history.add(112.0, {"buy": 3, "sell": 1})
     assert [t for t, _ in history.points()] == [103.0, 104.0, 112.0]
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "expected"),
+    [
+        (200, b'{"counts_from": "saved_state", "state_kept": true}', "restored from saved state"),
+        (200, b'{"counts_from": "zero", "state_kept": true}', "no saved state to restore"),
+        (200, b'{"counts_from": "zero", "state_kept": false}', "it keeps no state"),
+        (200, b'{"service": "trading-sidecar"}', "not known"),  # an older sidecar
+        (200, b"[1, 2]", "not known"),
+        (200, b"not json", "not known"),
+        (503, b"down", "not known"),
+    ],
+    ids=["restored", "zero", "not-kept", "older", "list", "not-json", "down"],
+)
+def test_restart_origin_says_what_the_sidecar_says_and_never_guesses(
+    fake: ThreadingHTTPServer, code: int, body: bytes, expected: str
+) -> None:
+    fake.reply = (code, body)  # type: ignore[attr-defined]
+    said = restart_origin(f"http://127.0.0.1:{fake.server_address[1]}")
+    assert expected in said, said
+
+
+def test_restart_origin_of_a_prometheus_instance_label_is_not_known() -> None:
+    assert "not known" in restart_origin("127.0.0.1:8001")

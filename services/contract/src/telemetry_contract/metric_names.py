@@ -85,3 +85,8 @@ E2E_LATENCY_BUCKETS: Final = (
     0.000025, 0.00005, 0.000075, 0.0001, 0.00015, 0.0002, 0.00025, 0.0005, 0.001,
     0.0015, 0.002, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+
+#: ``counts_from`` in the sidecar's ``GET /`` answer: where this process's totals began.
+#: The UI's restart notice reads it to say which happened after a restart.
+COUNTS_FROM_SAVED_STATE: Final = "saved_state"
+COUNTS_FROM_ZERO: Final = "zero"

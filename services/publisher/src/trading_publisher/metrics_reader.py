@@ -302,6 +302,29 @@ class TotalsSource:
 # --- What the UI derives from successive reads ----------------------------------------
 
 
+def restart_origin(base_url: str, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+    """How a restarted sidecar's totals began, in words, from its ``GET /`` answer.
+
+    The sidecar says ``counts_from`` (saved state or zero) and whether it keeps state at
+    all; anything else (an older sidecar, no answer, a Prometheus instance label instead
+    of a URL) is said as not known, never guessed.
+    """
+    try:
+        answer = json.loads(_get(base_url.rstrip("/") + "/", timeout))
+    except (ScrapeError, ValueError):
+        answer = None
+    if not isinstance(answer, dict):
+        return "not known whether from saved state or from zero"
+    counts_from, kept = answer.get("counts_from"), answer.get("state_kept")
+    if counts_from == names.COUNTS_FROM_SAVED_STATE:
+        return "restored from saved state"
+    if counts_from == names.COUNTS_FROM_ZERO:
+        if kept is False:
+            return "started from zero: it keeps no state (TT_SIDECAR_STATE_DIR is unset)"
+        return "started from zero: no saved state to restore"
+    return "not known whether from saved state or from zero"
+
+
 def detect_restarts(before: SidecarStatus, now: SidecarStatus) -> list[str]:
     """Replicas that restarted between two reads: a new process start time, or a counter
     that went down (a counter only goes down when its process started over).

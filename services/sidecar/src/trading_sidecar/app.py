@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from telemetry_contract.metric_names import COUNTS_FROM_SAVED_STATE, COUNTS_FROM_ZERO
 
 from trading_sidecar.bench_metrics import BenchMetrics, register_bench
 from trading_sidecar.curve import CurveAuthenticator, apply_curve_server, load_server_keys
@@ -87,6 +88,8 @@ def create_app(
     authenticator = CurveAuthenticator(context, curve_keys) if curve_keys else None
     keeper = StateKeeper(Path(settings.state_dir), metrics, bench) if settings.state_dir else None
     register_state(keeper, registry)
+    #: Where this process's counts started, for ``GET /`` (the UI's restart notice says it).
+    counts_from = {"value": COUNTS_FROM_ZERO}
     receiver = Receiver(
         settings.zmq_bind,
         metrics,
@@ -116,7 +119,8 @@ def create_app(
         try:
             # Restored before the first frame is counted, so nothing is counted twice.
             if keeper is not None:
-                keeper.restore()
+                if keeper.restore():
+                    counts_from["value"] = COUNTS_FROM_SAVED_STATE
                 keeper.start()
             receiver.start()
             try:
@@ -154,6 +158,8 @@ def create_app(
                 "zmq": receiver.bound_address or settings.zmq_bind,
                 "endpoints": ["/metrics", "/healthz", "/readyz"],
                 "curve": authenticator is not None,
+                "counts_from": counts_from["value"],
+                "state_kept": keeper is not None,
             }
         )
 
