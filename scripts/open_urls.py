@@ -18,7 +18,7 @@ from pathlib import Path
 
 from run_local import load_prometheus_settings, prometheus_link
 from telemetry_contract.ports import INFRA_GRAFANA_PORT, INFRA_PROMETHEUS_PORT, LOOPBACK
-from trading_bench.processes import http_ok
+from trading_devkit.processes import http_ok
 from trading_publisher import settings as publisher_settings
 
 #: (name, URL to open, URL that answers 200 when it runs)
