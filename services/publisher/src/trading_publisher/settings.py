@@ -17,7 +17,15 @@ from telemetry_contract.ports import (
     DEFAULT_ZMQ_ADDRESS,
     LOOPBACK,
 )
-from telemetry_contract.settings_source import load_settings, setting
+from telemetry_contract.settings_source import (
+    load_settings,
+    number,
+    port,
+    setting,
+    whole_number,
+    zmq_connect,
+)
+from telemetry_contract.transport import MAX_BATCH_ITEMS
 
 from trading_publisher.client import (
     DEFAULT_BATCH_SIZE,
@@ -36,25 +44,31 @@ class PublisherSettings:
         "the sidecar's ZeroMQ address; comma-separated for several sidecars (one socket and "
         "one seq stream each, batches round-robin; see [the contract](contract.md)). In "
         "Kubernetes, the sidecar Service's DNS name",
+        parse=zmq_connect,
     )
     batch_size: int = setting(
         DEFAULT_BATCH_SIZE,
         "events per batch frame; `1` sends one frame per event at once (the UI and the HTTP "
-        "endpoint always use 1)",
+        f"endpoint always use 1); 1-{MAX_BATCH_ITEMS}",
+        parse=whole_number(1, MAX_BATCH_ITEMS),
     )
     max_delay_ms: float = setting(
-        DEFAULT_MAX_DELAY_S * 1000, "the longest an event waits for its batch frame, in ms"
+        DEFAULT_MAX_DELAY_S * 1000,
+        "the longest an event waits for its batch frame, in ms (> 0, <= 10000)",
+        parse=number(0, 10_000),
     )
     max_queue_bytes: int = setting(
         DEFAULT_MAX_QUEUE_BYTES,
         "what queued telemetry may occupy while the sidecar is away or slow; beyond it "
-        "events are dropped and counted",
+        "events are dropped and counted (>= 1024)",
+        parse=whole_number(1024),
         shown_default=f"`{DEFAULT_MAX_QUEUE_BYTES}` ({DEFAULT_MAX_QUEUE_BYTES >> 20} MiB)",
     )
     sndhwm: int = setting(
         0,
         "per-socket ZeroMQ high-water mark in frames; `0` derives it from the queue budget "
         "and the largest frame",
+        parse=whole_number(0),
         shown_default="`0` (derived)",
     )
     source: str = setting("", "the `src` id on every event", shown_default="`hostname-pid`")
@@ -78,10 +92,22 @@ class PublisherSettings:
     )
     http_host: str = setting(LOOPBACK, "listen host of the optional `POST /trade/{side}` endpoint")
     http_port: int = setting(
-        DEFAULT_PUBLISHER_HTTP_PORT, "port of the `POST /trade/{side}` endpoint"
+        DEFAULT_PUBLISHER_HTTP_PORT, "port of the `POST /trade/{side}` endpoint", parse=port
+    )
+    http_allowed_hosts: str = setting(
+        "",
+        "comma-separated `Host` values the `POST /trade/{side}` endpoint answers (`host` or "
+        "`host:port`; `*`: any); others get 403, so a web page cannot reach it by DNS "
+        "rebinding",
+        shown_default="`localhost`, `127.0.0.1`, `[::1]` with `TT_PUBLISHER_HTTP_PORT`",
+    )
+    http_allowed_origins: str = setting(
+        "",
+        "comma-separated browser origins (`scheme://host:port`) allowed to post trades besides "
+        "the endpoint's own; any other `Origin` gets 403",
     )
     ui_host: str = setting(LOOPBACK, "listen host of the Streamlit UI")
-    ui_port: int = setting(DEFAULT_UI_PORT, "port of the Streamlit UI")
+    ui_port: int = setting(DEFAULT_UI_PORT, "port of the Streamlit UI", parse=port)
 
 
 def curve_keys(settings: PublisherSettings) -> CurveKeys | None:

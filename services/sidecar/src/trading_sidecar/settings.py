@@ -16,7 +16,15 @@ from telemetry_contract.ports import (
     DEFAULT_ZMQ_PORT,
     LOOPBACK,
 )
-from telemetry_contract.settings_source import load_settings, setting
+from telemetry_contract.settings_source import (
+    load_settings,
+    number,
+    port,
+    port_or_off,
+    setting,
+    whole_number,
+    zmq_bind,
+)
 from telemetry_contract.transport import DEFAULT_RCVHWM
 
 PREFIX = "TT_SIDECAR_"
@@ -38,22 +46,35 @@ class SidecarSettings:
     zmq_bind: str = setting(
         DEFAULT_ZMQ_ADDRESS,
         f"PULL bind address; `tcp://0.0.0.0:{DEFAULT_ZMQ_PORT}` to accept other hosts",
+        parse=zmq_bind,
     )
     http_host: str = setting(LOOPBACK, "`/metrics`, `/healthz`, `/readyz` listen host")
-    http_port: int = setting(DEFAULT_SIDECAR_HTTP_PORT, "HTTP port")
+    http_port: int = setting(DEFAULT_SIDECAR_HTTP_PORT, "HTTP port (1-65535)", parse=port)
     rcvhwm: int = setting(
-        DEFAULT_RCVHWM, "events the receive queue holds before ZeroMQ pushes back"
+        DEFAULT_RCVHWM,
+        "events the receive queue holds before ZeroMQ pushes back (>= 1)",
+        parse=whole_number(1),
     )
     log_level: str = setting(
         "info", "`debug`, `info`, `warning`, `error` or `critical`", parse=log_level
     )
     stall_seconds: float = setting(
-        5.0, "`/healthz` turns 503 when the receive loop has not checked in for this long"
+        5.0,
+        "`/healthz` turns 503 when the receive loop has not checked in for this long (> 0)",
+        parse=number(0),
     )
     probe_port: int = setting(
-        DEFAULT_SIDECAR_PROBE_PORT,
-        "second HTTP port on the same host answering only `/healthz` and `/readyz` (for "
-        "kubelet probes through a NetworkPolicy); `0` turns it off",
+        0,
+        "second HTTP port answering only `/healthz` and `/readyz`, served apart from "
+        f"`/metrics` (the chart sets `{DEFAULT_SIDECAR_PROBE_PORT}`, for kubelet probes "
+        "through a NetworkPolicy); `0`: none, the probes are on the HTTP port",
+        parse=port_or_off,
+    )
+    metrics_concurrency: int = setting(
+        4,
+        "`/metrics` renders at once (1-1000); a scrape beyond them is answered 503 at once, so "
+        "a flood of scrapers cannot starve `/healthz`",
+        parse=whole_number(1, 1000),
     )
     curve_secret_key_file: str = setting(
         "",
@@ -71,13 +92,15 @@ class SidecarSettings:
         "(docs/operations.md); unset: nothing persisted",
     )
     alert_no_trades_seconds: float = setting(
-        900.0, "`TradingNoTrades` fires after this long without a trade"
+        900.0, "`TradingNoTrades` fires after this long without a trade (> 0)", parse=number(0)
     )
     alert_e2e_p99_seconds: float = setting(
-        0.1, "`TradingE2ELatencyHigh` fires when e2e p99 stays above this"
+        0.1, "`TradingE2ELatencyHigh` fires when e2e p99 stays above this (> 0)", parse=number(0)
     )
     alert_invalid_ratio: float = setting(
-        0.01, "`TradingInvalidFramesHigh` fires when more than this share of frames is refused"
+        0.01,
+        "`TradingInvalidFramesHigh` fires when more than this share of frames is refused (0-1)",
+        parse=number(0, 1, low_open=False),
     )
 
 
