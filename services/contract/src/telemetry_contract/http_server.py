@@ -1,8 +1,8 @@
 """Every HTTP listener the project runs (sidecar ``/metrics``, its probe port, the publisher's
 ``POST /trade/{side}``) is a uvicorn server set up here, one way.
 
-- :func:`listen` binds the socket itself, so a taken port or a bad host is one line that
-  names the address and the setting it came from, never uvicorn's bare ``[Errno 98]``.
+- ``listeners.listen`` binds the socket first, so a taken port or a bad host is one line
+  naming the address and the setting it came from, never uvicorn's bare ``[Errno 98]``.
 - uvicorn closes a connection that sits idle after a response (``timeout_keep_alive``) but
   arms no timer before the first request, nor while a request's head or body trickles in:
   a slowloris client held a connection (a file descriptor, a protocol object) forever.
@@ -29,6 +29,10 @@ import uvicorn
 from uvicorn.config import LifespanType
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from telemetry_contract.listeners import ListenError, listen
+
+__all__ = ["ListenError", "ThreadedServer", "announce", "deadline_protocol", "listen"]
+
 #: An ASGI application (uvicorn's own alias is private).
 ASGIApp = Callable[..., Any]
 
@@ -41,26 +45,6 @@ REQUEST_TIMEOUT_S: Final = 10.0
 IDLE_TIMEOUT_S: Final = 5
 
 log = logging.getLogger(__name__)
-
-
-class ListenError(Exception):
-    """A listener could not be opened; the message is the one line to show."""
-
-
-def listen(host: str, port: int, setting: str) -> socket.socket:
-    """A bound TCP socket (SO_REUSEADDR, as uvicorn binds), or :class:`ListenError`
-    naming ``host:port`` and the ``setting`` the port came from."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        shown = f"[{host}]" if family == socket.AF_INET6 else host
-        reason = exc.strerror or str(exc)
-        raise ListenError(f"cannot listen on {shown}:{port} ({setting}): {reason}") from None
-    return sock
 
 
 def deadline_protocol(timeout: float = REQUEST_TIMEOUT_S) -> type[H11Protocol]:
