@@ -119,7 +119,7 @@ def announce(sock: socket.socket, what: str) -> None:
     """Log where ``sock`` listens (uvicorn logs this only for sockets it binds itself)."""
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
-    log.info("%s on http://%s:%d", what, shown, port)
+    log.info("listening on http://%s:%d (%s)", shown, port, what)
 
 
 class ThreadedServer:
