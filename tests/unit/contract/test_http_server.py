@@ -137,3 +137,11 @@ def test_listen_names_the_address_and_the_setting() -> None:
     assert message == f"cannot listen on 127.0.0.1:{port} (TT_B_PORT): Address already in use"
     with pytest.raises(ListenError, match=r"cannot listen on no\.such\.host\.invalid:1 \(TT_C\)"):
         listen("no.such.host.invalid", 1, "TT_C")
+
+
+def test_listen_makes_a_tcp_socket_that_asyncio_turns_nagle_off_on() -> None:
+    """asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP; with proto 0
+    (uvicorn's own bind) every kept-alive answer waited ~40 ms for a delayed ACK."""
+    with listen("127.0.0.1", 0, "TT_A_PORT") as sock:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
