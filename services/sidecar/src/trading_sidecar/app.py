@@ -38,9 +38,6 @@ from trading_sidecar.receiver import Receiver
 from trading_sidecar.settings import SidecarSettings
 from trading_sidecar.state import StateKeeper
 
-#: The only paths the probe port answers.
-PROBE_PATHS = frozenset({"/healthz", "/readyz"})
-
 
 def create_app(
     settings: SidecarSettings | None = None,
@@ -166,8 +163,11 @@ def create_app(
 
     # The probe port's app: no lifespan of its own (it reads what this app's lifespan runs).
     app.state.probe_app = Starlette(
-        routes=[Route(path, {"/healthz": healthz, "/readyz": readyz}[path]) for path in PROBE_PATHS]
-        + [Route("/{path:path}", probe_only)]
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/{path:path}", probe_only),
+        ]
     )
     app.state.curve = authenticator
     app.state.keeper = keeper
