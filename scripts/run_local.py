@@ -39,6 +39,7 @@ from types import FrameType
 from prometheus_local import start_prometheus, wait_ready, write_config
 from telemetry_contract.ports import DEFAULT_PROMETHEUS_PORT, LOOPBACK
 from telemetry_contract.settings_source import load_settings, setting
+from telemetry_contract.settings_source import port as port_number
 from trading_devkit.processes import free_port, http_ok, terminate
 from trading_publisher import settings as publisher_settings
 from trading_sidecar import settings as sidecar_settings
@@ -64,7 +65,9 @@ class LocalPrometheusSettings:
     """The Prometheus ``make run`` starts when the binary is installed (the fifth prefix)."""
 
     port: int = setting(
-        DEFAULT_PROMETHEUS_PORT, "port of the Prometheus that `make run` starts when installed"
+        DEFAULT_PROMETHEUS_PORT,
+        "port of the Prometheus that `make run` starts when installed",
+        parse=port_number,
     )
 
 
@@ -189,14 +192,11 @@ def main() -> int:
     ui_url = f"http://{publisher.ui_host}:{publisher.ui_port}"
     ports = [
         ("sidecar HTTP", sidecar.http_host, sidecar.http_port, f"{sidecar_url}/metrics"),
-        (
-            "sidecar probes",
-            sidecar.http_host,
-            sidecar.probe_port,
-            f"http://{local_host}:{sidecar.probe_port}/healthz",
-        ),
         ("Streamlit UI", publisher.ui_host, publisher.ui_port, ui_url),
     ]
+    if sidecar.probe_port:  # off unless set (the chart sets it)
+        probe_url = f"http://{local_host}:{sidecar.probe_port}/healthz"
+        ports.insert(1, ("sidecar probes", sidecar.http_host, sidecar.probe_port, probe_url))
     zmq = zmq_host_port(sidecar.zmq_bind)
     if zmq is not None:
         ports.append(("sidecar ZeroMQ", zmq[0], zmq[1], sidecar.zmq_bind))

@@ -38,6 +38,8 @@ class Endpoint:
     sidecar: Sidecar
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        if "content" in kwargs and "headers" not in kwargs:
+            kwargs["headers"] = {"content-type": "application/json"}
         return httpx.post(f"{self.url}{path}", timeout=5, **kwargs)
 
 
@@ -110,6 +112,11 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int]] = [
     ("/trade/buy", {"content": b'{"qty": 1e309}'}, 422),
     ("/trade/buy", {"content": b"[" * 4000 + b"]" * 90}, 422),
     ("/trade/buy", {"content": b" " * 5000}, 413),
+    ("/trade/buy", {"params": {"qty": "1_000"}}, 422),
+    # What a web page in the user's browser can send (tests/unit/publisher has them all).
+    ("/trade/buy", {"content": b'{"qty": 3}', "headers": {"content-type": "text/plain"}}, 415),
+    ("/trade/buy", {"params": {"qty": "3"}, "headers": {"origin": "http://evil.example"}}, 403),
+    ("/trade/buy", {"params": {"qty": "3"}, "headers": {"host": "evil.example"}}, 403),
 ]
 
 

@@ -115,7 +115,9 @@ def test_env_sample_shows_the_contract_defaults() -> None:
     assert sample["TT_SIDECAR_ZMQ_BIND"] == ports.DEFAULT_ZMQ_ADDRESS
     assert sample["TT_PUBLISHER_ZMQ_CONNECT"] == ports.DEFAULT_ZMQ_ADDRESS
     assert sample["TT_SIDECAR_HTTP_PORT"] == str(ports.DEFAULT_SIDECAR_HTTP_PORT)
-    assert sample["TT_SIDECAR_PROBE_PORT"] == str(ports.DEFAULT_SIDECAR_PROBE_PORT)
+    # Off unless set (the chart sets it): a sample that set it would pin every local
+    # sidecar made from it to one probe port.
+    assert "TT_SIDECAR_PROBE_PORT" not in sample
     assert sample["TT_PUBLISHER_SIDECAR_URL"] == ports.DEFAULT_SIDECAR_URL
     assert sample["TT_PUBLISHER_UI_PORT"] == str(ports.DEFAULT_UI_PORT)
     assert sample["TT_PUBLISHER_HTTP_PORT"] == str(ports.DEFAULT_PUBLISHER_HTTP_PORT)
