@@ -59,9 +59,14 @@ def test_an_unexpected_exception_is_counted_and_the_loop_goes_on(
     push.connect("inproc://faulty")
     encode = TradeEncoder("faulty")
     try:
+        # One frame at a time, each handled before the next is sent: a fault each for
+        # the first two, then a good one.
         for seq in range(3):
             push.send(encode.now("buy", 1.0, seq))
-            time.sleep(0.2)  # one frame per drain: one fault each, then a good one
+            wait_for(
+                lambda n=seq + 1: metrics.invalid["internal_error"] + metrics.trades["buy"] == n,
+                what=f"frame {seq} handled",
+            )
         wait_for(lambda: metrics.trades["buy"] == 1, what="the frame after the faults")
         assert metrics.invalid["internal_error"] == 2
         assert receiver.alive(5.0)
