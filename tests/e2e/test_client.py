@@ -320,7 +320,12 @@ def test_a_given_context_is_left_with_no_socket_open() -> None:
     pub.close()
     assert not ctx.closed, "close() must not terminate a context it was given"
     terminated = threading.Event()
-    threading.Thread(target=lambda: (ctx.term(), terminated.set()), daemon=True).start()
+
+    def term() -> None:
+        ctx.term()
+        terminated.set()
+
+    threading.Thread(target=term, daemon=True).start()
     assert terminated.wait(10), "ctx.term() hangs: the client left a socket open"
 
 
