@@ -7,9 +7,9 @@ work folder (``results/mutation/<scope>/``) holding ``src`` (the package's src t
 symlinks to the rest of the repository for tests that read docs or charts. Each scope is
 one module with the fast tests that cover it, so a run stays minutes on a loaded laptop.
 
-``SCOPES`` below is the one list to edit when a module is split or renamed. The work
-folders are kept between runs: mutmut re-tests only mutants whose code changed (``--fresh``
-starts over). The script prints the score per scope and lists every surviving mutant;
+``SCOPES`` below is the one list to edit when a module is split or renamed. Each run
+starts over: mutmut would keep a verdict after the tests changed (``--keep`` reuses them
+when only the code did). The script prints the score per scope and lists every surviving mutant;
 ``mutmut show <name>`` inside a work folder prints a mutant's diff. docs/testing.md says
 which survivors were reviewed as equivalent.
 """
@@ -170,7 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     names = [s.name for s in SCOPES]
     parser.add_argument("scopes", nargs="*", help=f"default: all of {', '.join(names)}")
-    parser.add_argument("--fresh", action="store_true", help="forget earlier results")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="reuse earlier results (mutmut re-tests a mutant when its code changed, "
+        "not when the tests did: after a test change, run without --keep)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.scopes) - set(names))
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [s for s in SCOPES if not args.scopes or s.name in args.scopes]
     summary: list[str] = []
     for scope in chosen:
-        killed, total, survivors = run_scope(scope, args.fresh, args.jobs)
+        killed, total, survivors = run_scope(scope, not args.keep, args.jobs)
         line = f"{scope.name:20} {killed:4}/{total:<4} killed  {100 * killed / total:5.1f} %"
         summary.append(line)
         print(line, flush=True)

@@ -142,14 +142,69 @@ def test_a_multipart_frame_is_one_rejected_frame_and_the_next_still_counts(
     wire: _Wire,
 ) -> None:
     metrics, rejects = TradeMetrics(), _Rejects()
-    wire.push.send_multipart([wire.encode.now("buy", 1.0, 0), b"part two", b"part three"])
-    wire.trades(1, first_seq=1)
+    wire.trades(2)
+    wait_for(lambda: wire.pull.poll(0), what="frames queued")
+    assert drain(wire.pull, metrics, rejects, 2) == 2
+    wire.push.send_multipart([wire.encode.now("buy", 1.0, 2), b"part two", b"part three"])
+    wire.trades(1, first_seq=3)
     wait_for(lambda: wire.pull.poll(0), what="frames queued")
     assert drain(wire.pull, metrics, rejects, None) == 2
     assert [(r.reason, str(r.detail)) for r in rejects] == [
         (Reason.MULTIPART, "expected a single-part frame")
     ]
-    assert (metrics.received, metrics.trades["buy"]) == (2, 1)
+    assert (metrics.received, metrics.trades["buy"]) == (4, 3)
+
+
+def test_the_batch_decoder_handles_a_normal_chunk_alone(
+    wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One decode_frames call per chunk; the one-frame decoder is only the fallback for
+    a bug in it, so a wrong call to decode_frames cannot hide behind the fallback."""
+    from trading_sidecar import receiver as module
+
+    one_by_one: list[bytes] = []
+
+    def spy(frame: bytes, events: list[Event], now: float | None = None) -> list[InvalidMessage]:
+        one_by_one.append(frame)
+        return []
+
+    monkeypatch.setattr(module, "decode_into", spy)
+    metrics = TradeMetrics()
+    wire.trades(3)
+    wire.push.send(b"{not json")
+    wait_for(lambda: wire.pull.poll(0), what="frames queued")
+    rejects = _Rejects()
+    assert drain(wire.pull, metrics, rejects, None) == 4
+    assert not one_by_one
+    assert metrics.trades["buy"] == 3 and [r.reason for r in rejects] == [Reason.MALFORMED_JSON]
+
+
+class _FailsOnce(TradeMetrics):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def record(self, events: Sequence[Event], received_at: float) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("first chunk")
+        super().record(events, received_at)
+
+
+def test_a_full_chunk_reports_its_rejects_and_faults_like_the_last(
+    wire: _Wire, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = _FailsOnce()
+    wire.push.send(b"{not json")
+    wire.trades(COUNT_CHUNK + 1, first_seq=0)
+    wait_for(lambda: wire.pull.poll(0), what="frames queued")
+    rejects = _Rejects()
+    with caplog.at_level(logging.ERROR):
+        assert drain(wire.pull, metrics, rejects, None) == COUNT_CHUNK + 2
+    assert [r.reason for r in rejects] == [Reason.MALFORMED_JSON]
+    # The first (full) chunk's record() raised: counted, and the last chunk still counts.
+    assert metrics.invalid[Reason.INTERNAL_ERROR] == 1
+    assert metrics.trades["buy"] == 2
 
 
 class _Chunks(TradeMetrics):
