@@ -406,3 +406,54 @@ def test_a_fault_outside_counting_is_internal_error_and_rejects_keep_their_reaso
         receiver.stop()
         push.close(linger=0)
         ctx.term()
+
+
+def test_frames_that_arrive_while_the_stop_drains_are_counted_until_quiet(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """On stop the socket closes only once no frame has come for QUIET_MS: frames that
+    reach it while the final drain is counting are counted too, and the log says how
+    many frames the stop counted."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 0)
+    encode = TradeEncoder("late")
+    holding, gate = threading.Event(), threading.Event()
+
+    def checkpoint() -> None:  # holds the loop until the stop flag is set
+        if not gate.is_set():
+            holding.set()
+            gate.wait(30)
+
+    class Late(TradeMetrics):
+        """Sends ten more frames from inside the final drain's first count (the loop
+        is past its last wake-up then: only the quiet window can still take them)."""
+
+        sent_late = False
+
+        def record(self, events: Sequence[Event], received_at: float) -> None:
+            super().record(events, received_at)
+            if gate.is_set() and not self.sent_late:
+                self.sent_late = True
+                for seq in range(1, 11):
+                    push.send(encode.now("buy", 1.0, seq))
+
+    metrics = Late()
+    receiver = Receiver("inproc://late", metrics, context=ctx, poll_ms=10, checkpoint=checkpoint)
+    receiver.start()
+    push.connect("inproc://late")
+    try:
+        assert holding.wait(10)
+        push.send(encode.now("buy", 1.0, 0))  # from here on, push belongs to the receiver
+        stopper = threading.Thread(target=receiver.stop, kwargs={"timeout": 30})
+        with caplog.at_level(logging.INFO, logger="trading_sidecar.receiver"):
+            stopper.start()
+            wait_for(lambda: not receiver.running, what="the stop flag")
+            gate.set()
+            stopper.join(30)
+        assert metrics.sent_late and metrics.trades["buy"] == 11
+        assert "stopping: counted 11 frames that were already queued" in caplog.messages
+    finally:
+        gate.set()
+        push.close(linger=0)
+        ctx.term()
