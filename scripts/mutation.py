@@ -66,7 +66,11 @@ SCOPES: tuple[Scope, ...] = (
         "contract.codec",
         "services/contract/src",
         ("telemetry_contract/codec.py",),
-        ("tests/unit/contract/test_codec.py", "tests/unit/contract/test_codec_fuzz.py"),
+        (
+            "tests/unit/contract/test_codec.py",
+            "tests/unit/contract/test_decode_frames.py",
+            "tests/unit/contract/test_codec_fuzz.py",
+        ),
     ),
     Scope(
         "sidecar.state",
