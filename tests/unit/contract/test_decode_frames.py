@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 
 import pytest
 from telemetry_contract import InvalidMessage, Reason
@@ -70,6 +71,10 @@ FRAMES: list[bytes] = [
 ]
 
 
+Decoded = tuple[list[Event], list[tuple[Reason, str]]]
+Decoder = Callable[[list[bytes]], Decoded]
+
+
 def one_by_one(frames: list[bytes]) -> tuple[list[Event], list[tuple[Reason, str]]]:
     events: list[Event] = []
     rejects: list[InvalidMessage] = []
@@ -112,3 +117,27 @@ def test_events_are_appended_after_what_the_list_holds() -> None:
     decode_frames([FRAMES[0]], events, NOW)
     decode_frames([FRAMES[1]], events, NOW)
     assert [e.src for e in events] == [None, "pub-a"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("decoder", [batched, one_by_one])
+def test_a_batch_on_the_slow_path_keeps_its_good_items(decoder: Decoder) -> None:
+    """A batch with a late or a non-printable item: only those items are refused; an
+    item exactly at the horizon is still good (both paths must agree with the contract,
+    not merely with each other)."""
+    data = frame(
+        [trade(src="pub-a", seq=0), trade(ts=HORIZON + 1), trade(ts=HORIZON), trade(src="t\tb")]
+    )
+    events, rejects = decoder([data])
+    assert [e.ts for e in events] == [NOW - 1, HORIZON]  # type: ignore[union-attr]
+    assert [reason for reason, _ in rejects] == [Reason.INVALID_TS, Reason.INVALID_SRC]
+    assert rejects[0][1].startswith("invalid_ts: item 1: ")
+
+
+@pytest.mark.parametrize("decoder", [batched, one_by_one])
+def test_a_frame_of_exactly_the_size_limit_is_decoded(decoder: Decoder) -> None:
+    body = frame(trade())
+    data = body[:-1] + b" " * (MAX_FRAME_BYTES - len(body)) + b"}"
+    assert len(data) == MAX_FRAME_BYTES
+    events, rejects = decoder([data])
+    assert len(events) == 1 and not rejects
+    assert decoder([data + b" "])[1][0][0] is Reason.OVERSIZE
