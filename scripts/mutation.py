@@ -69,6 +69,7 @@ SCOPES: tuple[Scope, ...] = (
         (
             "tests/unit/contract/test_codec.py",
             "tests/unit/contract/test_decode_frames.py",
+            "tests/unit/contract/test_now_encoder.py",
             "tests/unit/contract/test_codec_fuzz.py",
         ),
     ),
