@@ -17,7 +17,7 @@ from collections.abc import Callable
 import pytest
 from telemetry_contract import InvalidMessage, Reason
 from telemetry_contract.codec import decode_frames, decode_into
-from telemetry_contract.events import MAX_TS_AHEAD_S, Event
+from telemetry_contract.events import MAX_TS_AHEAD_S, MIN_TS, Event
 from telemetry_contract.transport import MAX_BATCH_ITEMS, MAX_FRAME_BYTES
 
 NOW = 1_700_000_000.0
@@ -141,3 +141,44 @@ def test_a_frame_of_exactly_the_size_limit_is_decoded(decoder: Decoder) -> None:
     events, rejects = decoder([data])
     assert len(events) == 1 and not rejects
     assert decoder([data + b" "])[1][0][0] is Reason.OVERSIZE
+
+
+@pytest.mark.parametrize("decoder", [batched, one_by_one])
+def test_a_batch_whose_only_fault_is_a_non_printable_src_refuses_that_item(
+    decoder: Decoder,
+) -> None:
+    events, rejects = decoder([frame([trade(src="pub-a", seq=0), trade(src="t\tb", seq=0)])])
+    assert [e.src for e in events] == ["pub-a"]  # type: ignore[union-attr]
+    assert [reason for reason, _ in rejects] == [Reason.INVALID_SRC]
+
+
+@pytest.mark.parametrize("decoder", [batched, one_by_one])
+def test_a_full_batch_with_one_bad_item_keeps_the_rest(decoder: Decoder) -> None:
+    items = [trade()] * (MAX_BATCH_ITEMS - 1) + [trade(ts=HORIZON + 1)]
+    events, rejects = decoder([frame(items)])
+    assert len(events) == MAX_BATCH_ITEMS - 1
+    assert [reason for reason, _ in rejects] == [Reason.INVALID_TS]
+
+
+@pytest.mark.parametrize("decoder", [batched, one_by_one])
+def test_a_batch_item_of_another_type_says_which(decoder: Decoder) -> None:
+    order = {**trade(), "type": "order"}
+    _, rejects = decoder([frame([trade(), order, BENCH])])
+    assert [reason for reason, _ in rejects] == [
+        Reason.UNKNOWN_TYPE,
+        Reason.BATCH_ITEM_NOT_TRADE,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ts", "reason"),
+    [
+        (MIN_TS * 1e3, Reason.TS_MILLISECONDS),
+        (HORIZON * 1e3, Reason.TS_MILLISECONDS),
+        (MIN_TS * 1e6, Reason.TS_MICROSECONDS),
+        (HORIZON * 1e9, Reason.TS_NANOSECONDS),
+    ],
+)
+def test_a_ts_in_another_unit_is_named_at_the_edges(ts: float, reason: Reason) -> None:
+    _, rejects = one_by_one([frame(trade(ts=ts))])
+    assert [r for r, _ in rejects] == [reason]

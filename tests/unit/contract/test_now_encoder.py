@@ -83,3 +83,10 @@ def test_a_batch_with_bad_trades_names_the_first() -> None:
     bad = [Trade("buy", 1.0, NOW), Trade("buy", -1.0, NOW), Trade("buy", 1.0, 0.0)]
     with pytest.raises(InvalidMessage, match="item 1: "):
         encode_batch(bad)
+
+
+def test_seq_is_written_only_with_a_src_and_must_be_a_safe_integer() -> None:
+    [event] = decode(TradeEncoder(None)("buy", 1.0, NOW, 5)).events
+    assert isinstance(event, Trade) and event.seq is None
+    with pytest.raises(ValueError, match="^seq must be an integer"):
+        TradeEncoder("pub-1")("buy", 1.0, NOW, -1)
