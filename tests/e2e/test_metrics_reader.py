@@ -107,7 +107,7 @@ def fake() -> Iterator[ThreadingHTTPServer]:
     ("code", "body", "expected"),
     [
         (503, b"down", "HTTP 503"),
-        (200, b"<html>a login page</html>", ""),
+        (200, b"<html>a login page</html>", "not Prometheus text"),
         (200, b"some_other_metric 1\n", "trading sidecar"),
         (200, b"\xff\xfe binary", "utf-8"),
     ],

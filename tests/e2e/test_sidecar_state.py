@@ -320,14 +320,22 @@ def _restart_mid_stream(tmp_path: Path, how: str) -> tuple[Samples, Samples, Sam
             sidecar.proc.process.kill()
             sidecar.proc.process.wait(10)
         else:
-            # Between two chunks, with the sidecar possibly still behind: a graceful stop
-            # must count every frame that reached it. (Frames on the wire at the very
-            # instant of a stop are lost whatever the sidecar does: ZeroMQ has no acks.
-            # They would count as lost, as in the kill case.)
+            # Between two chunks: a graceful stop must count every frame that reached it.
+            # Frames still in the client's socket at the instant of a stop are lost
+            # whatever the sidecar does (ZeroMQ has no acks; they would count as lost,
+            # as in the kill case), so the stop waits until the sidecar has counted
+            # every event the client handed to ZeroMQ.
             publisher.running.clear()
             assert publisher.paused.wait(10)
-            time.sleep(0.2)  # the last chunk leaves the client's socket (loopback: µs)
-            before = sidecar.scrape()
+            client = publisher.publisher
+
+            def delivered() -> Samples | None:
+                samples = sidecar.scrape()
+                handed = client.sent if client.queued == 0 else -1
+                return samples if handed >= 0 and _totals(samples)[0] >= handed else None
+
+            before = wait_for(delivered, timeout=60, interval=0.02,
+                              what="the last chunk counted")  # fmt: skip
             assert sidecar.stop() == 0
         assert (state_dir / FILENAME).exists()
         sidecar.start(tmp_path)  # same ports, same state folder

@@ -331,9 +331,12 @@ def test_the_schema_lists_the_closed_variant_set_and_anchors_run_id_at_the_very_
 
 def test_every_variant_the_bench_names_is_in_the_closed_set() -> None:
     for rate in SUSTAINED_RATES:
-        assert sustained_variant("client", rate) in BENCH_VARIANTS
-        assert sustained_variant("e2e", float(rate)) in BENCH_VARIANTS
+        assert sustained_variant("client", rate) == f"client-{rate}" in BENCH_VARIANTS
+        assert sustained_variant("e2e", float(rate)) == f"e2e-{rate}" in BENCH_VARIANTS
+        # A rate that only rounds to a listed one is not that variant.
+        assert sustained_variant("e2e", rate + 0.5) == "e2e-other"
     assert sustained_variant("client", 1234.5) == "client-other"
+    assert sustained_variant("client", 7) == "client-other"  # whole, but not listed
     assert "client-other" in BENCH_VARIANTS
     for variant in BENCH_VARIANTS:
         assert one(encode(_bench(variant=variant))) == _bench(variant=variant)

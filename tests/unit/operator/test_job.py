@@ -149,7 +149,14 @@ def test_timeout_shorter_than_duration_only_matters_for_sustained() -> None:
 
 def test_job_name_is_the_benchmark_name_plus_bench() -> None:
     assert job_name("nightly") == "nightly-bench"
-    assert job_name("nightly") == job_name("nightly")  # deterministic: retries hit 409
+
+
+def test_a_shortened_job_name_is_the_same_in_every_process() -> None:
+    """A retried create (another operator process, another release) must hit 409, not
+    make a second Job: the shortened name is pinned, so a per-process hash (``hash()``,
+    salted per process) or a random suffix fails here."""
+    long = "nightly-latency-benchmark-for-the-eu-equities-desk-" + "x" * 30
+    assert job_name(long) == "nightly-latency-benchmark-for-the-eu-equities-de-486bdf45-bench"
 
 
 @pytest.mark.parametrize("length", [57, 58, 63, 64, 120, 253])
