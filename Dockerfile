@@ -30,6 +30,7 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY services/bench/pyproject.toml services/bench/
 COPY services/contract/pyproject.toml services/contract/
+COPY services/devkit/pyproject.toml services/devkit/
 COPY services/operator/pyproject.toml services/operator/
 COPY services/publisher/pyproject.toml services/publisher/
 COPY services/sidecar/pyproject.toml services/sidecar/

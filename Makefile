@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --frozen
 
-.PHONY: help uv sync system-deps run test test-unit lint config-docs infra-up infra-down env-setup clean keys
+.PHONY: help uv sync system-deps run apps-up open test test-unit lint config-docs infra-up infra-down env-setup clean keys
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -24,10 +24,16 @@ uv: ## install uv with pip when it is missing
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null; \
 	  else echo "uv is missing and so is pip: install one (sudo apt-get install python3-pip)"; exit 1; fi; \
 	fi; \
+	echo "installing uv (the Python package manager) with pip…"; \
 	python3 -m pip install --quiet uv 2>/dev/null \
 	  || python3 -m pip install --quiet --user --break-system-packages uv
 
+# The first sync downloads and compiles everything (about a minute, silent with --quiet):
+# say so, so a first `make run` does not look hung.
 sync: uv ## create .venv from the committed uv.lock
+	@if [ ! -x .venv/bin/python ]; then \
+	  echo "creating .venv from uv.lock: downloading and installing the Python packages (first run only, about a minute)…"; \
+	fi
 	@$(UV) sync --frozen --all-packages --quiet --compile-bytecode
 
 system-deps: ## Debian prometheus (with promtool), chromium, shellcheck for the tests (apt, when root)
@@ -47,6 +53,11 @@ system-deps: ## Debian prometheus (with promtool), chromium, shellcheck for the 
 
 run: sync ## start sidecar, UI and (when installed) Prometheus; Ctrl-C stops all
 	@$(RUN) python scripts/run_local.py
+
+apps-up: run ## the MVP's name for `make run`
+
+open: sync ## open the UI, Prometheus and (with infra-up) Grafana in a browser, or print their URLs
+	@$(RUN) python scripts/open_urls.py
 
 test: sync system-deps lint ## lint, then both test tiers: unit, then e2e (real processes and sockets)
 	@$(RUN) pytest

@@ -11,22 +11,30 @@ KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
 MONITORING_NAMESPACE ?= monitoring
 MONITORING_RELEASE ?= monitoring
 KPS_VALUES := deploy/kind/kube-prometheus-stack-values.yaml
-# Pinned so `make kind-up` installs the same thing next month. Chosen on 2026-11-24:
-# kube-prometheus-stack 87.15.1 is the newest release found in prometheus-community/helm-charts
-# release notes. kind 0.30.0 is the release whose node image kind-config.yaml pins.
-# cloud-provider-kind v0.11.1 is the newest image tag found in public configurations
-# (2026-11-30); it serves LoadBalancer Services, Ingress (class "cloud-provider-kind", since
-# v0.9.0) and Gateway API, which is kind's current recommendation now that ingress-nginx is
-# retired. Override on the command line (KPS_CHART_VERSION=...); keep the node image in step.
-KPS_CHART_VERSION ?= 87.15.1
-KIND_MIN_VERSION ?= v0.30.0
+# Pinned so `make kind-up` installs the same thing next month; read on 2026-12-07 from the
+# projects' own repositories (git tags and files of the snapshots this project can fetch):
+# kube-prometheus-stack 88.5.3 is the newest tag kube-prometheus-stack-* in
+# prometheus-community/helm-charts (charts/kube-prometheus-stack/Chart.yaml, version 88.5.3).
+# kind v0.32.0 is the newest kind release tag in kubernetes-sigs/kind (v0.33.0 is an alpha);
+# its default node image (pkg/apis/config/defaults/image.go at v0.32.0) is what
+# kind-config.yaml pins. cloud-provider-kind v0.11.1 is the newest tag in
+# kubernetes-sigs/cloud-provider-kind; it serves LoadBalancer Services, Ingress (class
+# "cloud-provider-kind", since v0.9.0) and Gateway API, kind's current recommendation now
+# that ingress-nginx is retired. Override on the command line (KPS_CHART_VERSION=...); keep
+# the node image in step with KIND_MIN_VERSION.
+KPS_CHART_VERSION ?= 88.5.3
+KIND_MIN_VERSION ?= v0.32.0
 CLOUD_PROVIDER_KIND_IMAGE ?= registry.k8s.io/cloud-provider-kind/cloud-controller-manager:v0.11.1
 CLOUD_PROVIDER_KIND_CONTAINER ?= $(KIND_CLUSTER)-cloud-provider
 # Docker Desktop (macOS, Windows) and rootless engines cannot route to the kind network: set
 # CLOUD_PROVIDER_KIND_ARGS=--enable-lb-port-mapping to publish each load balancer on a host port.
 CLOUD_PROVIDER_KIND_ARGS ?=
-# Grafana's host name: the Ingress rule and Grafana's root_url both take it.
-GRAFANA_HOST ?= grafana.localhost
+# cloud-provider-kind turns an Ingress into this Gateway in the Ingress' namespace
+# (pkg/ingress/controller.go, GatewayName) and runs its Envoy as a container labelled
+# <label>=<cluster>/<namespace>/<gateway> (pkg/constants, pkg/gateway/envoy.go): with port
+# mapping, `docker port` on that container gives the host port of the Ingress.
+CLOUD_PROVIDER_KIND_GATEWAY := kind-ingress-gateway
+CLOUD_PROVIDER_KIND_GATEWAY_LABEL := io.x-k8s.cloud-provider-kind.gateway.name
 GRAFANA_PORT ?= 3000
 UI_PORT ?= $(UI_SERVICE_PORT)
 # Where the UI reads totals from: kube-prometheus-stack's Prometheus Service (sum over replicas).
@@ -51,10 +59,13 @@ IMAGE_CREATED = $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 DOCKER_BUILD := docker build --provenance=false --sbom=false
 # Helm waits this long for `make deploy` (rollout of the Deployments and the StatefulSet).
 DEPLOY_TIMEOUT ?= 5m
-# The LatencyBenchmark `make bench-job` renders: its timeoutSeconds, plus a margin for
-# kubectl wait, so the benchmark's own Failed/DeadlineExceeded is what you see.
+# The LatencyBenchmark `make bench-job` renders: its timeoutSeconds, plus a margin for the
+# wait, so the benchmark's own Failed/DeadlineExceeded is what you see.
 BENCH_DEADLINE ?= $(shell sed -n '/^benchmark:/,/^[a-z]/s/^  timeoutSeconds: *\([0-9][0-9]*\)$$/\1/p' $(CHART)/values.yaml)
 BENCH_TIMEOUT_MARGIN ?= 120
+# `make bench-job` reads the state this often, and prints this many lines of the Job's log.
+BENCH_POLL_SECONDS ?= 5
+BENCH_LOG_LINES ?= 30
 
 KUBECTL := kubectl --context $(KUBE_CONTEXT)
 HELM := helm --kube-context $(KUBE_CONTEXT)
@@ -162,8 +173,6 @@ kind-up: ## check every tool, create the kind cluster, cloud-provider-kind, kube
 	  --version $(KPS_CHART_VERSION) \
 	  --namespace $(MONITORING_NAMESPACE) --create-namespace \
 	  -f $(KPS_VALUES) \
-	  --set-string 'grafana.ingress.hosts[0]=$(GRAFANA_HOST)' \
-	  --set-string 'grafana.grafana\.ini.server.root_url=http://$(GRAFANA_HOST)/' \
 	  --wait --timeout 10m
 	@echo "cluster '$(KIND_CLUSTER)' is up; next: make images kind-load deploy"
 
@@ -175,13 +184,14 @@ kind-down: ## delete the kind cluster, everything in it and the cloud-provider-k
 deploy: ## helm upgrade --install the chart (with the operator) into the kind cluster
 	$(call need-tools,kind helm kubectl)
 	$(call need-cluster)
+	address=$$($(grafana-address)); \
 	$(HELM) upgrade --install $(RELEASE) $(CHART) \
 	  --namespace $(NAMESPACE) --create-namespace \
 	  --set networkPolicy.monitoringNamespace=$(MONITORING_NAMESPACE) \
 	  --set-string serviceMonitor.additionalLabels.release=$(MONITORING_RELEASE) \
 	  --set-string prometheusRule.additionalLabels.release=$(MONITORING_RELEASE) \
 	  --set-string publisher.prometheusUrl=$(PROMETHEUS_URL) \
-	  --set-string dashboards.grafanaUrl=http://$(GRAFANA_HOST)/ \
+	  $${address:+--set-string dashboards.grafanaUrl=http://$$address/} \
 	  --set operator.enabled=true \
 	  --wait --timeout $(DEPLOY_TIMEOUT)
 
@@ -204,19 +214,41 @@ define grafana-login
 	    "is kube-prometheus-stack installed ('make kind-up')?" >&2; exit 1; }
 endef
 
+# Grafana's Ingress address on the kind network (cloud-provider-kind fills it in), or nothing.
+define grafana-address
+$(KUBECTL) --namespace $(MONITORING_NAMESPACE) get ingress $(MONITORING_RELEASE)-grafana \
+	  -o jsonpath='{.status.loadBalancer.ingress[0].ip}' 2>/dev/null || true
+endef
+
+# With --enable-lb-port-mapping: the host port Docker maps to port 80 of the Envoy container
+# serving Grafana's Ingress, or nothing.
+define grafana-mapped-port
+command -v docker >/dev/null 2>&1 && \
+	  container=$$(docker ps -q --filter \
+	    label=$(CLOUD_PROVIDER_KIND_GATEWAY_LABEL)=$(KIND_CLUSTER)/$(MONITORING_NAMESPACE)/$(CLOUD_PROVIDER_KIND_GATEWAY) \
+	    2>/dev/null | head -n1) && [ -n "$$container" ] && \
+	  docker port "$$container" 80/tcp 2>/dev/null | head -n1 | sed 's/.*://' || true
+endef
+
 grafana: ## print Grafana's URL through the Ingress (cloud-provider-kind) and its login
 	$(call need-tools,kind kubectl)
 	$(call need-cluster)
 	@$(grafana-login); \
-	address=$$($(KUBECTL) --namespace $(MONITORING_NAMESPACE) get ingress $(MONITORING_RELEASE)-grafana \
-	  -o jsonpath='{.status.loadBalancer.ingress[0].ip}' 2>/dev/null || true); \
-	echo "Grafana:   http://$(GRAFANA_HOST)/"; \
+	address=$$($(grafana-address)); \
+	port=$$($(grafana-mapped-port)); \
 	echo "login:     $$user / $$password"; \
-	echo "dashboard: http://$(GRAFANA_HOST)/d/trading-telemetry"; \
 	if [ -n "$$address" ]; then \
-	  echo "Ingress address: $$address  (add '$$address $(GRAFANA_HOST)' to /etc/hosts, or"; \
-	  echo "  curl -H 'Host: $(GRAFANA_HOST)' http://$$address/api/health)"; \
-	else \
+	  echo "Grafana:   http://$$address/   (Linux: the kind network is routable from the host)"; \
+	  echo "dashboard: http://$$address/d/trading-telemetry"; \
+	fi; \
+	if [ -n "$$port" ]; then \
+	  echo "Grafana:   http://localhost:$$port/   (cloud-provider-kind --enable-lb-port-mapping)"; \
+	  echo "dashboard: http://localhost:$$port/d/trading-telemetry"; \
+	elif [ -n "$$address" ]; then \
+	  echo "macOS/Windows (Docker Desktop) cannot reach $$address: 'make kind-down', then"; \
+	  echo "  'make kind-up CLOUD_PROVIDER_KIND_ARGS=--enable-lb-port-mapping' and 'make grafana' again"; \
+	fi; \
+	if [ -z "$$address$$port" ]; then \
 	  echo "The Ingress has no address yet (is cloud-provider-kind running? docker ps);"; \
 	  echo "'make grafana-forward' needs nothing but kubectl."; \
 	fi
@@ -239,13 +271,30 @@ bench-job: ## run a LatencyBenchmark (burst) through the operator and print its 
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --reuse-values \
 	  --set operator.enabled=true --set benchmark.enabled=true \
 	  --set benchmark.timeoutSeconds=$(BENCH_DEADLINE) --wait --timeout $(DEPLOY_TIMEOUT)
-	@status=0; timeout=$$(( $(BENCH_DEADLINE) + $(BENCH_TIMEOUT_MARGIN) ))s; \
-	echo "waiting up to $$timeout for LatencyBenchmark $(FULLNAME)-bench"; \
-	$(KUBECTL) --namespace $(NAMESPACE) wait lbench/$(FULLNAME)-bench \
-	  --for=jsonpath='{.status.state}'=Succeeded --timeout=$$timeout || status=$$?; \
-	$(KUBECTL) --namespace $(NAMESPACE) get lbench/$(FULLNAME)-bench -o wide || true; \
-	$(KUBECTL) --namespace $(NAMESPACE) get lbench/$(FULLNAME)-bench -o jsonpath='{.status.message}{"\n"}' || true; \
-	exit $$status
+	@selector=app.kubernetes.io/instance=$(RELEASE),app.kubernetes.io/component=benchmark,app.kubernetes.io/managed-by=Helm; \
+	name=$$($(KUBECTL) --namespace $(NAMESPACE) get lbench -l $$selector \
+	  -o jsonpath='{.items[0].metadata.name}') && [ -n "$$name" ] || { \
+	  echo "make bench-job: no LatencyBenchmark of release $(RELEASE) in namespace $(NAMESPACE)" >&2; exit 1; }; \
+	wait_s=$$(( $(BENCH_DEADLINE) + $(BENCH_TIMEOUT_MARGIN) )); \
+	echo "waiting up to $${wait_s}s for LatencyBenchmark $$name to end (Succeeded or Failed)"; \
+	state=""; waited=0; \
+	while :; do \
+	  state=$$($(KUBECTL) --namespace $(NAMESPACE) get lbench/$$name -o jsonpath='{.status.state}' 2>/dev/null); \
+	  case "$$state" in Succeeded|Failed) break ;; esac; \
+	  [ "$$waited" -lt "$$wait_s" ] || break; \
+	  sleep $(BENCH_POLL_SECONDS); waited=$$(( waited + $(BENCH_POLL_SECONDS) )); \
+	done; \
+	$(KUBECTL) --namespace $(NAMESPACE) get lbench/$$name -o wide || true; \
+	$(KUBECTL) --namespace $(NAMESPACE) get lbench/$$name \
+	  -o jsonpath='{.status.reason}: {.status.message}{"\n"}' || true; \
+	job=$$($(KUBECTL) --namespace $(NAMESPACE) get lbench/$$name -o jsonpath='{.status.job}' 2>/dev/null); \
+	if [ -n "$$job" ]; then \
+	  echo "--- last $(BENCH_LOG_LINES) log lines of job/$$job:"; \
+	  $(KUBECTL) --namespace $(NAMESPACE) logs job/$$job --tail=$(BENCH_LOG_LINES) || true; \
+	fi; \
+	[ "$$state" = Succeeded ] || { \
+	  echo "make bench-job: LatencyBenchmark $$name ended $${state:-without a state after $${wait_s}s}" >&2; \
+	  exit 1; }
 
 kind-smoke: ## kind-up, images, load, deploy, helm test, then check it all from outside (KEEP=0 tears down)
 	$(call need-tools,docker kind helm kubectl)

@@ -10,12 +10,17 @@ with one log line each time. That is what makes the "sidecar is down" story visi
 laptop: the UI warns, queues, and delivers when the sidecar is back, instead of the
 whole loop being torn down. Ctrl-C or SIGTERM stops everything, in reverse start order.
 
+The sidecar keeps its state in ``state/`` inside the checkout (git-ignored) unless
+``TT_SIDECAR_STATE_DIR`` says elsewhere, so a supervised restart keeps the totals.
+
 Before starting anything it checks its ports: when one is taken (usually by another
-``make run``) it says which, in one line, and exits 1 with nothing started.
+``make run``) it says which, in one line, and exits 1 with nothing started (``make``
+itself then exits 2).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -34,13 +39,16 @@ from types import FrameType
 from prometheus_local import start_prometheus, wait_ready, write_config
 from telemetry_contract.ports import DEFAULT_PROMETHEUS_PORT, LOOPBACK
 from telemetry_contract.settings_source import load_settings, setting
-from trading_bench.processes import free_port, http_ok, terminate
+from telemetry_contract.settings_source import port as port_number
+from trading_devkit.processes import free_port, http_ok, terminate
 from trading_publisher import settings as publisher_settings
 from trading_sidecar import settings as sidecar_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROMETHEUS_TEMPLATE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+#: The sidecar's state folder when TT_SIDECAR_STATE_DIR is unset (``/state/`` is git-ignored).
+DEFAULT_STATE_DIR = ROOT / "state"
 #: The graph the printed Prometheus link opens: trades per second by side, 15 minutes.
 PROMETHEUS_GRAPH_EXPR = "sum by (side) (rate(trades_total[1m]))"
 BACKOFF_FIRST_S = 1.0
@@ -57,7 +65,9 @@ class LocalPrometheusSettings:
     """The Prometheus ``make run`` starts when the binary is installed (the fifth prefix)."""
 
     port: int = setting(
-        DEFAULT_PROMETHEUS_PORT, "port of the Prometheus that `make run` starts when installed"
+        DEFAULT_PROMETHEUS_PORT,
+        "port of the Prometheus that `make run` starts when installed",
+        parse=port_number,
     )
 
 
@@ -182,14 +192,11 @@ def main() -> int:
     ui_url = f"http://{publisher.ui_host}:{publisher.ui_port}"
     ports = [
         ("sidecar HTTP", sidecar.http_host, sidecar.http_port, f"{sidecar_url}/metrics"),
-        (
-            "sidecar probes",
-            sidecar.http_host,
-            sidecar.probe_port,
-            f"http://{local_host}:{sidecar.probe_port}/healthz",
-        ),
         ("Streamlit UI", publisher.ui_host, publisher.ui_port, ui_url),
     ]
+    if sidecar.probe_port:  # off unless set (the chart sets it)
+        probe_url = f"http://{local_host}:{sidecar.probe_port}/healthz"
+        ports.insert(1, ("sidecar probes", sidecar.http_host, sidecar.probe_port, probe_url))
     zmq = zmq_host_port(sidecar.zmq_bind)
     if zmq is not None:
         ports.append(("sidecar ZeroMQ", zmq[0], zmq[1], sidecar.zmq_bind))
@@ -211,9 +218,14 @@ def main() -> int:
         ("Sidecar health", f"{sidecar_url}/healthz"),
         ("Sidecar ZeroMQ PULL", sidecar.zmq_bind),
     ]
+    state_dir = sidecar.state_dir or str(DEFAULT_STATE_DIR)
+    urls.append(("Sidecar state", f"{state_dir} (totals survive a restart)"))
+    sidecar_env = {**os.environ, "TT_SIDECAR_STATE_DIR": state_dir}
     workdir = Path(tempfile.mkdtemp(prefix="trading-telemetry-run-"))
     try:
-        child = Child("sidecar", lambda: subprocess.Popen([str(BIN / "trading-sidecar")]))
+        child = Child(
+            "sidecar", lambda: subprocess.Popen([str(BIN / "trading-sidecar")], env=sidecar_env)
+        )
         children.append(child)
         child.launch()
         _wait(lambda: http_ok(f"{sidecar_url}/healthz"), child, "sidecar", 30)

@@ -56,7 +56,11 @@ POD_EXTRAS: dict[str, Any] = {
 EVERYTHING_ON: dict[str, Any] = {
     "imagePullSecrets": [{"name": "registry-login"}],
     "serviceAccount": {"create": True, "annotations": {"example.org/role": "trading"}},
-    "publisher": {"prometheusUrl": "http://prometheus.monitoring:9090", **POD_EXTRAS},
+    "publisher": {
+        "replicas": 2,
+        "prometheusUrl": "http://prometheus.monitoring:9090",
+        **POD_EXTRAS,
+    },
     "sidecar": {"replicas": 3, **POD_EXTRAS},
     "curve": {"enabled": True, "secretName": "tt-curve", "clientsSecretName": "tt-curve-clients"},
     "serviceMonitor": {
@@ -68,7 +72,11 @@ EVERYTHING_ON: dict[str, Any] = {
     "prometheusRule": {"enabled": True},
     "networkPolicy": {
         "enabled": True,
-        "uiFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}}],
+        "uiFrom": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}},
+            # cloud-provider-kind's Envoy: a container on the kind network, outside the cluster.
+            {"ipBlock": {"cidr": "172.18.0.0/16", "except": ["172.18.0.1/32"]}},
+        ],
     },
     "dashboards": {"enabled": True},
     "benchmark": {"enabled": True, "mode": "sustained", "rate": 2500, "duration": 4},
@@ -87,7 +95,15 @@ EVERYTHING_OFF: dict[str, Any] = {
         "operator",
         "tests",
     )
-} | {"sidecar": {"stateDir": {"enabled": False}, "preStopSleepSeconds": 0}}
+} | {
+    "sidecar": {
+        "stateDir": {"enabled": False},
+        "preStopSleepSeconds": 0,
+        "podDisruptionBudget": {"enabled": False},
+        "topologySpread": {"enabled": False},
+    },
+    "publisher": {"podDisruptionBudget": {"enabled": False}, "topologySpread": {"enabled": False}},
+}
 
 Obj = dict[str, Any]
 
@@ -120,9 +136,15 @@ def render(
     values: Mapping[str, Any] | None = None,
     release: str = RELEASE,
     namespace: str = NAMESPACE,
+    revision: int | None = None,
 ) -> Rendered:
     manifests = chart.render(
-        dict(values) if values else None, name=release, namespace=namespace, is_install=True
+        dict(values) if values else None,
+        name=release,
+        namespace=namespace,
+        revision=revision,
+        is_install=revision in (None, 1),
+        is_upgrade=revision not in (None, 1),
     )
     objects: list[tuple[str, Obj]] = []
     notes = ""

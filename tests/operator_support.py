@@ -94,7 +94,8 @@ class FakeCluster:
         self._call("patch_benchmark_status")
         if name not in self.benchmarks:
             raise api_error(404, "Not Found")
-        self.benchmarks[name].setdefault("status", {}).update(copy.deepcopy(status))
+        stored = self.benchmarks[name]
+        stored["status"] = merge_patch(stored.get("status", {}), copy.deepcopy(status))
 
     def post_event(self, benchmark: Mapping[str, Any], kind: str, reason: str, text: str) -> None:
         self._call("post_event")
@@ -130,6 +131,20 @@ class FakeCluster:
             }
         )
         return copy.deepcopy(job)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as the API server applies a dict body: objects merge
+    key by key, ``None`` deletes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
 
 
 def zmq_service(name: str = "demo-zmq", port: int = 5555) -> Obj:

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2 as httpx
+import yaml
 import zmq
-from trading_bench.processes import Process, ProcessFailed
-from trading_bench.processes import free_port as free_port
 from trading_bench.sidecar import bound_zmq_address
+from trading_devkit.processes import Process, ProcessFailed
+from trading_devkit.processes import free_port as free_port
 from trading_publisher.metrics_reader import Samples as Samples
 from trading_publisher.metrics_reader import parse_samples, sample_value, scrape
 
@@ -125,7 +126,7 @@ parse_metrics = parse_samples
 value = sample_value
 
 
-#: The product's one process helper (trading_bench.processes), under the names the tests
+#: The one process helper (trading_devkit.processes), under the names the tests
 #: have always used: start with a log file, wait while watching for an early exit, stop
 #: with SIGTERM then SIGKILL, returning the exit code.
 Proc = Process
@@ -204,8 +205,9 @@ def new_sidecar(**extra_env: str) -> Sidecar:
 #: What the tests substitute for the Grafana variables a dashboard query may use. Grafana
 #: derives the interval ones from the time range and the scrape interval; as range
 #: selectors they must hold two scrapes for rate() to answer, and a minute also keeps
-#: everything a test published inside the window however slowly the suite runs. ``job``
-#: is the dashboards' "All" value (their ``allValue``), as a regex matcher.
+#: everything a test published inside the window however slowly the suite runs. ``job``,
+#: ``namespace`` and ``pod`` are the dashboards' "All" values (their ``allValue``), as
+#: regex matchers; ``.*`` also matches a series without the label (outside Kubernetes).
 GRAFANA_TEST_VARIABLES: dict[str, str] = {
     "__rate_interval": "1m",
     "__interval": "1m",
@@ -214,6 +216,8 @@ GRAFANA_TEST_VARIABLES: dict[str, str] = {
     "__range_s": "60",
     "__range_ms": "60000",
     "job": ".+",
+    "namespace": ".*",
+    "pod": ".*",
 }
 
 _GRAFANA_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)(?::\w+)?\]\]|\$(\w+)")
@@ -275,6 +279,25 @@ def promql_metric_names(expr: str) -> set[str]:
             continue
         names.add(match.group())
     return names
+
+
+#: Target labels a test Prometheus adds to the sidecar, as a ServiceMonitor does in
+#: Kubernetes, so the dashboards' namespace and pod variables select something real.
+TARGET_LABELS: dict[str, str] = {"namespace": "ns-a", "pod": "trading-sidecar-0"}
+
+
+def label_target(config: Path, labels: Mapping[str, str] = TARGET_LABELS) -> None:
+    """Give a rendered Prometheus config's one static target ``labels``."""
+    document = yaml.safe_load(config.read_text())
+    (job,) = document["scrape_configs"]
+    (static,) = job["static_configs"]
+    static["labels"] = dict(labels)
+    config.write_text(yaml.safe_dump(document))
+
+
+def scoped_variables(**chosen: str) -> dict[str, str]:
+    """The test variables with namespace/pod chosen as a user would in the dashboard."""
+    return {**GRAFANA_TEST_VARIABLES, **chosen}
 
 
 def wait_http_ok(proc: Process, url: str, timeout: float = 30.0) -> None:

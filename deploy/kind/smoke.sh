@@ -93,6 +93,27 @@ else
   record "Grafana API returns the trading dashboard" FAIL "cannot port-forward Grafana"
 fi
 
+# 2b. Grafana through what cloud-provider-kind serves: the host-less Ingress' address on the kind
+# network, which a Linux host (the CI runner) reaches directly; no port-forward, no Host header.
+address=""
+for _ in $(seq 1 60); do
+  address=$("${kubectl[@]}" --namespace "$MONITORING_NAMESPACE" get ingress "$MONITORING_RELEASE-grafana" \
+    -o jsonpath='{.status.loadBalancer.ingress[0].ip}' 2>/dev/null) && [ -n "$address" ] && break
+  sleep 2
+done
+if [ -z "$address" ]; then
+  record "Grafana /api/health through the Ingress" FAIL "the Ingress got no address (cloud-provider-kind?)"
+else
+  health=""
+  for _ in $(seq 1 30); do
+    health=$(curl -fsS --max-time 5 "http://$address/api/health" 2>/dev/null \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["database"])' 2>/dev/null) && [ "$health" = ok ] && break
+    sleep 2
+  done
+  if [ "$health" = ok ]; then record "Grafana /api/health through the Ingress" pass "http://$address/api/health"
+  else record "Grafana /api/health through the Ingress" FAIL "http://$address/api/health: ${health:-no answer}"; fi
+fi
+
 # 3. A trade sent through a port-forward shows in Prometheus within a few scrapes.
 trades=$($UV_RUN python -c 'from telemetry_contract import metric_names as n; print(n.TRADES)')
 before=$(promql "sum($trades)"); before=${before:-0}

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 from support import BIN, ROOT, Sidecar, new_sidecar, value, wait_for
 from telemetry_contract import metric_names as names
@@ -270,6 +272,24 @@ def test_benchmark_traffic_never_reached_the_trading_series(run: Run) -> None:
     assert value(samples, names.BENCH_LOST) == 0
 
 
+@pytest.mark.prometheus
+def test_promtool_accepts_the_scrape_taken_after_the_benchmark_ran(run: Run) -> None:
+    """Prometheus's own linter on every family, benchmark rows and traffic included."""
+    total = sum(len(r["rows"]) for r in run.reports.values())
+    wait_for(
+        lambda: value(run.sidecar.scrape(), names.BENCH_RESULTS) == total,
+        what="every benchmark row counted by the sidecar",
+    )
+    text = httpx.get(f"{run.sidecar.url}/metrics", timeout=5).text
+    assert f"{names.BENCH_LATENCY}{{" in text and f"{names.BENCH_E2E_LATENCY}_bucket{{" in text
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: make system-deps (Debian package prometheus)"
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("mode", BENCH_MODES)
 def test_termination_log_is_one_contract_frame(run: Run, mode: str) -> None:
     frame = (run.workdir / f"termination-{mode}").read_bytes()
@@ -295,7 +315,8 @@ def test_every_row_reached_the_sidecar(run: Run) -> None:
             labels = {"mode": mode, "variant": row["variant"]}
             assert value(samples, names.BENCH_RUN, run_id=RUN_ID, **labels) == 1
             assert value(samples, names.BENCH_RATE, **labels) == row["rate"]
-            assert value(samples, names.BENCH_LATENCY, quantile="0.99", **labels) == row["p99_us"]
+            p99 = value(samples, names.BENCH_LATENCY, percentile="p99", **labels)
+            assert p99 == pytest.approx(row["p99_us"] * 1e-6, rel=1e-12)
             assert value(samples, names.BENCH_EVENTS, outcome="lost", **labels) == row["lost"]
 
 

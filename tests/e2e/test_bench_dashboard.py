@@ -22,14 +22,17 @@ from prometheus_local import TEMPLATE, start_prometheus, wait_ready, write_confi
 from support import (
     GRAFANA_TEST_VARIABLES,
     ROOT,
+    TARGET_LABELS,
     Proc,
     Sidecar,
     dashboard_exprs,
     dashboard_panels,
     expand_grafana_variables,
     free_port,
+    label_target,
     new_sidecar,
     promql_metric_names,
+    scoped_variables,
     value,
     wait_for,
 )
@@ -91,7 +94,7 @@ TARGET_COLOURS: dict[str, dict[str | None, tuple[float, float]]] = {
     },
     "burst outcome": {"dropped": (0, 1), "lost": (0, 3)},
     "sustained: achieved / target rate": {None: (0.995, 0.95)},
-    "sustained: end-to-end p99 (bucket upper bound)": {"e2e-10000": (250, 500)},
+    "sustained: end-to-end p99 (bucket upper bound)": {"e2e-10000": (250e-6, 500e-6)},
     "ingest relative to the sidecar": {"raw-recv": (1.9, 2.5), "naive-json-prometheus": (0.3, 0.5)},
     "Benchmark events lost": {None: (0, 1)},
 }
@@ -165,6 +168,36 @@ def test_dashboard_identity_and_variables() -> None:
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
 
 
+def test_units_are_grafanas_own_and_unknown_counts_say_so() -> None:
+    """Rates in ops, latencies in seconds (Grafana scales to µs), no custom unit like "x"."""
+    panels = {p["title"]: p for p in dashboard_panels(load()) if p["type"] != "row"}
+    units = {title: p["fieldConfig"]["defaults"]["unit"] for title, p in panels.items()}
+    assert units["ingest rate per consumer"] == "ops"
+    assert not {"x", "µs"} & set(units.values()), units
+    for title, panel in panels.items():
+        used: set[str] = set()
+        for target in panel["targets"]:
+            used |= promql_metric_names(expand_grafana_variables(target["expr"], VARIABLES))
+        if names.BENCH_LATENCY in used:  # a latency in seconds, or a ratio of two
+            assert units[title] == ("percentunit" if "relative" in title else "s"), title
+        if names.BENCH_EVENTS in used:
+            mappings = panel["fieldConfig"]["defaults"]["mappings"]
+            assert {"type": "value", "options": {"-1": {"text": "unknown", "index": 0}}} in (
+                mappings
+            ), title
+
+
+def test_every_query_is_scoped_by_job_namespace_and_pod() -> None:
+    variables = {v["name"]: v for v in load()["templating"]["list"]}
+    for name in ("namespace", "pod"):
+        assert variables[name]["multi"] and variables[name]["includeAll"]
+        assert variables[name]["allValue"] == VARIABLES[name]
+    scope = 'job=~"$job",namespace=~"$namespace",pod=~"$pod"'
+    for where, expr in dashboard_exprs(load()):
+        selectors = re.findall(r"\{([^}]*)\}", expr)
+        assert selectors and all(s.startswith(scope) for s in selectors), (where, expr)
+
+
 def test_every_query_names_only_exported_series(fed: Sidecar) -> None:
     exported = set(names.ALL)
     scraped = {name for name, _ in fed.scrape()}
@@ -181,6 +214,7 @@ def test_every_query_names_only_exported_series(fed: Sidecar) -> None:
 @pytest.mark.prometheus
 def test_every_query_returns_data_in_prometheus(fed: Sidecar, tmp_path: Path) -> None:
     config = write_config(TEMPLATE, tmp_path / "prometheus.yml", f"127.0.0.1:{fed.http_port}")
+    label_target(config)
     port = free_port()
     log = tmp_path / "prometheus.log"
     prometheus = Proc(start_prometheus(config, port, tmp_path / "data", log), log, "prometheus")
@@ -202,6 +236,14 @@ def test_every_query_returns_data_in_prometheus(fed: Sidecar, tmp_path: Path) ->
             if not values or all(math.isnan(v) for v in values):
                 empty.append(f"{where}: {promql}")
         assert not empty, "queries without data:\n" + "\n".join(empty)
+
+        # The namespace and pod variables filter: the sidecar's own keep every row,
+        # another namespace shows nothing.
+        mine = {**scoped_variables(**TARGET_LABELS), "run_id": ".+"}
+        other = {**scoped_variables(namespace="ns-b"), "run_id": ".+"}
+        for where, expr in dashboard_exprs(load()):
+            assert query(expand_grafana_variables(expr, mine)), where
+            assert not query(expand_grafana_variables(expr, other)), where
 
         # A threshold override must name a series the panel really draws, or a missed
         # target would stay uncoloured without anyone noticing.

@@ -9,6 +9,8 @@ ports come from the chart's own values (free ones, chosen per run).
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,9 +20,11 @@ from urllib.parse import urlsplit, urlunsplit
 import helm_python
 import httpx2 as httpx
 import pytest
+import zmq.auth
 from chart_support import CHART_DIR, RELEASE, Obj, Rendered, container, env, render
 from support import (
     BIN,
+    ROOT,
     Proc,
     free_port,
     parse_metrics,
@@ -35,7 +39,7 @@ from telemetry_contract.events import BenchmarkResult
 from trading_operator.job import render_job
 from trading_operator.settings import PREFIX, load
 from trading_operator.spec import parse_spec
-from trading_publisher.client import Publisher
+from trading_publisher.client import CurveKeys, Publisher
 
 LOOPBACK = "127.0.0.1"
 
@@ -181,7 +185,7 @@ def test_the_charts_benchmark_runs_as_the_operators_job_and_reports(
 ) -> None:
     """The chart's LatencyBenchmark, turned into the Job the operator would create with the
     chart's operator env; its argv run with only the addresses and writable paths translated."""
-    benchmark = rendered.get("LatencyBenchmark", f"{fullname()}-bench")
+    benchmark = rendered.get("LatencyBenchmark", f"{fullname()}-bench-1")
     operator = env(container(rendered.get("Deployment", f"{fullname()}-operator")))
     settings = load({k: v for k, v in operator.items() if k.startswith(PREFIX)}, dotenv=None)
     job = render_job(parse_spec(benchmark["spec"], settings), "chart-bench", "trading", settings)
@@ -221,3 +225,130 @@ def test_ui_serves_streamlits_health_path_the_probes_use(
         assert httpx.get(probe_url(spec, "readinessProbe"), timeout=5).text == "ok"
     finally:
         proc.stop()
+
+
+# --- the CURVE Secret commands the docs give, run on what `make keys` writes ---
+
+CURVE_DOCS = (ROOT / "docs" / "kubernetes.md", CHART_DIR / "README.md")
+
+
+def documented_commands(path: Path, program: str) -> list[list[str]]:
+    """Every ``program ...`` command of the file's console blocks, continuation lines joined."""
+    commands: list[list[str]] = []
+    for block in re.findall(r"```console\n(.*?)```", path.read_text(), re.DOTALL):
+        text = re.sub(r"\\\n\s*", " ", block)
+        for line in text.splitlines():
+            line = line.strip().removeprefix("$ ")
+            if line.startswith(program + " "):
+                commands.append(shlex.split(line.split("  #")[0]))
+    return commands
+
+
+def secret_from_files(args: list[str], cwd: Path) -> tuple[str, dict[str, bytes]]:
+    """What ``kubectl create secret generic NAME --from-file=...`` puts in the Secret."""
+    name = args[args.index("generic") + 1]
+    data: dict[str, bytes] = {}
+    for arg in args:
+        if not arg.startswith("--from-file="):
+            continue
+        spec = arg.removeprefix("--from-file=")
+        key, _, source = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        path = cwd / source
+        assert path.exists(), f"{' '.join(args)}: {source} does not exist after `make keys`"
+        if path.is_dir():
+            data.update({f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.is_file()})
+        else:
+            data[key or path.name] = path.read_bytes()
+    return name, data
+
+
+def mounted_keys(rendered: Rendered, secret_value: str) -> set[str]:
+    """The keys of a Secret the chart's pods mount by ``items`` (a whole-Secret mount: none)."""
+    keys: set[str] = set()
+    for _, obj in rendered.objects:
+        spec = (obj.get("spec") or {}).get("template", {}).get("spec") or {}
+        for volume in spec.get("volumes", []):
+            secret = volume.get("secret") or {}
+            if secret.get("secretName") == secret_value:
+                keys |= {item["key"] for item in secret.get("items", [])}
+    return keys
+
+
+@pytest.mark.parametrize("doc", CURVE_DOCS, ids=lambda p: p.name)
+def test_the_documented_curve_secrets_work_verbatim_after_make_keys(
+    doc: Path, tmp_path: Path
+) -> None:
+    make_keys = re.search(r"^keys:.*\n\t@\$\(RUN\) (.*)$", (ROOT / "Makefile").read_text(), re.M)
+    assert make_keys, "the Makefile's keys target"
+    command = make_keys.group(1).replace("$(KEYS_DIR)", "keys").replace("$(KEYS_ARGS)", "")
+    subprocess.run(executable(shlex.split(command)), cwd=tmp_path, check=True, timeout=60)
+
+    creates = [c for c in documented_commands(doc, "kubectl") if "secret" in c]
+    assert len(creates) == 2, creates
+    for args in creates:
+        assert args[args.index("--context") + 1] == "kind-trading-telemetry", args
+        assert args[args.index("--namespace") + 1] == "trading", args
+    secrets = dict(secret_from_files(args, tmp_path) for args in creates)
+    (upgrade,) = [
+        c for c in documented_commands(doc, "helm") if "curve.enabled=true" in ",".join(c)
+    ]
+    assert upgrade[upgrade.index("--kube-context") + 1] == "kind-trading-telemetry"
+    sets = dict(
+        kv.split("=", 1)
+        for i, a in enumerate(upgrade)
+        if a == "--set"
+        for kv in upgrade[i + 1].split(",")
+    )
+    keys_secret, clients_secret = (
+        secrets[sets["curve.secretName"]],
+        secrets[sets["curve.clientsSecretName"]],
+    )
+
+    values = {
+        "curve": {
+            "enabled": True,
+            "secretName": "tt-curve",
+            "clientsSecretName": "tt-curve-clients",
+        }
+    }
+    with helm_python.Chart.load(CHART_DIR) as chart:
+        curve_render = render(chart, values)
+    # Every key the chart mounts from the key Secret is in it; the clients Secret holds only
+    # public certificates.
+    assert mounted_keys(curve_render, "tt-curve") <= set(keys_secret), sorted(keys_secret)
+    assert clients_secret and all(name.endswith(".key") for name in clients_secret)
+    assert all(b"secret-key" not in content for content in clients_secret.values())
+    # And they fit together: the publisher's pair is one the sidecar allows.
+    (tmp_path / "mounted").mkdir()
+    for key, content in keys_secret.items():
+        (tmp_path / "mounted" / key).write_bytes(content)
+    client = CurveKeys.from_files(
+        tmp_path / "mounted/server.key", tmp_path / "mounted/client.key_secret"
+    )
+    allowed = tmp_path / "clients"
+    allowed.mkdir()
+    for key, content in clients_secret.items():
+        (allowed / key).write_bytes(content)
+    assert client.public in set(zmq.auth.load_certificates(str(allowed)))
+
+
+def test_the_benchmark_jobs_wait_for_the_sidecar_runs_until_it_is_ready(
+    rendered: Rendered, sidecar: Proc, ports: dict[str, int], tmp_path: Path
+) -> None:
+    """The init container's exact command: returns once /readyz answers, waits while not."""
+    benchmark = rendered.get("LatencyBenchmark", f"{fullname()}-bench-1")
+    operator = env(container(rendered.get("Deployment", f"{fullname()}-operator")))
+    settings = load({k: v for k, v in operator.items() if k.startswith(PREFIX)}, dotenv=None)
+    job = render_job(parse_spec(benchmark["spec"], settings), "chart-bench", "trading", settings)
+    (wait,) = job["spec"]["template"]["spec"]["initContainers"]
+    command = [sys.executable if wait["command"][0] == "python" else wait["command"][0]]
+    command += wait["command"][1:]
+    command[-1] = to_loopback(command[-1])
+    assert urlsplit(command[-1]).port == ports["metrics"]
+    ready = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+    # Nothing listening: it keeps waiting (the Job's deadline ends it), saying why.
+    command[-1] = f"http://{LOOPBACK}:{free_port()}"
+    with pytest.raises(subprocess.TimeoutExpired) as waited:
+        subprocess.run(command, capture_output=True, text=True, timeout=3)
+    assert "waiting for" in (waited.value.stdout or b"").decode()

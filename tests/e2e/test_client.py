@@ -135,7 +135,9 @@ def test_a_lone_event_goes_out_without_a_further_call(pull: Pulls) -> None:
         waited = time.monotonic() - started
         assert frame is not None, "a lone event was held with no further call"
         assert [e["qty"] for e in items(frame)] == [2.5]
-        assert waited < DEFAULT_MAX_DELAY_S + 5.0
+        # The promise is max_delay (1 ms); a second is the shared machine's slack, while
+        # an event held until some later idle tick or the next call would take longer.
+        assert waited < 1.0, f"a lone event took {waited:.3f} s"
 
 
 def test_close_flushes_what_is_batched(pull: Pulls) -> None:
@@ -316,7 +318,7 @@ def test_curve_keys_are_set_on_every_socket(pull: Pulls, tmp_path: Path) -> None
         pub.flush()
         frame = recv(sock)
         assert frame is not None and items(frame)[0]["qty"] == 4.0
-        assert pub.sent >= 1 or pub.queued == 0
+        assert (pub.sent, pub.queued, pub.dropped) == (1, 0, 0)
     # A client with the wrong server key never gets through: nothing arrives, no crash.
     wrong = CurveKeys(keys.public, keys.public, keys.secret)
     with Publisher(f"tcp://127.0.0.1:{port}", source="wrong", curve=wrong) as bad:
@@ -364,11 +366,23 @@ def test_publisher_survives_sidecar_restart(sidecar: Sidecar, tmp_path: Path) ->
         wait_for(lambda: value(sidecar.scrape(), names.TRADES, side="sell") == 2)
 
 
-def test_raw_context_is_released() -> None:
+def test_a_given_context_is_left_with_no_socket_open() -> None:
+    """close() releases every socket it opened on the caller's context (and leaves the
+    context itself to the caller): term() returns at once only when none is left open."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    pub = Publisher(f"tcp://127.0.0.1:{free_port()}", linger_ms=0)
+    addresses = [f"tcp://127.0.0.1:{free_port()}" for _ in range(2)]
+    pub = Publisher(addresses, linger_ms=0, context=ctx)
+    pub.trade("buy", 1.0)
     pub.close()
-    ctx.term()  # hangs if the client leaked a socket on a shared context
+    assert not ctx.closed, "close() must not terminate a context it was given"
+    terminated = threading.Event()
+
+    def term() -> None:
+        ctx.term()
+        terminated.set()
+
+    threading.Thread(target=term, daemon=True).start()
+    assert terminated.wait(10), "ctx.term() hangs: the client left a socket open"
 
 
 @pytest.mark.parametrize("batch_size", [64, 1])

@@ -142,3 +142,41 @@ def test_bench_progress_bars_only_on_a_terminal(tmp_path: Path) -> None:
     finally:
         os.close(leader)
     assert b"\r" in drawn and b"burst" in drawn, drawn
+
+
+#: script → out-of-range settings (each once): a port above 65535 was an OverflowError
+#: traceback; a size or duration out of range failed later or not at all.
+OUT_OF_RANGE: list[tuple[str, dict[str, str], list[str], str]] = [
+    ("trading-sidecar", {"TT_SIDECAR_HTTP_PORT": "99999"}, [], "1-65535"),
+    ("trading-sidecar", {"TT_SIDECAR_PROBE_PORT": "70000"}, [], "or 0 for none"),
+    ("trading-sidecar", {"TT_SIDECAR_ZMQ_BIND": "tcp://127.0.0.1:99999"}, [], "1-65535"),
+    ("trading-sidecar", {"TT_SIDECAR_RCVHWM": "0"}, [], ">= 1"),
+    ("trading-sidecar", {"TT_SIDECAR_STALL_SECONDS": "-1"}, [], "> 0"),
+    ("trading-sidecar", {"TT_SIDECAR_METRICS_CONCURRENCY": "0"}, [], "1-1000"),
+    ("trading-sidecar", {}, ["--http-port", "99999"], "1-65535"),
+    ("trading-ui", {"TT_PUBLISHER_UI_PORT": "99999"}, [], "1-65535"),
+    ("trading-ui", {}, ["--ui-port", "1_000"], "1-65535"),
+    ("trading-ui", {"TT_PUBLISHER_MAX_QUEUE_BYTES": "-5"}, [], ">= 1024"),
+    ("trading-publisher-http", {"TT_PUBLISHER_HTTP_PORT": "99999"}, [], "1-65535"),
+    ("trading-publisher-http", {"TT_PUBLISHER_BATCH_SIZE": "0"}, [], "1-1024"),
+    ("trading-publisher-http", {}, ["--zmq-connect", "tcp://127.0.0.1:0"], "1-65535"),
+    ("trading-bench", {"TT_BENCH_ADDRESS": "tcp://127.0.0.1:99999"}, ["burst"], "tcp://host"),
+    ("trading-bench", {"TT_BENCH_EVENTS": "0"}, ["burst"], ">= 1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("script", "env", "args", "allowed"),
+    OUT_OF_RANGE,
+    ids=[f"{s}-{next(iter(e), ' '.join(a))}" for s, e, a, _ in OUT_OF_RANGE],
+)
+def test_an_out_of_range_setting_names_it_and_the_range_before_anything_starts(
+    script: str, env: dict[str, str], args: list[str], allowed: str, tmp_path: Path
+) -> None:
+    result = run(script, *args, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stdout + result.stderr, result.stderr
+    named = next(iter(env), args[0] if args and args[0].startswith("--") else "")
+    assert named in lines[0] and allowed in lines[0], lines[0]
+    assert result.stdout == "" and not (tmp_path / "results").exists(), "something ran"

@@ -10,12 +10,14 @@ actually returns data is checked against a real Prometheus in test_prometheus.py
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
 from support import (
+    GRAFANA_TEST_VARIABLES,
     ROOT,
     dashboard_exprs,
     dashboard_panels,
@@ -23,18 +25,22 @@ from support import (
     promql_metric_names,
 )
 from telemetry_contract import metric_names as names
+from trading_sidecar.settings import SidecarSettings
 
 DASHBOARD = ROOT / "dashboards" / "trading-telemetry.json"
 COMPOSE = ROOT / "docker-compose.infra.yml"
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
+RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 #: Besides the sidecar's own families: Prometheus's ``up`` for every target, and the
 #: standard process collector's start time (for restarts).
 EXPORTED = (
     frozenset(names.ALL)
     | {n + s for n in names.ALL for s in HISTOGRAM_SUFFIXES}
-    | {"up", "process_start_time_seconds"}
+    | {"up", "process_start_time_seconds", "scrape_duration_seconds"}
 )
+#: The label matchers every query carries: the job, namespace and pod variables.
+SCOPE = 'job=~"$job",namespace=~"$namespace",pod=~"$pod"'
 
 
 def load_dashboard() -> dict[str, Any]:
@@ -89,8 +95,9 @@ def test_every_metric_in_a_query_is_one_the_sidecar_exports() -> None:
         assert required in used, f"no panel queries {required}"
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
-            assert promql_metric_names(variable["definition"]) <= EXPORTED | {"job"}
-            assert names.TRADES in variable["definition"]
+            query = variable["query"]["query"]
+            assert promql_metric_names(query) <= EXPORTED | {"job", "namespace", "pod"}
+            assert names.TRADES in query
 
 
 def test_latency_percentiles_come_from_the_histogram() -> None:
@@ -235,28 +242,94 @@ def test_stat_panels_show_the_selected_range_beside_the_total(title: str) -> Non
     assert "selected time range" in _panel(title)["description"]
 
 
-def test_last_trade_turns_amber_then_red_when_stale() -> None:
+def test_namespace_and_pod_are_multi_value_variables_with_all() -> None:
+    """Two releases in one cluster must not be summed together: every query is scoped."""
+    variables = {v["name"]: v for v in load_dashboard()["templating"]["list"]}
+    for name in ("namespace", "pod"):
+        variable = variables[name]
+        assert variable["type"] == "query" and variable["multi"] and variable["includeAll"]
+        # ".*", not ".+": "All" must also match series without the label (make run).
+        assert variable["allValue"] == GRAFANA_TEST_VARIABLES[name] == ".*"
+        assert f", {name})" in variable["query"]["query"]
+    assert "$namespace" in variables["pod"]["query"]["query"]  # pods of the chosen namespaces
+    for where, expr in dashboard_exprs(load_dashboard()):
+        selectors = re.findall(r"\{([^}]*)\}", expr)
+        assert selectors, where
+        assert all(s.startswith(SCOPE) for s in selectors), (where, expr)
+
+
+def test_last_trade_survives_outages_matches_the_alert_and_shows_the_time() -> None:
     panel = _panel("Last trade")
-    (target,) = panel["targets"]
-    assert target["expr"].startswith("time() - max(")
-    assert panel["fieldConfig"]["defaults"]["unit"] == "s"
-    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
-    colours = [s["color"] for s in steps]
-    assert colours[0] == "green" and colours[-1] == "red" and len(colours) == 3, steps
-    assert 0 < steps[1]["value"] < steps[2]["value"]
-    assert "Amber" in panel["description"] and "red" in panel["description"]
+    age, at = (t["expr"] for t in panel["targets"])
+    # last_over_time over the range: stale series (sidecars down) still give the last value.
+    assert f"last_over_time({names.LAST_TRADE_TS}{{" in age and "[$__range]" in age
+    assert age.startswith("clamp_min(time() - max("), "a clock ahead must not go negative"
+    assert at.endswith("* 1000")
+    defaults = panel["fieldConfig"]["defaults"]
+    assert defaults["unit"] == "s" and defaults["noValue"]
+    steps = defaults["thresholds"]["steps"]
+    assert [s["color"] for s in steps] == ["green", "#EAB839", "red"]
+    # Red exactly where TradingNoTrades fires by default.
+    assert steps[2]["value"] == SidecarSettings().alert_no_trades_seconds
+    (override,) = panel["fieldConfig"]["overrides"]
+    assert override["matcher"]["options"] == "last trade at"
+    assert {"id": "unit", "value": "dateTimeAsIso"} in override["properties"]
 
 
-def test_sidecar_up_and_restarts_panel() -> None:
-    panel = _panel("Sidecar replicas up and restarts")
-    exprs = " ".join(t["expr"] for t in panel["targets"])
-    assert "sum(up{" in exprs
-    assert "changes(process_start_time_seconds{" in exprs
-    names_overridden = [o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]]
-    assert {"replicas up", "restarts in range"} <= set(names_overridden)
+def test_lost_events_colours_the_range_and_its_share_not_the_all_time_total() -> None:
+    panel = _panel("Lost events")
+    overrides = {
+        o["matcher"]["options"]: o["properties"] for o in panel["fieldConfig"]["overrides"]
+    }
+    assert {"id": "color", "value": {"mode": "fixed", "fixedColor": "text"}} in overrides["total"]
+    assert {"id": "unit", "value": "percentunit"} in overrides["share in range"]
+    assert panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1] == {
+        "color": "red",
+        "value": 1,
+    }
 
 
-def test_messages_received_description_matches_what_it_plots() -> None:
-    panel = _panel("Messages received")
-    exprs = [t["expr"] for t in panel["targets"]]
-    assert len(exprs) == 2 and "share" not in panel["description"]
+def test_sidecar_targets_up_is_a_share_red_below_all() -> None:
+    panel = _panel("Sidecar targets up and restarts")
+    up, restarts = (t["expr"] for t in panel["targets"])
+    assert up.startswith("sum(up{") and "/ count(up{" in up
+    assert "changes(process_start_time_seconds{" in restarts
+    overrides = {
+        o["matcher"]["options"]: o["properties"] for o in panel["fieldConfig"]["overrides"]
+    }
+    (steps,) = [p["value"]["steps"] for p in overrides["targets up"] if p["id"] == "thresholds"]
+    assert steps == [{"color": "red", "value": None}, {"color": "green", "value": 1}]
+
+
+def test_events_are_plotted_with_events_and_frames_apart() -> None:
+    events = " ".join(t["expr"] for t in _panel("Events by outcome")["targets"])
+    assert names.RECEIVED not in events
+    assert {names.TRADES, names.BENCH_TRADES, names.INVALID} <= promql_metric_names(events)
+    frames = " ".join(t["expr"] for t in _panel("Frames received")["targets"])
+    assert promql_metric_names(frames) == {names.RECEIVED}
+
+
+def test_alert_thresholds_are_drawn_on_the_panels_they_watch() -> None:
+    rules = yaml.safe_load(RULES.read_text())
+    exprs = " ".join(r["expr"] for g in rules["groups"] for r in g["rules"])
+    (bound,) = set(re.findall(r'le="([^"]+)"', exprs))
+    latency = _panel("End-to-end latency")["fieldConfig"]["defaults"]
+    assert latency["custom"]["thresholdsStyle"]["mode"] == "dashed"
+    assert latency["thresholds"]["steps"][-1]["value"] == float(bound)
+    sli = " ".join(t["expr"] for t in _panel("Trades within the latency SLO")["targets"])
+    assert f'le="{bound}"' in sli
+    refused = [t["expr"] for t in _panel("Refused share of events")["targets"]]
+    assert any('threshold="invalid_ratio"' in e for e in refused)
+    scrape = _panel("Scrape duration")["fieldConfig"]["defaults"]
+    lines = [s["value"] for s in scrape["thresholds"]["steps"][1:]]
+    (slow,) = re.findall(r"scrape_duration_seconds\{[^}]*\}\[5m\]\) > ([0-9.]+)", exprs)
+    assert lines == [float(slow), 1.0]  # TradingScrapeSlow, then the 1 s scrapeTimeout
+
+
+def test_receiver_health_curve_denials_and_build_version_have_panels() -> None:
+    used = {
+        name
+        for _, expr in dashboard_exprs(load_dashboard())
+        for name in promql_metric_names(expand_grafana_variables(expr))
+    }
+    assert {names.RECEIVER_HEALTHY, names.CURVE_DENIED, names.BUILD_INFO} <= used

@@ -79,17 +79,18 @@ def test_kind_config_has_one_node_and_publishes_no_host_port() -> None:
 
 
 def test_grafana_is_reachable_through_the_cloud_provider_kind_ingress() -> None:
+    """A host-less rule: http://<Ingress address>/ works with no /etc/hosts entry (and a
+    *.localhost host never could: browsers resolve those to 127.0.0.1 themselves)."""
     grafana = load(KPS_VALUES)["grafana"]
     ingress = grafana["ingress"]
     assert ingress["enabled"] is True
     assert ingress["ingressClassName"] == CLOUD_PROVIDER_KIND_CLASS
-    assert ingress["hosts"] == [make_default("GRAFANA_HOST")]
+    assert ingress["hosts"] == []
     assert ingress["path"] == "/"
-    assert grafana["grafana.ini"]["server"]["root_url"] == f"http://{make_default('GRAFANA_HOST')}/"
-    # The install notes print the same URL for those without the repository's Makefile.
-    assert (
-        chart_values()["dashboards"]["grafanaUrl"] == grafana["grafana.ini"]["server"]["root_url"]
-    )
+    # No root_url naming a host the browser does not use: Grafana's default follows the request.
+    assert "root_url" not in grafana.get("grafana.ini", {}).get("server", {})
+    # The notes print no made-up URL; `make deploy` passes the Ingress address when known.
+    assert chart_values()["dashboards"]["grafanaUrl"] == ""
 
 
 def test_grafana_sidecar_watches_the_label_the_chart_puts_on_dashboards() -> None:
@@ -98,6 +99,15 @@ def test_grafana_sidecar_watches_the_label_the_chart_puts_on_dashboards() -> Non
     assert dashboards["enabled"] is True
     assert (dashboards["label"], dashboards["labelValue"]) == (chart["label"], chart["labelValue"])
     assert dashboards["searchNamespace"] == "ALL", "the app runs outside the monitoring namespace"
+
+
+def test_grafanas_datasource_interval_is_the_servicemonitors_scrape_interval() -> None:
+    """$__rate_interval is at least 4x timeInterval: 15 s would make every rate() 60 s wide."""
+    datasources = load(KPS_VALUES)["grafana"]["sidecar"]["datasources"]
+    assert (
+        datasources["defaultDatasourceScrapeInterval"]
+        == (chart_values()["serviceMonitor"]["interval"])
+    )
 
 
 def test_prometheus_selects_this_charts_servicemonitor_and_rules() -> None:
@@ -122,7 +132,7 @@ def toolbox(tmp_path: Path, stubs: bool) -> tuple[Path, Path]:
     bin_dir.mkdir()
     for tool in (
         "bash", "sh", "make", "sed", "grep", "cat", "env", "base64", "awk", "sort", "tr",
-        "head", "printf",
+        "head", "printf", "sleep",
     ):  # fmt: skip
         found = shutil.which(tool)
         assert found, tool
@@ -137,7 +147,7 @@ def toolbox(tmp_path: Path, stubs: bool) -> tuple[Path, Path]:
                 f'case "{tool} $*" in\n'
                 '  "kind get clusters") echo "$STUB_KIND_CLUSTERS" ;;\n'
                 '  "kind version")\n'
-                '    echo "kind ${STUB_KIND_VERSION:-v0.30.0} go1.24.6 linux/amd64" ;;\n'
+                '    echo "kind ${STUB_KIND_VERSION:-v0.32.0} go1.24.6 linux/amd64" ;;\n'
                 '  "docker version "*) echo 28.5.1 ;;\n'
                 '  "docker buildx version")\n'
                 '    [ -z "$STUB_NO_BUILDX" ] || exit 1\n'
@@ -150,7 +160,15 @@ def toolbox(tmp_path: Path, stubs: bool) -> tuple[Path, Path]:
                 "      empty) exit 0 ;;\n"  # the secret exists without the admin keys
                 "    esac\n"
                 "    printf c2VjcmV0 ;;\n"  # base64 of "secret"
-                '  "kubectl "*" get ingress "*) printf 172.18.0.5 ;;\n'
+                '  "kubectl "*" get ingress "*) printf "${STUB_INGRESS-172.18.0.5}" ;;\n'
+                '  "docker ps -q --filter label="*) echo "$STUB_ENVOY" ;;\n'
+                '  "docker port "*) echo "0.0.0.0:42381" ;;\n'
+                '  "kubectl "*" get lbench -l "*)\n'
+                '    printf "${STUB_BENCH_NAME-trading-telemetry-bench-3}" ;;\n'
+                '  "kubectl "*"jsonpath={.status.state}"*)\n'
+                '    printf "${STUB_BENCH_STATE-Succeeded}" ;;\n'
+                '  "kubectl "*"jsonpath={.status.job}"*) printf trading-telemetry-bench-3 ;;\n'
+                '  "kubectl "*" logs "*) echo "bench: the last line of the log" ;;\n'
                 "esac\n"
                 "exit 0\n"
             )
@@ -269,13 +287,13 @@ def test_kind_up_checks_every_tool_with_one_line_each(tmp_path: Path) -> None:
     lines = [line for line in result.stdout.splitlines() if line.startswith("  ok ")]
     tools = [line.split()[1] for line in lines]
     assert tools == ["docker", "buildx", "kind", "helm", "kubectl", "cloud-provider-kind"]
-    assert "v0.30.0 (>= v0.30.0)" in result.stdout
+    assert "v0.32.0 (>= v0.32.0)" in result.stdout
 
 
 @pytest.mark.parametrize(
     ("stub_env", "missing"),
     [
-        ({"STUB_KIND_VERSION": "v0.29.0"}, "kind"),
+        ({"STUB_KIND_VERSION": "v0.31.0"}, "kind"),
         ({"STUB_NO_BUILDX": "1"}, "buildx"),
     ],
     ids=["old-kind", "no-buildx"],
@@ -291,22 +309,55 @@ def test_kind_up_refuses_an_old_kind_or_no_buildx_before_creating_anything(
     assert not [c for c in calls(log) if c[:2] in (["kind", "create"], ["docker", "run"])]
 
 
-def test_grafana_host_flows_into_the_route_and_root_url(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("ingress", "envoy", "expected", "absent"),
+    [
+        ("172.18.0.5", "", ["http://172.18.0.5/", "--enable-lb-port-mapping"], ["localhost:"]),
+        ("172.18.0.5", "0123abcd", ["http://172.18.0.5/", "http://localhost:42381/"], []),
+        ("", "", ["no address yet", "make grafana-forward"], ["http://"]),
+    ],
+    ids=["linux", "port-mapping", "no-address"],
+)
+def test_grafana_prints_the_address_that_works_here(
+    tmp_path: Path, ingress: str, envoy: str, expected: list[str], absent: list[str]
+) -> None:
+    """Linux: the Ingress address; Docker Desktop: the host port Docker maps to the Envoy
+    container cloud-provider-kind runs for the Ingress' Gateway."""
     bin_dir, log = toolbox(tmp_path, stubs=True)
-    host = "grafana.trading.test"
-    result = run_make("kind-up", bin_dir, variables=(f"GRAFANA_HOST={host}",))
-    assert result.returncode == 0, result.stdout + result.stderr
-    (kps,) = [c for c in calls(log) if "--install" in c]
-    assert f"grafana.ingress.hosts[0]={host}" in kps
-    assert f"grafana.grafana\\.ini.server.root_url=http://{host}/" in kps
     result = run_make(
         "grafana",
         bin_dir,
         clusters=make_default("KIND_CLUSTER"),
-        variables=(f"GRAFANA_HOST={host}",),
+        stub_env={"STUB_INGRESS": ingress, "STUB_ENVOY": envoy},
     )
-    assert f"Grafana:   http://{host}/" in result.stdout
-    assert f"172.18.0.5 {host}" in result.stdout  # the Ingress address, for /etc/hosts
+    assert result.returncode == 0, result.stdout + result.stderr
+    for text in expected:
+        assert text in result.stdout, result.stdout
+    for text in absent:
+        assert text not in result.stdout, result.stdout
+    assert "secret / secret" in result.stdout
+    (ps,) = [c for c in calls(log) if c[:2] == ["docker", "ps"]]
+    cluster, namespace = make_default("KIND_CLUSTER"), make_default("MONITORING_NAMESPACE")
+    assert (
+        f"label=io.x-k8s.cloud-provider-kind.gateway.name={cluster}/{namespace}"
+        "/kind-ingress-gateway" in ps
+    )
+    ports = [c for c in calls(log) if c[:2] == ["docker", "port"]]
+    assert ports == ([["docker", "port", envoy, "80/tcp"]] if envoy else [])
+
+
+@pytest.mark.parametrize("ingress", ["172.18.0.5", ""])
+def test_deploy_gives_the_notes_grafanas_address_when_it_has_one(
+    tmp_path: Path, ingress: str
+) -> None:
+    bin_dir, log = toolbox(tmp_path, stubs=True)
+    result = run_make(
+        "deploy", bin_dir, clusters=make_default("KIND_CLUSTER"), stub_env={"STUB_INGRESS": ingress}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    call = helm_upgrade(log)
+    urls = [a for a in call if a.startswith("dashboards.grafanaUrl=")]
+    assert urls == ([f"dashboards.grafanaUrl=http://{ingress}/"] if ingress else [])
 
 
 def test_images_need_buildx(tmp_path: Path) -> None:
@@ -376,8 +427,10 @@ def test_deploy_ui_grafana_and_bench_job_use_the_charts_object_names(
     monitoring = make_default("MONITORING_RELEASE")
     assert grafana[grafana.index("port-forward") + 1] == f"service/{monitoring}-grafana"
     assert grafana[-1] == "3000:80"
-    wait = next(c for c in recorded if "wait" in c)
-    assert wait[wait.index("wait") + 1].replace("lbench/", "LatencyBenchmark/") in names
+    (found,) = [c for c in recorded if c[:1] == ["kubectl"] and "-l" in c]
+    selector = dict(kv.split("=") for kv in found[found.index("-l") + 1].split(","))
+    (benchmark,) = release_render.kinds("LatencyBenchmark")
+    assert selector.items() <= benchmark["metadata"]["labels"].items()
     secret = next(c for c in recorded if "secret" in c)
     assert secret[secret.index("secret") + 1] == f"{monitoring}-grafana"
 
@@ -417,6 +470,18 @@ def test_chart_versions_images_and_the_node_image_are_pinned(tmp_path: Path) -> 
     assert call[call.index("--version") + 1] == make_default("KPS_CHART_VERSION"), call
     (node,) = load(KIND_CONFIG)["nodes"]
     assert re.fullmatch(rf"kindest/node:v{SEMVER}@sha256:[0-9a-f]{{64}}", node["image"])
+    # Kept in step: the node image is the one of the kind release the Makefile requires, and
+    # the docs' table shows the pins the Makefile uses.
+    assert f"kind {make_default('KIND_MIN_VERSION')}'s default image" in KIND_CONFIG.read_text()
+    docs = (ROOT / "docs" / "kubernetes.md").read_text()
+    pins = docs.split("## Pinned versions", 1)[1].split("\n## ", 1)[0]
+    for pin in (
+        make_default("KPS_CHART_VERSION"),
+        make_default("KIND_MIN_VERSION"),
+        make_default("CLOUD_PROVIDER_KIND_IMAGE"),
+        node["image"][:30],
+    ):
+        assert pin in pins, pin
 
 
 @pytest.mark.parametrize("target", ["grafana", "grafana-forward"])
@@ -457,7 +522,7 @@ def seconds(duration: str) -> int:
 def test_bench_job_waits_longer_than_the_benchmarks_deadline(
     tmp_path: Path, deadline: str | None
 ) -> None:
-    """kubectl wait timing out first would hide the benchmark's own result and reason."""
+    """Giving up first would hide the benchmark's own result and reason."""
     bin_dir, log = toolbox(tmp_path, stubs=True)
     variables = () if deadline is None else (f"BENCH_DEADLINE={deadline}",)
     result = run_make(
@@ -468,10 +533,48 @@ def test_bench_job_waits_longer_than_the_benchmarks_deadline(
     expected = deadline or str(chart_values()["benchmark"]["timeoutSeconds"])
     assert f"benchmark.timeoutSeconds={expected}" in call, call
     assert "benchmark.enabled=true" in call and "operator.enabled=true" in call
-    wait = next(c for c in calls(log) if "wait" in c)
-    timeout = next(w for w in wait if w.startswith("--timeout="))
-    assert seconds(timeout.removeprefix("--timeout=")) > int(expected)
-    assert "--for=jsonpath={.status.state}=Succeeded" in wait
+    waited = re.search(
+        r"waiting up to (\d+)s for LatencyBenchmark trading-telemetry-bench-3", result.stdout
+    )
+    assert waited and int(waited.group(1)) > int(expected), result.stdout
+
+
+@pytest.mark.parametrize("state", ["Failed", ""], ids=["failed", "never-ends"])
+def test_bench_job_returns_on_failure_with_the_status_and_the_log_tail(
+    tmp_path: Path, state: str
+) -> None:
+    """A failed run used to block until the deadline (17 minutes) and say nothing more."""
+    bin_dir, log = toolbox(tmp_path, stubs=True)
+    deadline = "900" if state else "2"  # a run that never ends is waited for, then given up
+    result = run_make(
+        "bench-job",
+        bin_dir,
+        clusters=make_default("KIND_CLUSTER"),
+        stub_env={"STUB_BENCH_STATE": state},
+        variables=(f"BENCH_DEADLINE={deadline}", "BENCH_TIMEOUT_MARGIN=0", "BENCH_POLL_SECONDS=1"),
+    )
+    assert result.returncode != 0
+    ended = "ended Failed" if state else "ended without a state after 2s"
+    assert f"make bench-job: LatencyBenchmark trading-telemetry-bench-3 {ended}" in result.stderr
+    assert "last 30 log lines of job/trading-telemetry-bench-3" in result.stdout
+    assert "bench: the last line of the log" in result.stdout
+    recorded = calls(log)
+    assert any("-o" in c and "wide" in c for c in recorded), "the status columns"
+    assert any("logs" in c and "--tail=30" in c for c in recorded)
+    polls = [c for c in recorded if "jsonpath={.status.state}" in c]
+    assert len(polls) == (1 if state else 3), "a failed run ends the wait at once"
+
+
+def test_bench_job_fails_clearly_without_a_benchmark(tmp_path: Path) -> None:
+    bin_dir, _ = toolbox(tmp_path, stubs=True)
+    result = run_make(
+        "bench-job",
+        bin_dir,
+        clusters=make_default("KIND_CLUSTER"),
+        stub_env={"STUB_BENCH_NAME": ""},
+    )
+    assert result.returncode != 0
+    assert "make bench-job: no LatencyBenchmark of release" in result.stderr
 
 
 def test_deploy_waits_with_a_timeout_in_the_kind_context(tmp_path: Path) -> None:
@@ -514,6 +617,30 @@ def test_the_workflow_parses_and_calls_only_existing_targets() -> None:
     assert kind["with"]["version"] == make_default("KIND_MIN_VERSION")
 
 
+def test_the_workflow_runs_helm_3_and_4_on_every_change_that_reaches_the_cluster() -> None:
+    workflow = load(WORKFLOW)
+    (job,) = workflow["jobs"].values()
+    helms = job["strategy"]["matrix"]["helm"]
+    majors = {h.split(".")[0] for h in helms if re.fullmatch(r"v\d+\.\d+\.\d+", h)}
+    assert majors == {"v3", "v4"} and len(helms) == 2, helms
+    assert job["strategy"]["fail-fast"] is False, "one Helm failing must not hide the other"
+    install = next(step for step in job["steps"] if "get.helm.sh" in step.get("run", ""))
+    assert install["env"]["HELM_VERSION"] == "${{ matrix.helm }}"
+    assert "sha256sum -c" in install["run"]
+    # Everything the images, the chart or the cluster setup are built from.
+    paths = set(workflow[True]["pull_request"]["paths"])  # PyYAML reads the key `on` as True
+    for path in (
+        "Dockerfile", "dashboards/**", "uv.lock", "pyproject.toml", "Makefile", "charts/**",
+        "services/**", "mk/**", "deploy/kind/**", "kind-config.yaml",
+    ):  # fmt: skip
+        assert path in paths, path
+    # Where each pin was read is said in the file, and the kind pin is the Makefile's.
+    text = WORKFLOW.read_text()
+    assert f"Helm {helms[0]} and {helms[1]}" in text
+    assert "read on" in text and "kubernetes-sigs/kind" in text and "helm/helm" in text
+    assert make_default("KIND_MIN_VERSION") in text
+
+
 def test_the_smoke_script_calls_only_existing_targets_and_checks_what_the_issue_asks() -> None:
     text = SMOKE.read_text()
     called = set(re.findall(r'"\$MAKE" --no-print-directory ([a-z][\w-]*)', text))
@@ -523,6 +650,8 @@ def test_the_smoke_script_calls_only_existing_targets_and_checks_what_the_issue_
         "helm test",
         "sidecar targets up in Prometheus",
         "Grafana API returns the trading dashboard",
+        "Grafana /api/health through the Ingress",
+        "http://$address/api/health",
         "trade via port-forward seen by Prometheus",
         "LatencyBenchmark Succeeded with numbers",
     ):

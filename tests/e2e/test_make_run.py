@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class Ports:
     ui: int = field(default_factory=free_port)
     prometheus: int = field(default_factory=free_port)
     probe: int = field(default_factory=free_port)
+    #: Its own state folder: the checkout's state/ belongs to the developer's `make run`.
+    state: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="tt-make-run-state-"))
 
     def env(self) -> dict[str, str]:
         """The settings that move the whole loop onto these ports (as a user would)."""
@@ -59,6 +62,7 @@ class Ports:
             "TT_PUBLISHER_SIDECAR_URL": f"http://127.0.0.1:{self.http}",
             "TT_PUBLISHER_UI_PORT": str(self.ui),
             "TT_PROMETHEUS_PORT": str(self.prometheus),
+            "TT_SIDECAR_STATE_DIR": self.state,
         }
 
 
@@ -217,7 +221,9 @@ def test_second_make_run_is_refused_and_a_killed_sidecar_comes_back(tmp_path: Pa
             timeout=120,
         )
         out = second.stdout + second.stderr
-        assert second.returncode != 0, out
+        # README: "the script exits 1, so `make` reports `Error 1` and itself exits 2".
+        assert second.returncode == 2, out
+        assert "Error 1" in out, out
         # make's own error line; "make[1]: ***" when this suite itself runs under make test.
         ours = [line for line in out.splitlines() if not re.match(r"make(\[\d+\])?: \*\*\*", line)]
         assert len(ours) == 1, out
@@ -238,6 +244,14 @@ def test_second_make_run_is_refused_and_a_killed_sidecar_comes_back(tmp_path: Pa
                 warning = page.get_by_text("events may be dropped")
                 expect(warning).to_have_count(0, timeout=20_000)
 
+                def buys() -> float:
+                    text = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
+                    return value(parse_metrics(text), "trades_total", side="buy")
+
+                # One trade before the kill; a /metrics answer means it is on disk.
+                buy.click()
+                wait_for(lambda: buys() == 1, timeout=30, what="the first click counted")
+
                 (pid,) = _pids_of("trading-sidecar", "TT_SIDECAR_HTTP_PORT", str(http_port))
                 os.kill(pid, signal.SIGKILL)
                 expect(warning).to_be_visible(timeout=20_000)
@@ -256,11 +270,11 @@ def test_second_make_run_is_refused_and_a_killed_sidecar_comes_back(tmp_path: Pa
                 )
                 expect(warning).to_have_count(0, timeout=20_000)
 
-                def counted() -> bool:
-                    text = httpx.get(f"http://127.0.0.1:{http_port}/metrics").text
-                    return value(parse_metrics(text), "trades_total", side="buy") == 3
-
-                wait_for(counted, timeout=30, what="the 3 queued clicks counted")
+                # make run keeps the sidecar's state: the restarted one goes on from 1.
+                wait_for(lambda: buys() == 4, timeout=30, what="1 kept + 3 queued clicks counted")
+                notice = page.get_by_text("The sidecar restarted")
+                expect(notice).to_contain_text("restored from saved state", timeout=20_000)
+                assert any(Path(ports.state).iterdir()), "nothing in the state folder"
                 page.screenshot(path=str(tmp_path / "after-restart.png"), full_page=True)
             finally:
                 browser.close()

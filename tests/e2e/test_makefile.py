@@ -1,6 +1,7 @@
 """`make help` is complete and aligned; `make infra-up` says, in one line, which of
 docker, its compose plugin or a running engine is missing (a stand-in ``docker`` on
-PATH plays each failure: no engine can run on the test machines)."""
+PATH plays each failure: no engine can run on the test machines). The MVP's
+`make apps-up` and `make open` still work; the first `make sync` says what it does."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from support import ROOT
+from support import ROOT, free_port
 
 
 def make(*args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -84,3 +89,109 @@ def test_infra_targets_name_what_is_missing_in_one_line(
         result.stdout + result.stderr
     )
     assert "unknown shorthand" not in result.stdout + result.stderr
+
+
+def test_apps_up_is_make_run_under_the_mvps_name() -> None:
+    """``make apps-up`` runs exactly the commands ``make run`` runs."""
+    run, apps_up = make("-n", "run"), make("-n", "apps-up")
+    assert run.returncode == 0 and apps_up.returncode == 0, apps_up.stderr
+    assert "run_local.py" in run.stdout
+    assert apps_up.stdout == run.stdout
+
+
+class _Ok(BaseHTTPRequestHandler):
+    """Stands in for a running UI: every path answers 200."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def running_ui() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _open_env(ui_port: int, **extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
+    }
+    return {
+        **env,
+        "TT_PUBLISHER_UI_PORT": str(ui_port),
+        "TT_PROMETHEUS_PORT": str(free_port()),  # nothing listens there
+        **extra,
+    }
+
+
+def test_make_open_prints_the_urls_where_no_browser_can_be_opened(running_ui: int) -> None:
+    done = subprocess.run(
+        ["make", "--no-print-directory", "open"], cwd=ROOT, env=_open_env(running_ui),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    ui = next(line for line in lines if "Trading UI" in line)
+    assert f"http://127.0.0.1:{running_ui}" in ui and "(running)" in ui, done.stdout
+    prometheus = next(line for line in lines if "Prometheus (make run)" in line)
+    assert "(not running)" in prometheus and "/graph?" in prometheus, done.stdout
+    assert any("Grafana" in line for line in lines), done.stdout
+    assert "No browser can be opened here" in done.stdout
+
+
+def test_make_open_opens_what_runs_in_the_browser(running_ui: int, tmp_path: Path) -> None:
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/bash\necho "$@" >> {opened}\n')
+    browser.chmod(0o755)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "open"], cwd=ROOT,
+        env=_open_env(running_ui, BROWSER=str(browser)),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "opened in the browser" in done.stdout
+    urls = opened.read_text().split()
+    # What answers is opened (the UI); what does not (this Prometheus) is not.
+    assert f"http://127.0.0.1:{running_ui}" in urls, urls
+    assert not any("/graph?" in url for url in urls), urls
+
+
+def test_make_open_says_when_nothing_runs() -> None:
+    done = subprocess.run(
+        ["make", "--no-print-directory", "open"], cwd=ROOT, env=_open_env(free_port()),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "Nothing is running: start it with `make run`" in done.stdout
+
+
+def test_the_first_sync_says_what_it_is_doing(tmp_path: Path) -> None:
+    """The first ``make run`` installs for about a minute: it must not look hung.
+
+    A stand-in ``uv`` (make's ``UV``) plays the install; the Makefile runs in an empty
+    folder, as in a fresh clone, then again once ``.venv`` exists.
+    """
+    fake_uv = tmp_path / "uv"
+    fake_uv.write_text('#!/bin/bash\necho "uv $*"\n')
+    fake_uv.chmod(0o755)
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    args = ["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "sync", f"UV={fake_uv}"]
+    first = subprocess.run(args, cwd=clone, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    said, ran = first.stdout.splitlines()[:2]
+    assert "creating .venv" in said and "first run only" in said, first.stdout
+    assert ran.startswith("uv sync"), first.stdout
+    (clone / ".venv" / "bin").mkdir(parents=True)
+    (clone / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    again = subprocess.run(args, cwd=clone, capture_output=True, text=True, timeout=60)
+    assert again.stdout.splitlines() == [ran], again.stdout

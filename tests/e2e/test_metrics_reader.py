@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +21,7 @@ from trading_publisher.metrics_reader import (
     fetch_all,
     fetch_status,
     parse_samples,
+    restart_origin,
     status_from_samples,
 )
 
@@ -105,7 +107,7 @@ def fake() -> Iterator[ThreadingHTTPServer]:
     ("code", "body", "expected"),
     [
         (503, b"down", "HTTP 503"),
-        (200, b"<html>a login page</html>", ""),
+        (200, b"<html>a login page</html>", "not Prometheus text"),
         (200, b"some_other_metric 1\n", "trading sidecar"),
         (200, b"\xff\xfe binary", "utf-8"),
     ],
@@ -215,3 +217,65 @@ def test_rate_history_rates_by_side_and_resets() -> None:
     ]
     history.add(112.0, {"buy": 3, "sell": 1})
     assert [t for t, _ in history.points()] == [103.0, 104.0, 112.0]
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "expected"),
+    [
+        (200, b'{"counts_from": "saved_state", "state_kept": true}', "restored from saved state"),
+        (200, b'{"counts_from": "zero", "state_kept": true}', "no saved state to restore"),
+        (200, b'{"counts_from": "zero", "state_kept": false}', "it keeps no state"),
+        (200, b'{"service": "trading-sidecar"}', "not known"),  # an older sidecar
+        (200, b"[1, 2]", "not known"),
+        (200, b"not json", "not known"),
+        (503, b"down", "not known"),
+    ],
+    ids=["restored", "zero", "not-kept", "older", "list", "not-json", "down"],
+)
+def test_restart_origin_says_what_the_sidecar_says_and_never_guesses(
+    fake: ThreadingHTTPServer, code: int, body: bytes, expected: str
+) -> None:
+    fake.reply = (code, body)  # type: ignore[attr-defined]
+    said = restart_origin(f"http://127.0.0.1:{fake.server_address[1]}")
+    assert expected in said, said
+
+
+def test_restart_origin_of_a_prometheus_instance_label_is_not_known() -> None:
+    assert "not known" in restart_origin("127.0.0.1:8001")
+
+
+class _BusyThenServed(BaseHTTPRequestHandler):
+    """503 (too many scrapes at once) for the first ``busy`` GETs, then a sidecar's page."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        server = self.server
+        server.seen += 1  # type: ignore[attr-defined]
+        busy = server.seen <= server.busy  # type: ignore[attr-defined]
+        body = b"busy\n" if busy else server.page  # type: ignore[attr-defined]
+        self.send_response(503 if busy else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.mark.parametrize(("busy", "reachable"), [(2, True), (3, False)])
+def test_a_busy_sidecar_is_asked_again(sidecar: Sidecar, busy: int, reachable: bool) -> None:
+    """The sidecar answers a scrape beyond its concurrent renders with 503 at once: the
+    reader tries twice more before calling it unreachable."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BusyThenServed)
+    server.seen, server.busy = 0, busy  # type: ignore[attr-defined]
+    with urllib.request.urlopen(f"{sidecar.url}/metrics", timeout=5) as real:
+        server.page = real.read()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        status = fetch_status(f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert status.reachable is reachable, status.error
+    assert server.seen == 3  # type: ignore[attr-defined]

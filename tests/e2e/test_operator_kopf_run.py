@@ -61,15 +61,38 @@ RESULT = BenchmarkResult(
 )  # fmt: skip
 
 
+#: The ResourceQuota admission refusal the emulated API gives the Job of "quota": exactly
+#: the Status a real API server returns (HTTP 403, reason Forbidden).
+QUOTA_MESSAGE = (
+    'jobs.batch "quota-bench" is forbidden: exceeded quota: jobs, requested: '
+    "count/jobs.batch=1, used: count/jobs.batch=1, limited: count/jobs.batch=1"
+)
+
+
 class Emulator(kmock.KubernetesEmulator):
     """kmock's emulator, plus two API server habits kopf relies on: every write gets a new
     resourceVersion (kopf tells its own writes from others' by it; without it, it would
     handle the same creation again), and ``metadata.generateName`` gets a unique suffix
-    (kopf posts its Events that way)."""
+    (kopf posts its Events that way). And one namespace setting: a ResourceQuota that
+    refuses the Job named in ``QUOTA_MESSAGE``, as admission does, before anything is stored."""
 
     _versions = itertools.count(100)
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if (
+            request.action == enums.action.CREATE
+            and request.resource is not None
+            and request.resource.plural == "jobs"
+            and isinstance(request.data, dict)
+            and request.data.get("metadata", {}).get("name") == "quota-bench"
+        ):
+            status = {
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": QUOTA_MESSAGE, "reason": "Forbidden",
+                "details": {"name": "quota-bench", "group": "batch", "kind": "jobs"},
+                "code": 403,
+            }  # fmt: skip
+            return aiohttp.web.json_response(status, status=403)
         writes = (enums.action.CREATE, enums.action.UPDATE)
         if request.action in writes and isinstance(request.data, dict):
             meta = request.data.setdefault("metadata", {})
@@ -240,8 +263,13 @@ async def test_kopf_run_takes_a_benchmark_from_create_to_succeeded(
     stray = copy.deepcopy(benchmark)
     stray["metadata"].update(name="stray", uid="uid-stray", resourceVersion="3")
     stray["spec"]["service"] = "no-such-service"
+    # A third one whose Job the namespace's ResourceQuota refuses (403): JobRejected at once,
+    # not retried as if the API were down (which ended as ApiError after ~15 minutes).
+    quota = copy.deepcopy(benchmark)
+    quota["metadata"].update(name="quota", uid="uid-quota", resourceVersion="4")
     kmock.objects[BENCHMARKS, NS, "lb"] = benchmark
     kmock.objects[BENCHMARKS, NS, "stray"] = stray
+    kmock.objects[BENCHMARKS, NS, "quota"] = quota
 
     live = free_port()
     url = str(kmock.url)
@@ -296,6 +324,17 @@ async def test_kopf_run_takes_a_benchmark_from_create_to_succeeded(
         assert stored(kmock, "jobs", "stray-bench") is None
         await eventually(lambda: reasons(kmock, "stray"), "Event on stray")
         assert reasons(kmock, "stray") == ["BenchmarkFailed"]
+
+        def ended(name: str) -> Obj | None:
+            current = (stored(kmock, PLURAL, name) or {}).get("status") or {}
+            return current if current.get("state") == "Failed" else None
+
+        refused = await eventually(lambda: ended("quota"), "quota Failed")
+        assert refused["reason"] == "JobRejected"
+        assert refused["message"] == f"the API refused the Job: {QUOTA_MESSAGE}"
+        assert stored(kmock, "jobs", "quota-bench") is None
+        await eventually(lambda: reasons(kmock, "quota"), "Event on quota")
+        assert reasons(kmock, "quota") == ["BenchmarkFailed"]
     except AssertionError as exc:
         _, log = await stop(proc)
         raise AssertionError(f"{exc}\n--- kopf log ---\n{log}") from None
@@ -320,6 +359,6 @@ async def test_kopf_run_takes_a_benchmark_from_create_to_succeeded(
     assert needed == RBAC_RULES - {Permission("batch", "jobs", "get")}, sorted(needed)
     jobs = [key for key, obj in kmock.objects.items() if key[0].plural == "jobs"]
     assert len(jobs) == 1
-    # One handler run per benchmark: the stray one was not retried.
-    assert log.count("Handler 'create_benchmark' succeeded") == 2, log
+    # One handler run per benchmark: neither the stray nor the refused one was retried.
+    assert log.count("Handler 'create_benchmark' succeeded") == 3, log
     assert "Handler 'create_benchmark' failed" not in log

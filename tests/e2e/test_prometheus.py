@@ -31,13 +31,16 @@ from prometheus_local import (
 )
 from support import (
     ROOT,
+    TARGET_LABELS,
     Proc,
     Samples,
     Sidecar,
     dashboard_exprs,
     expand_grafana_variables,
     free_port,
+    label_target,
     new_sidecar,
+    scoped_variables,
     value,
     wait_for,
 )
@@ -52,6 +55,7 @@ RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 JOB = "trading-sidecar"
 #: Upper bound on any wait for Prometheus to catch up; a bound, not an expectation.
 CATCH_UP_TIMEOUT = 30.0
+
 
 #: Frames the sidecar must refuse, one per reason exercised, so the invalid panels have data.
 MALFORMED: list[tuple[bytes, Reason]] = [
@@ -141,6 +145,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("prometheus")
     sidecar = new_sidecar().start(workdir)
     config = write_config(TEMPLATE, workdir / "prometheus.yml", f"127.0.0.1:{sidecar.http_port}")
+    label_target(config)
     port = free_port()
     log_path = workdir / "prometheus.log"
     prometheus = Proc(
@@ -278,12 +283,38 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
 
 
 @pytest.mark.prometheus
+def test_the_namespace_and_pod_variables_filter_every_query(stack: Stack) -> None:
+    """Selecting the sidecar's own namespace and pod keeps its data; another hides it all."""
+    publish(stack.sidecar, trades=20, tag="scope")
+    wait_for(
+        lambda: stack.scalar(f'sum({names.LOST}{{namespace="ns-a"}})') is not None,
+        timeout=CATCH_UP_TIMEOUT,
+        what="Prometheus scraping the labelled target",
+    )
+    exprs = dashboard_exprs(json.loads(DASHBOARD.read_text()))
+    mine = scoped_variables(**TARGET_LABELS)
+    other = scoped_variables(namespace="ns-b")
+    shown: list[str] = []
+    missing: list[str] = []
+    for where, expr in exprs:
+        mine_values = [
+            float(r["value"][1]) for r in stack.query(expand_grafana_variables(expr, mine))
+        ]
+        if not mine_values or all(math.isnan(v) for v in mine_values):
+            missing.append(where)
+        if stack.query(expand_grafana_variables(expr, other)):
+            shown.append(where)
+    assert not missing, f"no data with the sidecar's own namespace/pod selected: {missing}"
+    assert not shown, f"data from outside the selected namespace: {shown}"
+
+
+@pytest.mark.prometheus
 def test_alert_rules_load_evaluate_cleanly_and_fire_on_a_real_gap(stack: Stack) -> None:
     """The rules file of `make run`, evaluated on real scrapes: no rule errors, and the
     seq gap publish() makes turns TradingEventsLost on while the sidecar-down ones stay off.
     """
     alerts = {
-        rule["alert"]
+        rule.get("alert") or rule["record"]
         for group in yaml.safe_load(RULES.read_text())["groups"]
         for rule in group["rules"]
     }

@@ -38,6 +38,8 @@ class Endpoint:
     sidecar: Sidecar
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        if "content" in kwargs and "headers" not in kwargs:
+            kwargs["headers"] = {"content-type": "application/json"}
         return httpx.post(f"{self.url}{path}", timeout=5, **kwargs)
 
 
@@ -110,6 +112,11 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int]] = [
     ("/trade/buy", {"content": b'{"qty": 1e309}'}, 422),
     ("/trade/buy", {"content": b"[" * 4000 + b"]" * 90}, 422),
     ("/trade/buy", {"content": b" " * 5000}, 413),
+    ("/trade/buy", {"params": {"qty": "1_000"}}, 422),
+    # What a web page in the user's browser can send (tests/unit/publisher has them all).
+    ("/trade/buy", {"content": b'{"qty": 3}', "headers": {"content-type": "text/plain"}}, 415),
+    ("/trade/buy", {"params": {"qty": "3"}, "headers": {"origin": "http://evil.example"}}, 403),
+    ("/trade/buy", {"params": {"qty": "3"}, "headers": {"host": "evil.example"}}, 403),
 ]
 
 
@@ -126,14 +133,23 @@ def test_after_bad_requests_a_good_one_still_counts(endpoint: Endpoint) -> None:
 
 
 def test_healthz_reports_the_publisher(endpoint: Endpoint) -> None:
-    health = httpx.get(f"{endpoint.url}/healthz", timeout=5).json()
-    assert health["status"] == "ok"
-    assert health["dropped"] == 0 and health["sent"] >= 1
+    """Alone or after the others: this test sends its own trade and reads the change."""
+
+    def health() -> dict[str, Any]:
+        answer: dict[str, Any] = httpx.get(f"{endpoint.url}/healthz", timeout=5).json()
+        return answer
+
     # The endpoint's publisher is connected to a live sidecar, so this must turn true.
     wait_until(
-        lambda: httpx.get(f"{endpoint.url}/healthz", timeout=5).json()["sidecar_connected"],
-        what="/healthz to report the sidecar connected",
+        lambda: health()["sidecar_connected"], what="/healthz to report the sidecar connected"
     )
+    before = health()
+    assert before["status"] == "ok" and before["dropped"] == 0
+    assert endpoint.post("/trade/sell", params={"qty": "1"}).status_code == 202
+    wait_until(
+        lambda: health()["sent"] == before["sent"] + 1, what="/healthz to count the trade sent"
+    )
+    assert health()["dropped"] == 0
 
 
 def test_main_exits_zero_on_sigterm(tmp_path: Path) -> None:

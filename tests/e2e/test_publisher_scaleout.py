@@ -119,7 +119,7 @@ def test_dropped_events_are_lost_exactly_once(three_sidecars: list[Sidecar]) -> 
 
 _RSS_SCRIPT = textwrap.dedent(
     """
-    import json, sys, time
+    import json, sys
     from trading_publisher.client import DEFAULT_MAX_QUEUE_BYTES, Publisher
 
     def rss() -> int:
@@ -129,24 +129,24 @@ _RSS_SCRIPT = textwrap.dedent(
     address, events = sys.argv[1], int(sys.argv[2])
     pub = Publisher(address, source="absent", linger_ms=0)
     before = rss()
-    slowest = 0.0
     trade = pub.trade
-    clock = time.perf_counter
     for i in range(events):
-        t0 = clock()
         trade("buy", 1.0)
-        slowest = max(slowest, clock() - t0)
     pub.flush()
     grown = rss() - before
     print(json.dumps({"grown": grown, "dropped": pub.dropped, "queued": pub.queued,
-                      "sent": pub.sent, "slowest_s": slowest}))
+                      "sent": pub.sent}))
     pub.close()
     """
 )
 
 
 def test_memory_stays_bounded_while_the_sidecar_is_away(tmp_path: Path) -> None:
-    """Twice the default budget's worth of events into a sidecar that is not there."""
+    """Twice the default budget's worth of events into a sidecar that is not there.
+
+    Memory only: the time of each call while the sidecar is away is bounded in
+    test_trade_never_blocks.py (with this default budget too), where the machine's load
+    is told apart from a call that blocks."""
     per_event_wire = 100  # bytes of one encoded trade, about
     events = 2 * DEFAULT_MAX_QUEUE_BYTES // per_event_wire
     done = subprocess.run(

@@ -190,7 +190,7 @@ def test_probe_port_zero_opens_no_second_listener(tmp_path: Path) -> None:
     try:
         assert running.proc is not None
         log = running.proc.log().splitlines()
-        listening = [line for line in log if "Uvicorn running on" in line]
+        listening = [line for line in log if "listening on http://" in line]
         assert len(listening) == 1, log
     finally:
         assert running.stop() == 0

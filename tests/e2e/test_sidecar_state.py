@@ -26,6 +26,7 @@ from trading_sidecar.bench_metrics import BenchMetrics
 from trading_sidecar.metrics import TradeMetrics
 from trading_sidecar.state import (
     FILENAME,
+    KEEP_BAD,
     MAGIC,
     VERSION,
     Snapshot,
@@ -140,7 +141,32 @@ def _tampered() -> list[tuple[str, bytes]]:
         ("wrong shape, valid checksum", signed(b"[1, 2, 3]")),
         ("bad stream entry, valid checksum",
          signed(body.replace(b'"streams":[[', b'"streams":[[1,', 1))),
+        *crafted(body),
     ]  # fmt: skip
+
+
+def signed(text: bytes) -> bytes:
+    return f"{MAGIC} {VERSION} {hashlib.sha256(text).hexdigest()}\n".encode() + text
+
+
+def crafted(body: bytes) -> list[tuple[str, bytes]]:
+    """Content behind a valid checksum that once crashed or fooled the restore."""
+
+    def volume(value: bytes) -> bytes:
+        return signed(body.replace(b'"volume":{"buy":', b'"volume":{"buy":' + value + b',"x":', 1))
+
+    deep = b"[" * 100_000
+    return [
+        ("[ nested 100,000 deep", signed(body.replace(b'"lost":', b'"lost":' + deep, 1))),
+        ("[ nested in a new key", signed(b'{"x":' + deep + b"]" * 100_000 + b"}")),
+        ("400-digit volume", volume(b"9" * 400)),
+        ("-1e308 volume", volume(b"-1e308")),
+        ("1e400 latency sum", signed(body.replace(b'"latency_sum":', b'"latency_sum":1e400,"y":'))),
+        (
+            "9,000 streams",
+            signed(body.replace(b'"streams":[', b'"streams":[' + b'["s",0,0,0],' * 9000)),
+        ),
+    ]
 
 
 @pytest.mark.parametrize(("name", "data"), _tampered(), ids=[n for n, _ in _tampered()])
@@ -153,14 +179,17 @@ def test_load_warns_once_and_starts_from_zero(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / FILENAME
-    for _, data in _tampered():
+    cases = _tampered()
+    for _, data in cases:
         path.write_bytes(data)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="trading_sidecar.state"):
             assert load(path) is None
         assert len(caplog.records) == 1, caplog.text
         assert "counting from zero" in caplog.text
-    path.unlink()
+        assert not path.exists()  # moved aside, for inspection
+    kept = sorted(tmp_path.glob(f"{FILENAME}.bad-*"))
+    assert len(kept) == KEEP_BAD and kept[-1].read_bytes() == cases[-1][1]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="trading_sidecar.state"):
         assert load(path) is None
@@ -291,14 +320,22 @@ def _restart_mid_stream(tmp_path: Path, how: str) -> tuple[Samples, Samples, Sam
             sidecar.proc.process.kill()
             sidecar.proc.process.wait(10)
         else:
-            # Between two chunks, with the sidecar possibly still behind: a graceful stop
-            # must count every frame that reached it. (Frames on the wire at the very
-            # instant of a stop are lost whatever the sidecar does: ZeroMQ has no acks.
-            # They would count as lost, as in the kill case.)
+            # Between two chunks: a graceful stop must count every frame that reached it.
+            # Frames still in the client's socket at the instant of a stop are lost
+            # whatever the sidecar does (ZeroMQ has no acks; they would count as lost,
+            # as in the kill case), so the stop waits until the sidecar has counted
+            # every event the client handed to ZeroMQ.
             publisher.running.clear()
             assert publisher.paused.wait(10)
-            time.sleep(0.2)  # the last chunk leaves the client's socket (loopback: µs)
-            before = sidecar.scrape()
+            client = publisher.publisher
+
+            def delivered() -> Samples | None:
+                samples = sidecar.scrape()
+                handed = client.sent if client.queued == 0 else -1
+                return samples if handed >= 0 and _totals(samples)[0] >= handed else None
+
+            before = wait_for(delivered, timeout=60, interval=0.02,
+                              what="the last chunk counted")  # fmt: skip
             assert sidecar.stop() == 0
         assert (state_dir / FILENAME).exists()
         sidecar.start(tmp_path)  # same ports, same state folder
@@ -339,21 +376,73 @@ def test_restart_mid_stream_keeps_counting_exactly(tmp_path: Path, how: str) -> 
     assert value(after, names.TRADES, side="buy") >= value(before, names.TRADES, side="buy") > 0
 
 
-def test_corrupt_snapshot_starts_from_zero_with_one_warning(tmp_path: Path) -> None:
+def _crafted_files() -> list[tuple[str, bytes, str]]:
+    body = encode(_populated().snapshot()).partition(b"\n")[2]
+    deep = signed(body.replace(b'"lost":', b'"lost":' + b"[" * 100_000, 1))
+    digits = signed(body.replace(b'"volume":{"buy":', b'"volume":{"buy":' + b"9" * 400 + b",1", 1))
+    return [
+        ("bad checksum", b'trading-sidecar-state 1 deadbeef\n{"trades":', "checksum"),
+        ("[ nested 100,000 deep", deep, "content"),
+        ("400-digit volume", digits, "content"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"), _crafted_files(), ids=[n for n, _, _ in _crafted_files()]
+)
+def test_bad_snapshot_is_set_aside_counted_and_the_sidecar_starts_from_zero(
+    tmp_path: Path, name: str, data: bytes, reason: str
+) -> None:
+    """Once: exit status 3 on every start (a crash loop), or a silent restore."""
     state_dir = tmp_path / "state"
     state_dir.mkdir()
-    (state_dir / FILENAME).write_bytes(b'trading-sidecar-state 1 deadbeef\n{"trades":')
+    (state_dir / FILENAME).write_bytes(data)
     sidecar: Sidecar = new_sidecar(TT_SIDECAR_STATE_DIR=str(state_dir)).start(tmp_path)
     try:
         assert sidecar.proc is not None
         warnings = [line for line in sidecar.proc.log().splitlines() if "WARNING" in line]
         assert len(warnings) == 1 and "not usable" in warnings[0], warnings
-        assert _totals(sidecar.scrape()) == (0.0, 0.0)
+        samples = sidecar.scrape()
+        assert _totals(samples) == (0.0, 0.0)
+        for each in names.STATE_RESTORE_REASONS:
+            count = value(samples, names.STATE_RESTORE_FAILURES, reason=each)
+            assert count == (1 if each == reason else 0), each
+        [kept] = state_dir.glob(f"{FILENAME}.bad-*")
+        assert kept.read_bytes() == data  # kept for inspection
         with Publisher(sidecar.zmq_address, source="after-corrupt") as publisher:
             for _ in range(10):
                 assert publisher.trade("buy", 2.0)
         wait_for(lambda: _totals(sidecar.scrape())[0] == 10, what="10 trades from zero")
     finally:
         assert sidecar.stop() == 0
-    # The graceful stop wrote a good snapshot over the corrupt one.
+    # The graceful stop wrote a good snapshot in its place.
     assert decode((state_dir / FILENAME).read_bytes()).trading.trades["buy"] == 10
+
+
+def test_failing_writes_are_counted_and_scrapes_do_not_wait_for_them(tmp_path: Path) -> None:
+    """Once: every /metrics waited 0.5 s for a snapshot that never came, silently."""
+    state_dir = tmp_path / "state"
+    sidecar: Sidecar = new_sidecar(TT_SIDECAR_STATE_DIR=str(state_dir)).start(tmp_path)
+    try:
+        path = state_dir / FILENAME
+        wait_for(path.is_file, what="the first snapshot")
+        path.unlink()
+        path.mkdir()  # a folder where the file should be: every write fails from now on
+        wait_for(
+            lambda: value(sidecar.scrape(), names.STATE_WRITE_FAILURES) >= 1,
+            what="a counted write failure",
+        )
+        started = time.monotonic()
+        for _ in range(10):
+            sidecar.scrape()
+        elapsed = time.monotonic() - started
+        assert elapsed < 4.5, elapsed  # waiting out each one: 10 x 0.5 s at the very least
+        assert sidecar.healthy()
+        path.rmdir()  # fixed: the writer, still trying once a second, recovers
+        wait_for(path.is_file, what="writes to resume")
+    finally:
+        assert sidecar.stop() == 0
+
+
+def healthy_process(sidecar: Sidecar) -> bool:
+    return sidecar.healthy()

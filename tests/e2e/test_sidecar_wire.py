@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Iterator
 
@@ -14,8 +15,8 @@ import zmq
 from support import Samples, Sidecar, value, wait_for
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import TradeEncoder, encode_trade, join_batch
-from telemetry_contract.events import BENCH_MODES, BENCH_VARIANTS, MAX_QTY
-from telemetry_contract.transport import MAX_FRAME_BYTES
+from telemetry_contract.events import BENCH_MODES, BENCH_VARIANTS, LABEL_VALUE_PATTERN, MAX_QTY
+from telemetry_contract.transport import MAX_FRAME_BYTES, MAX_NESTING_DEPTH
 
 
 @pytest.fixture
@@ -83,6 +84,47 @@ def test_hostile_frames_then_every_good_trade_counts(
     assert value(after, names.LOST) == 0
 
 
+def test_every_promise_of_the_contract_holds_in_the_real_sidecar(
+    sidecar: Sidecar, push: zmq.Socket[bytes]
+) -> None:
+    """Issue 19 as a hostile sender: each frame lands under the reason docs/contract.md
+    names, good items beside bad ones still count, and one frame cannot claim 9e15 lost."""
+    now = time.time()
+    ok = b'{"type":"trade","side":"buy","qty":1,"ts":%r' % now
+
+    def deep(levels: int) -> bytes:  # the trade object is level 1
+        return ok + b',"x":' + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}"
+
+    frames = [
+        (ok + b',"note":"\xff"}', "not_utf8"),  # in a string nobody reads
+        (b"[" + ok + b"}," + ok + b',"n\xc3":1}]', "not_utf8"),  # a batch: whole frame
+        (ok + b',"qty":-1}', "duplicate_key"),  # neither value wins
+        (b"[" + ok + b"}," + ok + b',"qty":2,"qty":-1},' + ok + b"}]", "duplicate_key"),
+        (deep(500), "malformed_json"),  # deeper than the limit: same answer on any stack
+        (deep(MAX_NESTING_DEPTH), ""),  # at the limit: a trade
+        (b'{"type":"trade","side":1e309,"qty":1,"ts":%r}' % now, "wrong_type"),
+        (ok + b',"src":1e309}', "wrong_type"),
+    ]
+    for frame, _ in frames:
+        push.send(frame)
+    jumper = TradeEncoder("wire-jumper")
+    push.send(jumper("buy", 1.0, now, 0))
+    push.send(jumper("buy", 1.0, now, 2**53 - 1))  # one frame claiming 9e15 lost events
+    push.send(jumper("buy", 1.0, now, 2**53 - 1))  # a duplicate: no loss either
+    # 2 trades beside the bad batch item, 1 at the depth limit, 3 from the jumper.
+    wait_for(lambda: trades(sidecar.scrape()) == 6, what="the 6 good trades")
+    after = sidecar.scrape()
+    assert value(after, names.RECEIVED) == len(frames) + 3
+    expected: dict[str, int] = {}
+    for _, reason in frames:
+        if reason:
+            expected[reason] = expected.get(reason, 0) + 1
+    for reason in ("not_utf8", "duplicate_key", "malformed_json", "wrong_type", "internal_error"):
+        assert value(after, names.INVALID, reason=reason) == expected.get(reason, 0), reason
+    assert value(after, names.LOST) == 0
+    assert value(after, names.STREAM_RESETS, reason="seq_jump") == 1
+
+
 def test_volume_stays_exact_and_out_of_bound_values_change_no_trade_series(
     sidecar: Sidecar, push: zmq.Socket[bytes]
 ) -> None:
@@ -124,7 +166,7 @@ def test_batch_of_64_with_3_bad_items(sidecar: Sidecar, push: zmq.Socket[bytes])
     assert value(s, names.LOST) == 2
 
 
-#: Series one (mode, variant) row adds: run info, 5 quantiles, rate, target, 5 outcomes,
+#: Series one (mode, variant) row adds: run info, 5 percentiles, rate, target, 5 outcomes,
 #: elapsed, finished.
 SERIES_PER_ROW = 15
 
@@ -147,9 +189,14 @@ def test_benchmark_frames_cannot_grow_the_series_count(
     refused = 0
     for i in range(sent):
         variant = rng.choice(BENCH_VARIANTS)
+        run_id = f"run-{i}"
         if i % 10 == 0:  # a made-up variant: refused, no series at all
             variant, refused = f"v{i}", refused + 1
-        frame = {**row, "run_id": f"run-{i}", "mode": rng.choice(BENCH_MODES), "variant": variant}
+        elif i % 10 == 5:  # a real variant plus a newline (Python's `$` matched it)
+            variant, refused = variant + "\n", refused + 1
+        elif i % 10 == 7:  # a run id plus a newline, likewise
+            run_id, refused = run_id + "\n", refused + 1
+        frame = {**row, "run_id": run_id, "mode": rng.choice(BENCH_MODES), "variant": variant}
         push.send(json.dumps(frame).encode())
     wait_for(
         lambda: value(sidecar.scrape(), names.RECEIVED) == sent,
@@ -162,8 +209,10 @@ def test_benchmark_frames_cannot_grow_the_series_count(
     assert value(samples, names.INVALID, reason="invalid_benchmark") == refused
     bound = len(BENCH_MODES) * len(BENCH_VARIANTS) * SERIES_PER_ROW
     assert series_count(text) - before <= bound
-    runs = [labels for name, labels in samples if name == names.BENCH_RUN]
+    runs = [dict(labels) for name, labels in samples if name == names.BENCH_RUN]
     assert len(runs) <= len(BENCH_MODES) * len(BENCH_VARIANTS)
+    assert all(r["variant"] in BENCH_VARIANTS for r in runs)
+    assert all(re.fullmatch(LABEL_VALUE_PATTERN, r["run_id"]) for r in runs)
     assert healthy(sidecar)
 
 

@@ -7,6 +7,7 @@ own UI process and page, and checks the UI exits 0 on SIGTERM.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -212,7 +213,10 @@ def test_warning_while_the_sidecar_is_away(page: Page, tmp_path: Path) -> None:
         expect(warning).to_have_count(0, timeout=UI_TIMEOUT_MS)
         click(page, "Buy", rows_after=2)
         wait_for(lambda: metric(page, "Buy trades") == "1", what="buy count after the restart")
-        expect(page.get_by_text("The sidecar restarted")).to_be_visible(timeout=UI_TIMEOUT_MS)
+        notice = page.get_by_text("The sidecar restarted")
+        expect(notice).to_be_visible(timeout=UI_TIMEOUT_MS)
+        # This sidecar keeps no state (no TT_SIDECAR_STATE_DIR): the page says so.
+        expect(notice).to_contain_text("started from zero: it keeps no state")
     finally:
         if absent.proc is not None:
             absent.stop()
@@ -248,8 +252,33 @@ def test_ten_fast_clicks_are_ten_events_and_ten_rows(
     chart = page.get_by_test_id("stVegaLiteChart")
     try:
         expect(chart).to_have_count(1, timeout=UI_TIMEOUT_MS)
+        expect(chart.locator("g.role-axis-title text")).to_have_count(2, timeout=UI_TIMEOUT_MS)
     except AssertionError as exc:
         raise AssertionError(shots.fail(f"no rate chart: {exc}")) from None
+    assert_chart_axes_read_as_units_and_clock_times(chart, shots)
+
+
+def assert_chart_axes_read_as_units_and_clock_times(chart: Locator, shots: Shots) -> None:
+    """The rate chart's axes as drawn: a unit on y, whole-second clock times on x.
+
+    Vega's default time axis, over the first seconds, labels every tick ".500".
+    """
+    titles = chart.locator("g.role-axis-title text").all_text_contents()
+    assert "trades/s" in titles and "time (UTC)" in titles, shots.fail(f"axis titles {titles}")
+
+    def x_ticks() -> list[str]:
+        return [t for t in chart.locator("g.role-axis-label text").all_text_contents() if ":" in t]
+
+    # The chart gains a point a second: wait until it spans more than one tick.
+    try:
+        wait_for(lambda: len(x_ticks()) >= 2, what="two x ticks on the rate chart")
+    except AssertionError as exc:
+        raise AssertionError(shots.fail(f"{exc}: {x_ticks()}")) from None
+    ticks = x_ticks()
+    assert len(set(ticks)) == len(ticks), shots.fail(f"repeated x tick labels {ticks}")
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", tick) for tick in ticks), shots.fail(
+        f"x tick labels are not clock times: {ticks}"
+    )
 
 
 def test_buy_is_green_sell_is_red_and_lost_events_stand_out(
@@ -278,3 +307,59 @@ def test_buy_is_green_sell_is_red_and_lost_events_stand_out(
         raise AssertionError(shots.fail(f"lost count not highlighted: {exc}")) from None
     assert "never counted" in alert.inner_text()
     page.screenshot(path=str(tmp_path / "ui-lost.png"), full_page=True)
+
+
+def test_a_click_books_the_quantity_shown_when_it_was_clicked(
+    sidecar: Sidecar, ui_url: str, page: Page, tmp_path: Path
+) -> None:
+    """Quantity changed between fast clicks: each click carries the quantity it saw.
+
+    Three rounds of: quantity 1, ten fast Buy clicks, type 100 + Enter, one Buy click.
+    Each round is eleven trades and 1 * 10 + 100 = 110 volume, counted by the sidecar;
+    a UI that reads the quantity when it processes a click (not when it was clicked)
+    books some of the ten at 100.
+    """
+    shots = Shots(page, tmp_path)
+    buy = open_ui(page, ui_url)
+    qty = page.get_by_label("Quantity")
+
+    def buys() -> float:
+        return value(sidecar.scrape(), names.TRADES, side="buy")
+
+    for round_no in range(1, 4):
+        qty.fill("1")
+        qty.press("Enter")
+        for _ in range(10):
+            buy.click(delay=0)
+        qty.fill("100")
+        qty.press("Enter")
+        buy.click(delay=0)
+        try:
+            wait_for(
+                lambda: buys() == 11 * round_no,  # noqa: B023 - called in this iteration
+                what=f"{11 * round_no} buys counted after round {round_no}",
+            )
+        except AssertionError as exc:
+            raise AssertionError(shots.fail(str(exc))) from None
+        volume = value(sidecar.scrape(), names.VOLUME, side="buy")
+        assert volume == 110 * round_no, shots.fail(
+            f"round {round_no}: sidecar counted volume {volume:g}, expected {110 * round_no}"
+        )
+    # Settled: no late click arrives, and the page's log shows what was booked.
+    wait_for(lambda: len(log_rows(page)) == 33, what="33 rows in the page log")
+    assert sorted(row[2] for row in log_rows(page)) == ["1"] * 30 + ["100"] * 3
+    assert value(sidecar.scrape(), names.TRADES, side="buy") == 33
+    expect_no_exception(page)
+
+    # A quantity that is not one books nothing and says why, right under the field.
+    for bad in ("-5", ""):
+        qty.fill(bad)
+        buy.click(delay=0)
+        expect(page.get_by_test_id("tt-qty-error")).to_contain_text("nothing was booked")
+    qty.fill("2")
+    buy.click(delay=0)
+    expect(page.get_by_test_id("tt-qty-error")).to_be_hidden()
+    wait_for(lambda: len(log_rows(page)) == 34, what="34 rows in the page log")
+    s = sidecar.scrape()
+    assert value(s, names.TRADES, side="buy") == 34
+    assert value(s, names.VOLUME, side="buy") == 332

@@ -79,6 +79,14 @@ The sidecar's HTTP base URL through the metrics Service (the `helm test` pod rea
 {{- end }}
 
 {{/*
+The LatencyBenchmark of this install/upgrade: "<fullname>-bench-<revision>", a new object
+(a new run) per revision, deleted with the release (templates/benchmark.yaml).
+*/}}
+{{- define "trading-telemetry.benchmarkName" -}}
+{{- printf "%s-bench-%d" (include "trading-telemetry.fullname" .) (int .Release.Revision) }}
+{{- end }}
+
+{{/*
 The sidecar StatefulSet's name, which is also its headless (governing) Service's name: pod i
 is reachable as <this>-<i>.<this>.
 */}}
@@ -165,6 +173,18 @@ tolerations:
 {{- with .c.affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if and .component .c.topologySpread.enabled }}
+# Soft: a one-node cluster (kind) still schedules every replica; on several nodes a drain
+# or a node failure takes one replica, not all of them.
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: {{ .c.topologySpread.topologyKey }}
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "trading-telemetry.selectorLabels" .root | nindent 8 }}
+        app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 

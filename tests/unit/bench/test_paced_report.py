@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from plot_support import assert_readable
 from telemetry_contract.events import PACED_VARIANTS, paced_variant
-from trading_bench import paced, paced_report, targets
+from trading_bench import paced, paced_report, report, targets
 from trading_bench.latency import Percentiles
 from trading_bench.rows import Row, make_row
 
@@ -70,8 +71,15 @@ def test_names_split_back_into_variant_and_loop() -> None:
 def test_plot_is_written_with_nothing_overlapping_or_clipped(tmp_path: Path) -> None:
     found = rows(0.2)
     png = tmp_path / "paced.png"
-    paced_report.plot(png, "t", found, targets.paced(found))  # raises when unreadable
+    report.plot(png, "paced", "t", found, targets.paced(found))  # raises when unreadable
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fig, _ = report.figure("paced", "t", found, targets.paced(found))
+    try:
+        assert_readable(fig)  # the same check every other mode's plot passes
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
 
 
 def test_layout_check_sees_overlap_and_clipping() -> None:

@@ -15,6 +15,7 @@ import json
 import os
 import re
 from collections.abc import Iterator, Mapping
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -67,6 +68,7 @@ from telemetry_contract.ports import (
     DEFAULT_ZMQ_PORT,
 )
 from trading_operator import resource
+from trading_operator.job import job_name
 from trading_operator.settings import OperatorSettings
 from trading_operator.spec import parse_spec
 from trading_publisher.settings import PublisherSettings
@@ -204,7 +206,7 @@ def test_defaults_leave_the_benchmark_and_operator_off(default: Rendered) -> Non
 def test_everything_on_renders_every_optional_part(everything: Rendered) -> None:
     name = fullname(everything)
     for expected in (
-        f"LatencyBenchmark/{name}-bench",
+        f"LatencyBenchmark/{name}-bench-1",
         f"Deployment/{name}-operator",
         f"ServiceAccount/{name}",
         f"ServiceAccount/{name}-operator",
@@ -266,7 +268,7 @@ def test_notes_tell_how_to_reach_the_ui_and_grafana(everything: Rendered) -> Non
     assert f"--namespace {NAMESPACE}" in notes
     assert "make grafana" in notes and "make ui" in notes
     assert f"helm test {RELEASE}" in notes
-    assert f"get lbench {name}-bench --watch" in notes
+    assert f"get lbench {name}-bench-1 --watch" in notes
     assert "make grafana-forward" in notes
 
 
@@ -396,7 +398,11 @@ def test_prometheusrule_carries_the_rules_file_and_validates_against_the_crd(
 ) -> None:
     (rule,) = everything.kinds("PrometheusRule")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
-    assert rule["spec"]["groups"] == yaml.safe_load(ALERTS_FILE.read_text())["groups"]
+    # By default: the file's groups, less the opt-in trading-hours one (test_chart_alerts.py).
+    groups = yaml.safe_load(ALERTS_FILE.read_text())["groups"]
+    assert rule["spec"]["groups"] == [
+        g for g in groups if g["name"] != "trading-telemetry-trading-hours"
+    ]
     # kube-prometheus-stack's default ruleSelector is release=<its release name>, as for
     # ServiceMonitors.
     assert rule["metadata"]["labels"]["release"] == "monitoring"
@@ -658,6 +664,8 @@ def admits_pod(rule: Obj, labels: Mapping[str, str], namespace: str) -> bool:
     """
     namespace_labels = {"kubernetes.io/metadata.name": namespace}
     for peer in rule["from"]:
+        if "ipBlock" in peer:
+            continue  # addresses outside the cluster, not pods (see the ipBlock test)
         ns_selector = peer.get("namespaceSelector")
         pod_selector = peer.get("podSelector")
         if ns_selector is None and namespace != NAMESPACE:
@@ -971,12 +979,8 @@ def test_benchmark_is_a_latencybenchmark_for_the_operator(
     """One benchmark runner: the operator renders the Job; the chart only asks for a run."""
     name = fullname(everything)
     assert not everything.kinds("Job")
-    benchmark = everything.get("LatencyBenchmark", f"{name}-bench")
+    benchmark = everything.get("LatencyBenchmark", f"{name}-bench-1")
     assert benchmark["apiVersion"] == resource.API_VERSION
-    assert benchmark["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
-    assert (
-        "before-hook-creation" in benchmark["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
-    )
     assert benchmark["spec"] == {
         "mode": "sustained",
         "events": 100000,
@@ -999,7 +1003,9 @@ def test_benchmark_is_a_latencybenchmark_for_the_operator(
 
 def test_benchmark_leaves_optional_fields_to_the_crd_defaults(chart: helm_python.Chart) -> None:
     values = {"operator": {"enabled": True}, "benchmark": {"enabled": True, "events": 5000}}
-    benchmark = render(chart, values).get("LatencyBenchmark", f"{RELEASE}-trading-telemetry-bench")
+    benchmark = render(chart, values).get(
+        "LatencyBenchmark", f"{RELEASE}-trading-telemetry-bench-1"
+    )
     assert benchmark["spec"] == {"mode": "burst", "events": 5000, "timeoutSeconds": 900}
 
 
@@ -1209,7 +1215,159 @@ def test_default_job_label_is_the_one_the_alert_rules_select(default: Rendered) 
     metrics = default.get("Service", f"{fullname(default)}-metrics")
     job = metrics["metadata"]["labels"][monitor["spec"]["jobLabel"]]
     rules = (ROOT / "deploy" / "prometheus" / "alerts.yml").read_text()
-    jobs = set(re.findall(r'job="([^"]+)"', rules))
+    # kube-state-metrics' own job is the other one the rules name (crash loops, restarts).
+    jobs = set(re.findall(r'job="([^"]+)"', rules)) - {"kube-state-metrics"}
     assert jobs == {job}, (jobs, job)
     local = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     assert job in {c["job_name"] for c in local["scrape_configs"]}
+
+
+# --- issue 20: what a real cluster (RBAC, drains, uninstall, an Envoy outside it) needs ---
+
+
+def test_no_template_looks_up_cluster_objects() -> None:
+    """`lookup` of Prometheus objects cluster-wide fails the whole install (Forbidden) for a
+    user with namespace rights only; the notes tell how to compare selectors instead."""
+    for template in sorted((CHART_DIR / "templates").rglob("*")):
+        if template.is_file():
+            assert not re.search(r"\blookup\b", template.read_text()), template
+
+
+def test_notes_show_how_to_compare_the_prometheus_selector(default: Rendered) -> None:
+    assert "kubectl get prometheus -A" in default.notes
+    assert '{"release":"monitoring"}' in default.notes
+
+
+def test_notes_give_the_grafana_address_on_linux_and_the_port_mapping_way(
+    default: Rendered,
+) -> None:
+    notes = default.notes
+    assert "kubectl --namespace monitoring get ingress" in notes and "http://<address>/" in notes
+    assert "--enable-lb-port-mapping" in notes and "docker port" in notes
+    assert "grafana.localhost" not in notes, "browsers send *.localhost to 127.0.0.1"
+
+
+def pdb_selects(rendered: Rendered, component: str) -> Obj | None:
+    for pdb in rendered.kinds("PodDisruptionBudget"):
+        if pdb["metadata"]["name"] == f"{fullname(rendered)}-{component}":
+            return pdb
+    return None
+
+
+def test_replicated_workloads_get_a_disruption_budget_of_one(
+    everything: Rendered, default: Rendered, minimal: Rendered
+) -> None:
+    name = fullname(everything)
+    for component, kind, workload in (
+        ("sidecar", "StatefulSet", f"{name}-sidecar"),
+        ("publisher", "Deployment", f"{name}-publisher"),
+    ):
+        pdb = pdb_selects(everything, component)
+        assert pdb is not None, component
+        assert pdb["spec"] == {"maxUnavailable": 1, "selector": pdb["spec"]["selector"]}
+        obj = everything.get(kind, workload)
+        assert obj["spec"]["replicas"] > 1
+        assert selector_matches(pdb["spec"]["selector"], pod_labels(obj))
+        for other, _ in workloads(everything):
+            if other is not obj:
+                assert not selector_matches(pdb["spec"]["selector"], pod_labels(other))
+        kubernetes_validate.validate(pdb, KUBE_VERSION, strict=True)
+        # One replica: a budget would only make drains warn; switched off: none.
+        assert pdb_selects(default, component) is None
+        assert pdb_selects(minimal, component) is None
+
+
+def test_replicas_spread_over_nodes_softly_by_default(
+    default: Rendered, everything: Rendered, minimal: Rendered
+) -> None:
+    for rendered in (default, everything):
+        for obj, spec in workloads(rendered):
+            component = pod_labels(obj).get("app.kubernetes.io/component")
+            if component not in ("publisher", "sidecar"):
+                continue
+            (spread,) = spec["topologySpreadConstraints"]
+            assert spread["whenUnsatisfiable"] == "ScheduleAnyway", "kind has one node"
+            assert spread["topologyKey"] == "kubernetes.io/hostname"
+            assert spread["maxSkew"] == 1
+            assert selector_matches(spread["labelSelector"], pod_labels(obj))
+            for other, _ in workloads(rendered):
+                if other is not obj:
+                    assert not selector_matches(spread["labelSelector"], pod_labels(other))
+    for _, spec in workloads(minimal):
+        assert "topologySpreadConstraints" not in spec
+
+
+def test_the_benchmark_is_a_release_object_new_per_revision(chart: helm_python.Chart) -> None:
+    """A hook is not part of the release: `helm uninstall` left it and its Job behind."""
+    values = {"operator": {"enabled": True}, "benchmark": {"enabled": True}}
+    first = render(chart, values)
+    (benchmark,) = first.kinds("LatencyBenchmark")
+    assert not any(
+        k.startswith("helm.sh/hook") for k in benchmark["metadata"].get("annotations", {})
+    )
+    assert benchmark["metadata"]["name"] == f"{fullname(first)}-bench-1"
+    # An upgrade is revision 2: a new object, so a new run; Helm deletes the old one.
+    (upgraded,) = render(chart, values, revision=2).kinds("LatencyBenchmark")
+    assert upgraded["metadata"]["name"] == f"{fullname(first)}-bench-2"
+    # The operator's Job name stays a DNS label even for a long release name.
+    long_release = "r" * 53
+    (long,) = render(chart, values, release=long_release, revision=1234).kinds("LatencyBenchmark")
+    assert len(job_name(long["metadata"]["name"])) <= 63
+
+
+def test_claims_follow_a_retention_policy_value(chart: helm_python.Chart) -> None:
+    persistent: dict[str, Any] = {"sidecar": {"stateDir": {"persistence": {"enabled": True}}}}
+    sidecar = render(chart, persistent).get("StatefulSet", f"{RELEASE}-trading-telemetry-sidecar")
+    kubernetes_validate.validate(sidecar, KUBE_VERSION, strict=True)
+    assert sidecar["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Delete",
+        "whenScaled": "Retain",
+    }
+    keep = copy.deepcopy(persistent)
+    keep["sidecar"]["stateDir"]["persistence"]["retentionPolicy"] = {"whenDeleted": "Retain"}
+    kept = render(chart, keep).get("StatefulSet", f"{RELEASE}-trading-telemetry-sidecar")
+    assert kept["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    with pytest.raises(helm_python.HelmValuesError, match="whenDeleted"):
+        bad = copy.deepcopy(persistent)
+        bad["sidecar"]["stateDir"]["persistence"]["retentionPolicy"] = {"whenDeleted": "Keep"}
+        chart.render(bad, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    # No claims, no policy.
+    plain = render(chart).get("StatefulSet", f"{RELEASE}-trading-telemetry-sidecar")
+    assert "persistentVolumeClaimRetentionPolicy" not in plain["spec"]
+
+
+def test_the_ui_admits_an_ip_block_such_as_cloud_provider_kinds_envoy(
+    everything: Rendered,
+) -> None:
+    name = fullname(everything)
+    policy = everything.get("NetworkPolicy", f"{name}-ui")
+    kubernetes_validate.validate(policy, KUBE_VERSION, strict=True)
+    (rule,) = policy["spec"]["ingress"]
+    blocks = [peer["ipBlock"] for peer in rule["from"] if "ipBlock" in peer]
+    assert blocks == [{"cidr": "172.18.0.0/16", "except": ["172.18.0.1/32"]}]
+    envoy, gateway_of_the_network = ip_address("172.18.0.7"), ip_address("172.18.0.1")
+    (block,) = blocks
+    assert envoy in ip_network(block["cidr"])
+    assert any(gateway_of_the_network in ip_network(e) for e in block["except"])
+
+
+@pytest.mark.parametrize(
+    "peer",
+    [
+        {"ipblock": {"cidr": "172.18.0.0/16"}},  # misspelt: would silently admit nothing
+        {"ipBlock": {"cidr": "172.18.0.0"}},  # no prefix length
+        {"ipBlock": {"cidr": "172.18.0.0/16"}, "podSelector": {}},  # not allowed together
+        {},
+    ],
+    ids=["misspelt", "no-prefix", "mixed", "empty"],
+)
+def test_ui_peers_are_checked_as_network_policy_peers(
+    chart: helm_python.Chart, peer: dict[str, Any]
+) -> None:
+    with pytest.raises(helm_python.HelmValuesError, match="uiFrom"):
+        chart.render(
+            {"networkPolicy": {"uiFrom": [peer]}},
+            name=RELEASE,
+            namespace=NAMESPACE,
+            is_install=True,
+        )

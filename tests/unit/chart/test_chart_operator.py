@@ -8,6 +8,7 @@ Services; and the Job pods the operator labels must get through the sidecar's Ne
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -216,3 +217,26 @@ def test_job_pods_pull_with_the_releases_secrets(chart: helm_python.Chart) -> No
     ]["spec"]
     assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]
     assert pod["containers"][0]["imagePullPolicy"] == "Always"
+
+
+def test_operator_md_states_the_defaults_the_chart_gives(enabled: list[Obj]) -> None:
+    """docs/operator.md named the -zmq and -metrics Services and the publisher image."""
+    settings = load({k: v for k, v in operator_env(enabled).items() if k.startswith(PREFIX)}, None)
+    fullname = f"{RELEASE}-trading-telemetry"
+    service_suffix = settings.default_service.removeprefix(fullname)
+    url_host, url_port = settings.sidecar_url.removeprefix("http://").split(":")
+    assert service_suffix != settings.default_service and url_host.startswith(fullname)
+    doc = (ROOT / "docs" / "operator.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| ([^|]+) \|", doc, re.M)}
+    assert f"`<fullname>{service_suffix}`" in rows["service"], rows["service"]
+    expected_url = f"`http://<fullname>{url_host.removeprefix(fullname)}:{url_port}`"
+    assert expected_url in rows["sidecarUrl"], rows["sidecarUrl"]
+    # The example's commented defaults, for the release `make deploy` installs.
+    assert f"# service: trading-telemetry{service_suffix}\n" in doc
+    assert (
+        f"# sidecarUrl: http://trading-telemetry{url_host.removeprefix(fullname)}:{url_port}\n"
+        in doc
+    )
+    image = settings.bench_image.split(":")[0]
+    assert f"bench image's (`{image}`" in doc
+    assert "publisher image's `trading-bench" not in doc

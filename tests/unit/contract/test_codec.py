@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 
 import pytest
@@ -12,7 +13,6 @@ from telemetry_contract import (
     InvalidMessage,
     Reason,
     Trade,
-    TradeEvent,
     decode,
     encode,
     encode_batch,
@@ -20,6 +20,7 @@ from telemetry_contract import (
 )
 from telemetry_contract.codec import TradeEncoder, join_batch
 from telemetry_contract.events import BENCH_VARIANTS, SUSTAINED_RATES, sustained_variant
+from telemetry_contract.schema import wire_schema
 from telemetry_contract.transport import MAX_BATCH_ITEMS, MAX_FRAME_BYTES
 
 NOW = 1_700_000_000.0
@@ -36,11 +37,11 @@ def one(frame: bytes, now: float = NOW) -> object:
 @pytest.mark.parametrize(
     "event",
     [
-        TradeEvent("buy", 1.0, 1_700_000_000.0),
-        TradeEvent("sell", 0.0, 946_684_800.0),
-        TradeEvent("buy", 0.1 + 0.2, 1_700_000_000.123456),
-        TradeEvent("sell", 1e15, 1_700_000_000.5, src="desk-1", seq=0),
-        TradeEvent("buy", 3.0, 1_700_000_002.0, src='quo"te\\~', seq=2**53 - 1),
+        Trade("buy", 1.0, 1_700_000_000.0),
+        Trade("sell", 0.0, 946_684_800.0),
+        Trade("buy", 0.1 + 0.2, 1_700_000_000.123456),
+        Trade("sell", 1e15, 1_700_000_000.5, src="desk-1", seq=0),
+        Trade("buy", 3.0, 1_700_000_002.0, src='quo"te\\~', seq=2**53 - 1),
         Trade("buy", 3.0, 1_700_000_002.0, src="s", seq=7, stream=2**53 - 1, epoch=3),
     ],
 )
@@ -68,13 +69,13 @@ def test_encoded_frame_is_the_documented_shape() -> None:
 
 def test_integer_qty_and_ts_decode_as_floats() -> None:
     event = one(b'{"type":"trade","side":"buy","qty":3,"ts":1700000000}')
-    assert event == TradeEvent("buy", 3.0, 1_700_000_000.0)
+    assert event == Trade("buy", 3.0, 1_700_000_000.0)
     assert isinstance(event, Trade) and type(event.qty) is float
 
 
 def test_extra_unknown_fields_are_ignored_for_forward_compatibility() -> None:
     frame = b'{"type":"trade","side":"sell","qty":1,"ts":1e9,"venue":"X","src":"a","seq":1}'
-    assert one(frame) == TradeEvent("sell", 1.0, 1e9, "a", 1)
+    assert one(frame) == Trade("sell", 1.0, 1e9, "a", 1)
 
 
 def test_the_seed_message_stays_valid() -> None:
@@ -161,6 +162,21 @@ BAD: list[tuple[bytes, Reason]] = [
     (b"[" * 300_000 + b"]" * 300_000, Reason.OVERSIZE),
     (b'{"a":' * 60_000 + b"1" + b"}" * 60_000, Reason.MALFORMED_JSON),  # too deep to parse
     (b'{"type":"trade","side":"buy","qty":NaN,"ts":1700000000}', Reason.MALFORMED_JSON),
+    (T.encode() % b',"x":"\xff"', Reason.NOT_UTF8),  # even in a string nobody reads
+    (T.encode() % b',"\xc3":1', Reason.NOT_UTF8),  # or in an unknown key
+    (T.encode() % (b',"x":' + b"[" * 33 + b"]" * 33), Reason.MALFORMED_JSON),  # 34 deep
+    (b'{"type":"trade","side":"buy","qty":-1,"ts":1700000000,"qty":2}', Reason.DUPLICATE_KEY),
+    (b'{"type":"trade","side":"buy","qty":2,"ts":1700000000,"qty":-1}', Reason.DUPLICATE_KEY),
+    (b'{"type":"trade","side":"buy","qty":2,"ts":1700000000,"s\\u0069de":"buy"}',
+     Reason.DUPLICATE_KEY),
+    (T.encode() % b',"x":{"a":1,"a":1}', Reason.DUPLICATE_KEY),  # at any depth
+    (b'{"type":"trade","side":1e309,"qty":1,"ts":1700000000}', Reason.WRONG_TYPE),
+    (T.encode() % b',"src":1e309', Reason.WRONG_TYPE),
+    (T.encode() % b',"src":-1e309', Reason.WRONG_TYPE),
+    (T.encode() % b',"src":"a","seq":1e309', Reason.WRONG_TYPE),
+    (b'{"type":1e309,"side":"buy","qty":1,"ts":1700000000}', Reason.WRONG_TYPE),
+    (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "run_id": 0}}).encode().replace(
+        b'"run_id": 0', b'"run_id": 1e309'), Reason.WRONG_TYPE),
     (b'{"type":"trade","side":"buy","qty":Infinity,"ts":1700000000}', Reason.MALFORMED_JSON),
     (b'{"type":"trade","side":"buy","qty":-Infinity,"ts":1700000000}', Reason.MALFORMED_JSON),
     (b'"trade"', Reason.NOT_OBJECT),
@@ -215,6 +231,15 @@ BAD: list[tuple[bytes, Reason]] = [
     (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "variant": "run-12345"}}).encode(),
      Reason.INVALID_BENCHMARK),
     (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "sent": -2}}).encode(),
+     Reason.INVALID_BENCHMARK),
+    # Python's `$` matches before a final newline: each of these was a new label value.
+    (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "variant": "client\n"}}).encode(),
+     Reason.INVALID_BENCHMARK),
+    (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "run_id": "abc\n"}}).encode(),
+     Reason.INVALID_BENCHMARK),
+    (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "mode": "burst\n"}}).encode(),
+     Reason.INVALID_BENCHMARK),
+    (json.dumps({"type": "benchmark", **{**_BENCH_FIELDS, "variant": "\nclient"}}).encode(),
      Reason.INVALID_BENCHMARK),
 ]  # fmt: skip
 
@@ -289,6 +314,8 @@ def test_benchmark_result_round_trip() -> None:
         _bench(sent=-2),
         _bench(variant="client-12345"),
         _bench(variant="made-up"),
+        _bench(variant="client\n"),
+        _bench(run_id="abc\n"),
     ],  # fmt: skip
 )
 def test_benchmark_encoder_refuses_rows_the_sidecar_would_reject(bad: BenchmarkResult) -> None:
@@ -296,11 +323,22 @@ def test_benchmark_encoder_refuses_rows_the_sidecar_would_reject(bad: BenchmarkR
         encode(bad)
 
 
+def test_the_schema_lists_the_closed_variant_set_and_anchors_run_id_at_the_very_end() -> None:
+    """A JSON Schema validator (ECMA regex) refuses what the decoder refuses."""
+    row = wire_schema()["$defs"]["BenchmarkResult"]["properties"]
+    assert sorted(row["variant"]["enum"]) == sorted(BENCH_VARIANTS)
+    pattern = row["run_id"]["pattern"]
+    assert re.search(pattern, "abc") and not re.search(pattern, "abc\n")
+
+
 def test_every_variant_the_bench_names_is_in_the_closed_set() -> None:
     for rate in SUSTAINED_RATES:
-        assert sustained_variant("client", rate) in BENCH_VARIANTS
-        assert sustained_variant("e2e", float(rate)) in BENCH_VARIANTS
+        assert sustained_variant("client", rate) == f"client-{rate}" in BENCH_VARIANTS
+        assert sustained_variant("e2e", float(rate)) == f"e2e-{rate}" in BENCH_VARIANTS
+        # A rate that only rounds to a listed one is not that variant.
+        assert sustained_variant("e2e", rate + 0.5) == "e2e-other"
     assert sustained_variant("client", 1234.5) == "client-other"
+    assert sustained_variant("client", 7) == "client-other"  # whole, but not listed
     assert "client-other" in BENCH_VARIANTS
     for variant in BENCH_VARIANTS:
         assert one(encode(_bench(variant=variant))) == _bench(variant=variant)

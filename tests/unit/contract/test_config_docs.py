@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 
 import config_docs
 import pytest
 from support import ROOT
-from telemetry_contract.settings_source import load_settings, read_dotenv, variables
+from telemetry_contract.settings_source import (
+    PARSE,
+    load_settings,
+    optional_inner,
+    read_dotenv,
+    variables,
+)
 
 DOC = ROOT / "docs" / "configuration.md"
 KNOWN = {name for source in config_docs.SOURCES for name in variables(source.cls, source.prefix)}
@@ -100,3 +107,14 @@ def test_env_sample_values_load_into_the_settings() -> None:
     sample = read_dotenv(ROOT / ".env.sample")
     for source in config_docs.SOURCES:
         assert load_settings(source.cls, source.prefix, sample) == source.cls(), source.prefix
+
+
+@pytest.mark.parametrize("source", config_docs.SOURCES, ids=lambda s: s.prefix)
+def test_every_numeric_setting_has_a_range_check(source: config_docs.Source) -> None:
+    """A bare int/float field takes any number (a port of 99999, a size of -1) and fails
+    later, deep inside a socket call: each one names its allowed range instead."""
+    hints = typing.get_type_hints(source.cls)
+    for name, field in variables(source.cls, source.prefix).items():
+        kind = optional_inner(hints[field.name]) or hints[field.name]
+        if kind in (int, float):
+            assert PARSE in field.metadata, f"{name}: give it a range check (parse=...)"

@@ -211,3 +211,50 @@ def test_a_bad_columnar_frame_is_refused_whole_with_its_reason(
 def test_columns_frame_refuses_what_the_decoder_would() -> None:
     with pytest.raises(InvalidMessage):
         columns_frame(TradeColumns(COLUMNS_VERSION, "a", 0, 0, 0, "bb", [1.0], [NOW_NS]))
+
+
+# --- hostile columnar frames: the same promises as JSON frames (docs/contract.md) --------
+
+
+def _columns_body() -> bytes:
+    """A valid columnar frame without its map header byte (0x89: nine entries)."""
+    frame = encode_columns("desk", 0, 0, 5, "bs", [1.0, 2.0], [NOW_NS, NOW_NS])
+    assert frame[0] == 0x89
+    return frame[1:]
+
+
+def _refusal(frame: bytes) -> str:
+    with pytest.raises(InvalidMessage) as caught:
+        decode_columns(frame, [], NOW + 60)
+    return caught.value.reason.value
+
+
+def test_invalid_utf8_in_a_columnar_string_is_not_utf8() -> None:
+    frame = b"\x89" + _columns_body().replace(b"desk", b"d\xffsk")
+    assert _refusal(frame) == Reason.NOT_UTF8.value
+    with pytest.raises(InvalidMessage):
+        decode(frame, NOW + 60)
+
+
+@pytest.mark.parametrize("value", [7, -1, "x"])
+def test_a_repeated_key_is_never_counted_whichever_copy_is_good(value: object) -> None:
+    """Ten entries (seq twice): refused before any value is read; with nine entries a
+    repeat leaves a key missing, so the frame is refused too."""
+    extra = msgspec.msgpack.encode("seq") + msgspec.msgpack.encode(value)
+    assert _refusal(b"\x8a" + _columns_body() + extra) == Reason.INVALID_COLUMNS.value
+    nine = b"\x89" + _columns_body().replace(b"\xa5ts_ns", b"\xa5epoch", 1)
+    with pytest.raises(InvalidMessage):
+        decode_columns(nine, [], NOW + 60)
+
+
+def test_an_unknown_key_is_refused_without_reading_its_value_at_any_stack_depth() -> None:
+    deep = msgspec.msgpack.encode("zz") + b"\x91" * 100_000 + b"\xc0"
+    ten = b"\x8a" + _columns_body() + deep
+    nine = b"\x89" + deep + _columns_body()
+
+    def nested(levels: int, frame: bytes) -> str:
+        return nested(levels - 1, frame) if levels else _refusal(frame)
+
+    for frame in (ten, nine):
+        reasons = {_refusal(frame), nested(400, frame)}
+        assert reasons == {Reason.INVALID_COLUMNS.value}, reasons

@@ -115,8 +115,44 @@ def test_env_sample_shows_the_contract_defaults() -> None:
     assert sample["TT_SIDECAR_ZMQ_BIND"] == ports.DEFAULT_ZMQ_ADDRESS
     assert sample["TT_PUBLISHER_ZMQ_CONNECT"] == ports.DEFAULT_ZMQ_ADDRESS
     assert sample["TT_SIDECAR_HTTP_PORT"] == str(ports.DEFAULT_SIDECAR_HTTP_PORT)
-    assert sample["TT_SIDECAR_PROBE_PORT"] == str(ports.DEFAULT_SIDECAR_PROBE_PORT)
+    # Off unless set (the chart sets it): a sample that set it would pin every local
+    # sidecar made from it to one probe port.
+    assert "TT_SIDECAR_PROBE_PORT" not in sample
     assert sample["TT_PUBLISHER_SIDECAR_URL"] == ports.DEFAULT_SIDECAR_URL
     assert sample["TT_PUBLISHER_UI_PORT"] == str(ports.DEFAULT_UI_PORT)
     assert sample["TT_PUBLISHER_HTTP_PORT"] == str(ports.DEFAULT_PUBLISHER_HTTP_PORT)
     assert sample["TT_PROMETHEUS_PORT"] == str(ports.DEFAULT_PROMETHEUS_PORT)
+
+
+def test_readmes_ports_table_lists_every_port_a_local_run_opens() -> None:
+    """Each port's row names its setting and, where the default is a fixed port, that port."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Ports", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    expected = {
+        "TT_SIDECAR_ZMQ_BIND": ports.DEFAULT_ZMQ_PORT,
+        "TT_SIDECAR_HTTP_PORT": ports.DEFAULT_SIDECAR_HTTP_PORT,
+        "TT_SIDECAR_PROBE_PORT": ports.DEFAULT_SIDECAR_PROBE_PORT,
+        "TT_PUBLISHER_HTTP_PORT": ports.DEFAULT_PUBLISHER_HTTP_PORT,
+        "TT_PUBLISHER_UI_PORT": ports.DEFAULT_UI_PORT,
+        "TT_PROMETHEUS_PORT": ports.DEFAULT_PROMETHEUS_PORT,
+        "docker-compose.infra.yml": ports.INFRA_GRAFANA_PORT,
+    }
+    for setting_name, port in expected.items():
+        found = [row for row in rows if setting_name in row]
+        assert found, f"README's ports table has no row for {setting_name}"
+        if isinstance(port, int) and port > 0:
+            assert str(port) in found[0], f"{setting_name}: {port} not in {found[0]}"
+    infra = next(row for row in rows if "docker-compose.infra.yml" in row)
+    assert str(ports.INFRA_PROMETHEUS_PORT) in infra, infra
+    compose = (ROOT / "docker-compose.infra.yml").read_text()
+    for port in (ports.INFRA_GRAFANA_PORT, ports.INFRA_PROMETHEUS_PORT):
+        assert f"127.0.0.1:{port}:" in compose, port
+
+
+def test_operations_doc_describes_the_sidecar_as_the_statefulset_the_chart_renders() -> None:
+    chart = ROOT / "charts" / "trading-telemetry" / "templates" / "sidecar-statefulset.yaml"
+    assert "kind: StatefulSet" in chart.read_text()
+    doc = " ".join((ROOT / "docs" / "operations.md").read_text().split())
+    assert "would need a PersistentVolume" not in doc and "would be needed" not in doc
+    assert "runs as a StatefulSet" in doc and "sidecar.stateDir.persistence.enabled" in doc

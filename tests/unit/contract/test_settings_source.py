@@ -7,15 +7,22 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from telemetry_contract.cli import USAGE_ERROR, load_or_exit, overlay
+from telemetry_contract.cli import USAGE_ERROR, argument_type, load_or_exit, overlay
 from telemetry_contract.settings_source import (
     DOC,
     load_settings,
+    number,
+    port,
+    port_or_off,
     read_dotenv,
     setting,
     variables,
+    whole_number,
+    zmq_bind,
+    zmq_connect,
 )
 
 PREFIX = "TT_DEMO_"
@@ -159,3 +166,82 @@ def test_overlay_replaces_the_options_given_and_keeps_every_other_field() -> Non
     assert merged.name == "env" and merged.limit == 9
     # Without the option, the environment's value stands.
     assert overlay(loaded, parser.parse_args(["run"])) == loaded
+
+
+# --- the range checks every service's numeric settings use -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("parse", "raw", "expected"),
+    [
+        (port, "1", 1),
+        (port, "65535", 65535),
+        (port, " 8001 ", 8001),
+        (port_or_off, "0", 0),
+        (whole_number(1), "1000000", 1_000_000),
+        (whole_number(1, 1024), "1024", 1024),
+        (number(0), "0.001", 0.001),
+        (number(0, 1, low_open=False), "0", 0.0),
+        (number(0, 1, low_open=False), "1", 1.0),
+        (zmq_bind, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*"),
+        (zmq_bind, "tcp://[::1]:5555", "tcp://[::1]:5555"),
+        (zmq_bind, "ipc:///tmp/sidecar", "ipc:///tmp/sidecar"),
+        (zmq_connect, "tcp://a:1,tcp://b:2", "tcp://a:1,tcp://b:2"),
+    ],
+)
+def test_range_checks_accept_what_they_promise(parse: Any, raw: str, expected: Any) -> None:
+    assert parse(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("parse", "raw", "rule"),
+    [
+        (port, "99999", "must be a port 1-65535"),  # was an OverflowError traceback
+        (port, "65536", "must be a port 1-65535"),
+        (port, "0", "must be a port 1-65535"),
+        (port, "-1", "must be a port 1-65535"),
+        (port, "1_000", "must be a port 1-65535"),  # int() takes it
+        (port, "\u0668\u0660\u0660\u0661", "must be a port 1-65535"),  # Arabic-Indic 8001
+        (port, "80.0", "must be a port 1-65535"),
+        (port_or_off, "70000", "or 0 for none"),
+        (whole_number(1), "0", "must be >= 1"),
+        (whole_number(1, 1024), "1025", "must be a whole number 1-1024"),
+        (number(0), "0", "must be a number > 0"),
+        (number(0), "nan", "must be a number > 0"),
+        (number(0), "inf", "must be a number > 0"),
+        (number(0), "1_0", "must be a number > 0"),
+        (number(0, 1, low_open=False), "1.5", "must be a number >= 0 and <= 1"),
+        (zmq_bind, "tcp://127.0.0.1:99999", "port 1-65535 or *"),
+        (zmq_bind, "127.0.0.1:5555", "must be tcp://host:port"),
+        (zmq_connect, "tcp://b:*", "port 1-65535"),
+    ],
+)
+def test_range_checks_name_the_allowed_range(parse: Any, raw: str, rule: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse(raw)
+    assert rule in str(caught.value) and repr(raw) in str(caught.value)
+
+
+def test_plain_numbers_take_ascii_digits_only() -> None:
+    with pytest.raises(ValueError, match="expected int"):
+        load({"TT_DEMO_PORT": "1_234"})
+    with pytest.raises(ValueError, match="expected float"):
+        load({"TT_DEMO_RATIO": "\u0660.5"})
+
+
+def test_a_range_error_is_one_line_naming_the_setting_and_the_range() -> None:
+    @dataclass(frozen=True)
+    class Ports:
+        http_port: int = setting(8001, "a port", parse=port)
+
+    with pytest.raises(ValueError) as caught:
+        load_settings(Ports, PREFIX, {"TT_DEMO_HTTP_PORT": "99999"})
+    assert str(caught.value) == "TT_DEMO_HTTP_PORT='99999': must be a port 1-65535"
+
+
+def test_argument_type_turns_the_rule_into_the_usage_error() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=argument_type(port))
+    assert parser.parse_args(["--port", "8001"]).port == 8001
+    with pytest.raises(argparse.ArgumentTypeError, match="must be a port 1-65535"):
+        argument_type(port)("99999")

@@ -149,7 +149,14 @@ def test_timeout_shorter_than_duration_only_matters_for_sustained() -> None:
 
 def test_job_name_is_the_benchmark_name_plus_bench() -> None:
     assert job_name("nightly") == "nightly-bench"
-    assert job_name("nightly") == job_name("nightly")  # deterministic: retries hit 409
+
+
+def test_a_shortened_job_name_is_the_same_in_every_process() -> None:
+    """A retried create (another operator process, another release) must hit 409, not
+    make a second Job: the shortened name is pinned, so a per-process hash (``hash()``,
+    salted per process) or a random suffix fails here."""
+    long = "nightly-latency-benchmark-for-the-eu-equities-desk-" + "x" * 30
+    assert job_name(long) == "nightly-latency-benchmark-for-the-eu-equities-de-486bdf45-bench"
 
 
 @pytest.mark.parametrize("length", [57, 58, 63, 64, 120, 253])
@@ -336,3 +343,20 @@ def test_target_service_must_expose_the_zmq_port() -> None:
     assert target_problem({"metadata": {"name": "ext"}, "spec": {}}, 5555) == (
         "Service ext does not expose port 5555 (ports: none)"
     )
+
+
+def test_the_benchmark_waits_for_the_sidecar_to_be_ready_first() -> None:
+    """The LatencyBenchmark is a release object: on a fresh install its Job can start before
+    the sidecar, whose counts the benchmark reads first."""
+    spec = parse_spec({"mode": "burst", "sidecarUrl": "http://elsewhere:8001"}, SETTINGS)
+    pod = render_job(spec, "lb", "trading", SETTINGS)["spec"]["template"]["spec"]
+    (wait,) = pod["initContainers"]
+    (bench,) = pod["containers"]
+    assert wait["image"] == bench["image"] == SETTINGS.bench_image
+    assert wait["command"][:2] == ["python", "-c"]
+    assert wait["command"][-1] == "http://elsewhere:8001" == spec.sidecar_url
+    assert "/readyz" in wait["command"][2]
+    assert wait["securityContext"] == bench["securityContext"]
+    assert wait["securityContext"] is not bench["securityContext"]
+    assert wait["resources"]["requests"] and wait["resources"]["limits"]
+    assert {m["mountPath"] for m in wait["volumeMounts"]} == {"/tmp"}

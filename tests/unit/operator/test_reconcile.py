@@ -9,6 +9,7 @@ grants (``tests/operator_rbac.py``).
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -459,3 +460,51 @@ def test_job_deleted_is_retried_in_place_then_gives_up_loudly(cluster: FakeClust
 def test_every_cluster_method_has_a_permission() -> None:
     methods = {name for name in vars(FakeCluster) if not name.startswith("_")} - {"finish_job"}
     assert methods == set(CLUSTER_CALLS)
+
+
+def status_body(message: str, reason: str = "Forbidden", code: int = 403) -> str:
+    """A Status object as the API server returns it with an error."""
+    return json.dumps(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }  # fmt: skip
+    )
+
+
+QUOTA = (
+    'jobs.batch "lb-bench" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1, '
+    "used: count/jobs.batch=2, limited: count/jobs.batch=2"
+)
+LIMIT_RANGE = 'jobs.batch "lb-bench" is forbidden: maximum memory usage per Container is 256Mi'
+RBAC = (
+    'jobs.batch is forbidden: User "system:serviceaccount:trading:demo-operator" cannot create '
+    'resource "jobs" in API group "batch" in the namespace "trading"'
+)
+
+
+@pytest.mark.parametrize("refusal", [QUOTA, LIMIT_RANGE], ids=["quota", "limitrange"])
+def test_a_job_refused_by_admission_ends_job_rejected_at_once(
+    cluster: FakeCluster, refusal: str
+) -> None:
+    """A 403 from a ResourceQuota or LimitRange does not get better by waiting."""
+    cr = store(cluster, benchmark())
+    cluster.failures["create_job"] = [api_error(403, "Forbidden", status_body(refusal))]
+    assert reconcile.start(cluster, cr, SETTINGS, retry=0) == FAILED
+    status = current(cluster)["status"]
+    assert (status["state"], status["reason"]) == ("Failed", "JobRejected")
+    assert status["message"] == f"the API refused the Job: {refusal}"
+    assert cluster.calls.count("create_job") == 1
+
+
+def test_a_job_denied_by_rbac_is_retried(cluster: FakeCluster) -> None:
+    """Authorization may be catching up (the Role installed in the same helm install)."""
+    cr = store(cluster, benchmark())
+    cluster.failures["create_job"] = [api_error(403, "Forbidden", status_body(RBAC))]
+    with pytest.raises(kopf.TemporaryError, match="HTTP 403"):
+        reconcile.start(cluster, cr, SETTINGS, retry=0)
+    assert current(cluster)["status"]["state"] == "Running"

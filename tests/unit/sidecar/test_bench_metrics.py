@@ -23,6 +23,7 @@ from trading_sidecar.app import create_app
 from trading_sidecar.bench_metrics import BenchMetrics, BenchState, register_bench
 from trading_sidecar.metrics import MAX_TRACKED_STREAMS, MetricsState, TradeMetrics, register
 from trading_sidecar.settings import SidecarSettings
+from trading_sidecar.settings import load as load_settings
 
 NOW = 1_700_000_000.0
 BENCH = BENCH_SOURCE_PREFIX + "x"
@@ -39,8 +40,8 @@ def t(seq: int | None, *, src: str | None = BENCH, stream: int | None = None,
 
 
 def wired() -> tuple[TradeMetrics, BenchMetrics, CollectorRegistry]:
-    """The two collectors as the app wires them, in one registry."""
-    bench = BenchMetrics()
+    """The two collectors as the app wires them, in one registry, with the clock at NOW."""
+    bench = BenchMetrics(clock=lambda: NOW)
     metrics = TradeMetrics(others=bench.record)
     registry = CollectorRegistry()
     register(metrics, registry)
@@ -112,8 +113,9 @@ def test_a_result_becomes_row_gauges_and_the_next_run_replaces_it() -> None:
     row = {"mode": "hotpath", "variant": "client"}
     assert registry.get_sample_value(names.BENCH_RESULTS) == 1
     assert registry.get_sample_value(names.BENCH_RUN, {**row, "run_id": "run-1"}) == 1
-    assert registry.get_sample_value(names.BENCH_LATENCY, {**row, "quantile": "0.99"}) == 3.0
-    assert registry.get_sample_value(names.BENCH_LATENCY, {**row, "quantile": "1"}) == 9.0
+    latency = names.BENCH_LATENCY
+    assert registry.get_sample_value(latency, {**row, "percentile": "p99"}) == pytest.approx(3e-6)
+    assert registry.get_sample_value(latency, {**row, "percentile": "max"}) == pytest.approx(9e-6)
     assert registry.get_sample_value(names.BENCH_EVENTS, {**row, "outcome": "lost"}) == -1
     assert registry.get_sample_value(names.BENCH_RATE, row) == 200.0
     assert registry.get_sample_value(names.BENCH_ELAPSED, row) == 0.5
@@ -122,7 +124,7 @@ def test_a_result_becomes_row_gauges_and_the_next_run_replaces_it() -> None:
     metrics.record([newer], NOW)
     assert registry.get_sample_value(names.BENCH_RUN, {**row, "run_id": "run-1"}) is None
     assert registry.get_sample_value(names.BENCH_RUN, {**row, "run_id": "run-2"}) == 1
-    assert registry.get_sample_value(names.BENCH_LATENCY, {**row, "quantile": "0.99"}) == 7.0
+    assert registry.get_sample_value(latency, {**row, "percentile": "p99"}) == pytest.approx(7e-6)
     assert registry.get_sample_value(names.BENCH_RESULTS) == 2 and len(bench.rows) == 1
 
 
@@ -142,6 +144,42 @@ def test_series_stay_bounded_whatever_run_ids_arrive() -> None:
         for sample in family.samples
     ]
     assert {s.labels["run_id"] for s in run_info} == {"r299"}
+
+
+def test_a_row_and_its_run_id_expire_after_the_row_ttl() -> None:
+    """Run ids do not live for ever: a row received over row_ttl ago is no longer exported."""
+    now = [NOW]
+    bench = BenchMetrics(row_ttl=3600.0, clock=lambda: now[0])
+    metrics = TradeMetrics(others=bench.record)
+    registry = CollectorRegistry()
+    register(metrics, registry)
+    register_bench(bench, registry)
+    row = {"mode": "hotpath", "variant": "client"}
+    metrics.record([ROW], NOW)
+    now[0] = NOW + 3599.0
+    assert registry.get_sample_value(names.BENCH_RUN, {**row, "run_id": "run-1"}) == 1
+    now[0] = NOW + 3601.0
+    assert registry.get_sample_value(names.BENCH_RUN, {**row, "run_id": "run-1"}) is None
+    assert registry.get_sample_value(names.BENCH_RATE, row) is None
+    assert bench.rows == {}
+    # A later row of another variant drops the expired one from the table too.
+    floor = msgspec.structs.replace(ROW, run_id="run-2", variant="floor")
+    metrics.record([floor], NOW + 3601.0)
+    assert list(bench.entries) == [("hotpath", "floor")]
+    assert registry.get_sample_value(names.BENCH_RESULTS) == 2  # the counter never expires
+
+
+def test_the_row_ttl_is_a_setting_the_app_passes_on() -> None:
+    settings = SidecarSettings(zmq_bind="tcp://127.0.0.1:*", bench_row_ttl_seconds=60.0)
+    app = create_app(settings, registry=CollectorRegistry())
+    with TestClient(app):
+        assert app.state.bench.row_ttl == 60.0
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "inf", "nan"])
+def test_a_row_ttl_that_is_not_a_positive_number_is_refused(raw: str) -> None:
+    with pytest.raises(ValueError, match="BENCH_ROW_TTL"):
+        load_settings({"TT_SIDECAR_BENCH_ROW_TTL_SECONDS": raw}, dotenv=None)
 
 
 @pytest.mark.parametrize(

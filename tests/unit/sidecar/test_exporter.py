@@ -46,9 +46,14 @@ def test_thresholds_are_a_closed_set() -> None:
         ExporterCollector(lambda: True, {**every, "made_up": 1.0}, "1")
 
 
-def test_probe_port_setting_defaults_to_the_contract_port() -> None:
-    assert SidecarSettings().probe_port == DEFAULT_SIDECAR_PROBE_PORT == 8003
+def test_probe_port_is_off_unless_set() -> None:
+    """Off by default, so a second local sidecar needs only its own two ports; the chart
+    sets the contract's probe port (tests/unit/chart)."""
+    assert SidecarSettings().probe_port == 0
     loaded = sidecar_settings.load(
-        {"TT_SIDECAR_PROBE_PORT": "0", "TT_SIDECAR_ALERT_INVALID_RATIO": "0.5"}
+        {
+            "TT_SIDECAR_PROBE_PORT": str(DEFAULT_SIDECAR_PROBE_PORT),
+            "TT_SIDECAR_ALERT_INVALID_RATIO": "0.5",
+        }
     )
-    assert loaded.probe_port == 0 and loaded.alert_invalid_ratio == 0.5
+    assert loaded.probe_port == DEFAULT_SIDECAR_PROBE_PORT and loaded.alert_invalid_ratio == 0.5

@@ -29,12 +29,19 @@ import zmq
 import zmq.auth
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX, TradeEncoder
 from telemetry_contract.transport import DEFAULT_LINGER_MS, DEFAULT_RCVHWM, DEFAULT_SNDHWM
+from trading_devkit.processes import LOOPBACK_ANY_PORT
 from trading_publisher.client import CurveKeys, Publisher
 from trading_sidecar.curve import CurveAuthenticator, apply_curve_server, load_server_keys
 from trading_sidecar.sockets import pull_socket
 
 from trading_bench.common import RunContext
-from trading_bench.processes import LOOPBACK_ANY_PORT
+from trading_bench.consumers import (
+    ConsumerChild,
+    batch_frames,
+    consume_sidecar,
+    measure_rounds,
+    single_frames,
+)
 from trading_bench.rows import Row
 from trading_bench.sidecar import LocalSidecar
 from trading_bench.variants import Variant, publisher_variant
@@ -169,8 +176,6 @@ def hotpath_variants(
 def _stream_child(keys: Keys | None, events: int, rcvhwm: int, conn: Connection) -> None:
     """Bind (a CURVE server with the sidecar's own code when ``keys``), report ready, then
     count ``events`` trades with the sidecar's counting code, timed from the first frame."""
-    from trading_bench.ingest import _consume_sidecar  # ingest's sidecar consumer, unchanged
-
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     auth: CurveAuthenticator | None = None
     server = load_server_keys(str(keys.server_secret_file), str(keys.clients_dir)) if keys else None
@@ -190,7 +195,7 @@ def _stream_child(keys: Keys | None, events: int, rcvhwm: int, conn: Connection)
             conn.send((0, 0.0))
             return
         t0 = time.perf_counter()
-        counted = _consume_sidecar(sock, events)
+        counted = consume_sidecar(sock, events)
         conn.send((counted, time.perf_counter() - t0))
     finally:
         sock.close(linger=0)
@@ -200,8 +205,6 @@ def _stream_child(keys: Keys | None, events: int, rcvhwm: int, conn: Connection)
 
 
 def _stream_once(frames: list[bytes], keys: Keys | None) -> tuple[int, float]:
-    from trading_bench.ingest import ConsumerChild  # ingest imports this module
-
     stream = ConsumerChild(
         "CURVE stream consumer", _stream_child, keys, len(frames), DEFAULT_RCVHWM
     )
@@ -234,11 +237,9 @@ def stream_rows(ctx: RunContext, events: int, rounds: int = 3) -> list[Row]:
     ``ratio_to_plain`` compares each CURVE row with its plain twin.
     """
     # the very frames ingest's rows use, measured the way ingest measures
-    from trading_bench.ingest import _batches, _frames, measure_rounds
-
-    single = _frames(events)
+    single = single_frames(events)
     feeds = {"stream": single, "stream-curve": single}
-    feeds["stream-batch"] = feeds["stream-batch-curve"] = _batches(single)
+    feeds["stream-batch"] = feeds["stream-batch-curve"] = batch_frames(single)
     started_at = time.time()
     folder = Path(tempfile.mkdtemp(prefix="trading-bench-curve-"))
     try:

@@ -149,11 +149,11 @@ def sidecar_split(repeat: int, events: int = 200_000) -> None:
     from telemetry_contract.metric_names import E2E_LATENCY_BUCKETS
     from trading_sidecar.metrics import TradeMetrics
 
-    from trading_bench import ingest
+    from trading_bench.consumers import batch_frames, column_frames, single_frames
 
     feeds = {
-        "JSON batches of 64": ingest._batches(ingest._frames(events)),  # noqa: SLF001
-        "columnar frames of 1,024": ingest._columns(events),  # noqa: SLF001
+        "JSON batches of 64": batch_frames(single_frames(events)),
+        "columnar frames of 1,024": column_frames(events),
     }
     print(f"sidecar, ns per event over {events:,} events, chunks of 64 frames, best of {repeat}")
     for name, frames in feeds.items():

@@ -21,47 +21,38 @@ that fail with a clear error when it cannot hold all the events, instead of hang
 
 from __future__ import annotations
 
-import multiprocessing
-import statistics
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 import zmq
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from telemetry_contract.codec import TradeEncoder, join_batch
-from telemetry_contract.errors import InvalidMessage
-from telemetry_contract.events import SIDE_CODES, SIDES
-from telemetry_contract.frames import encode_columns
+from telemetry_contract.events import SIDES
 from telemetry_contract.transport import DEFAULT_RCVHWM, DEFAULT_SNDHWM
-from trading_publisher.options import DEFAULT_BATCH_SIZE
+from trading_devkit.processes import LOOPBACK_ANY_PORT
 from trading_publisher.sockets import push_socket
-from trading_sidecar.metrics import TradeMetrics
-from trading_sidecar.receiver import DRAIN_BATCH, drain
 from trading_sidecar.sockets import pull_socket
 
 from trading_bench import curve
-from trading_bench.common import BenchError, RunContext, progress_bar, trade_mix
-from trading_bench.processes import LOOPBACK_ANY_PORT
-from trading_bench.rows import Row, make_row
+from trading_bench.common import BenchError, RunContext
+from trading_bench.consumers import (
+    IDLE_MS,
+    ConsumerChild,
+    batch_frames,
+    column_frames,
+    consume_sidecar,
+    measure_rounds,
+    single_frames,
+)
+from trading_bench.rows import Row
 
 DEFAULT_EVENTS = 300_000
 ROUNDS = 3
-#: Trades per frame of the batch variant (the publisher's default batch size).
-BATCH = 64
-#: Trades per columnar frame (the publisher client's default batch size).
-COLUMNS = DEFAULT_BATCH_SIZE
 #: raw-recv, sidecar and naive-json-prometheus drain single-event frames; sidecar-batch
 #: drains the same events as JSON batch frames of BATCH trades, sidecar-columns as the
 #: client's columnar frames of COLUMNS trades.
 VARIANTS = ("raw-recv", "sidecar", "sidecar-batch", "sidecar-columns", "naive-json-prometheus")
-#: A consumer that waits this long for a frame stops and reports what it got.
-IDLE_MS = 5_000
 #: Filling the queue fails once no frame has fit for this long.
 STALL_S = 5.0
-#: Not the benchmark prefix: these frames take the trading path (see the module doc).
-SOURCE = "trade-ingest"
 
 
 def _consume_raw(sock: zmq.Socket[bytes], events: int) -> int:
@@ -74,21 +65,6 @@ def _consume_raw(sock: zmq.Socket[bytes], events: int) -> int:
     except zmq.Again:
         return done
     return events
-
-
-def _consume_sidecar(sock: zmq.Socket[bytes], frames: int) -> int:
-    """Trades the sidecar's own metrics counted (not the frames handed to it)."""
-    metrics = TradeMetrics()
-    rejected: list[InvalidMessage] = []
-    handled = 0
-    poll = sock.poll
-    while handled < frames:
-        if not poll(IDLE_MS, zmq.POLLIN):
-            break
-        handled += drain(sock, metrics, rejected.append, DRAIN_BATCH)
-    if rejected:
-        raise RuntimeError(f"the sidecar refused benchmark frames: {rejected[0]}")
-    return sum(metrics.trades.values())
 
 
 def _consume_naive(sock: zmq.Socket[bytes], events: int) -> int:
@@ -125,9 +101,9 @@ def _leftover(sock: zmq.Socket[bytes]) -> int:
 
 _CONSUMERS = {
     "raw-recv": _consume_raw,
-    "sidecar": _consume_sidecar,
-    "sidecar-batch": _consume_sidecar,
-    "sidecar-columns": _consume_sidecar,
+    "sidecar": consume_sidecar,
+    "sidecar-batch": consume_sidecar,
+    "sidecar-columns": consume_sidecar,
     "naive-json-prometheus": _consume_naive,
 }
 
@@ -151,31 +127,6 @@ def _child(variant: str, events: int, rcvhwm: int, conn: Connection) -> None:
         ctx.term()
 
 
-def _frames(events: int) -> list[bytes]:
-    encode = TradeEncoder(SOURCE)
-    now = time.time()
-    return [encode(side, qty, now, seq) for seq, (side, qty) in enumerate(trade_mix(events))]
-
-
-def _batches(single: list[bytes]) -> list[bytes]:
-    """The same trades as batch frames of BATCH, exactly as the contract joins them."""
-    return [join_batch(single[i : i + BATCH]) for i in range(0, len(single), BATCH)]
-
-
-def _columns(events: int) -> list[bytes]:
-    """The same kind of trades as columnar frames of COLUMNS, as the client sends them."""
-    mix = trade_mix(events)
-    code_of: dict[str, str] = {side: code for side, code in SIDE_CODES.items()}
-    now = time.time_ns()
-    found = []
-    for start in range(0, events, COLUMNS):
-        chunk = mix[start : start + COLUMNS]
-        codes = "".join(code_of[side] for side, _ in chunk)
-        qtys = [qty for _, qty in chunk]
-        found.append(encode_columns(SOURCE, 0, 0, start, codes, qtys, [now] * len(chunk)))
-    return found
-
-
 def _fill(sock: zmq.Socket[bytes], frames: list[bytes], stall_s: float) -> None:
     """Queue every frame without ever blocking for good: a full queue is an error."""
     send = sock.send
@@ -193,102 +144,6 @@ def _fill(sock: zmq.Socket[bytes], frames: list[bytes], stall_s: float) -> None:
                         "before the timed drain starts (send and receive high-water marks "
                         f"plus socket buffers): use --events {index:,} or fewer"
                     ) from None
-
-
-class ConsumerChild:
-    """A consumer in a spawned child process, driven over a pipe (ingest's and curve's).
-
-    ``target(*args, conn)`` binds, sends its address, and finally sends (counted,
-    seconds); :meth:`address` and :meth:`result` wait for those with a limit, so a child
-    that never gets there fails the run with ``"<what> did not start/finish"`` instead of
-    hanging it. Leaving the ``with`` joins the child, and kills it if it is still there.
-    """
-
-    def __init__(self, what: str, target: Callable[..., None], *args: object) -> None:
-        spawn = multiprocessing.get_context("spawn")
-        self.what = what
-        self.pipe, child_end = spawn.Pipe()
-        self._process = spawn.Process(target=target, args=(*args, child_end))
-
-    def __enter__(self) -> ConsumerChild:
-        self._process.start()
-        return self
-
-    def address(self) -> str:
-        if not self.pipe.poll(60):
-            raise RuntimeError(f"{self.what} did not start")
-        address: str = self.pipe.recv()
-        return address
-
-    def result(self) -> tuple[int, float]:
-        if not self.pipe.poll(600):
-            raise RuntimeError(f"{self.what} did not finish")
-        counted, seconds = self.pipe.recv()
-        return int(counted), float(seconds)
-
-    def __exit__(self, *exc: object) -> None:
-        self._process.join(10)
-        if self._process.is_alive():
-            self._process.kill()
-
-
-@dataclass
-class Rounds:
-    """Each variant's (count, seconds) over the rounds; the median time is what counts."""
-
-    times: dict[str, list[float]]
-    counted: dict[str, list[int]]
-
-    def median(self, variant: str) -> float:
-        return statistics.median(self.times[variant])
-
-    def row(
-        self,
-        ctx: RunContext,
-        variant: str,
-        events: int,
-        frames: int,
-        started_at: float,
-        ratios: dict[str, float],
-    ) -> Row:
-        """The variant's ingest row: its median time, and the round that counted least
-        (one short round must not hide behind others)."""
-        seconds = self.median(variant)
-        received = min(self.counted[variant])
-        times = self.times[variant]
-        return make_row(
-            run_id=ctx.run_id, mode="ingest", variant=variant, events=events,
-            sent=events, received=received, lost=events - received,
-            elapsed_s=seconds, started_at=started_at,
-            extra={
-                **ratios,
-                "ns_per_event": seconds * 1e9 / events,
-                "events_per_frame": events / frames,
-                "spread": (max(times) - min(times)) / seconds,
-            },
-        )  # fmt: skip
-
-
-def measure_rounds(
-    ctx: RunContext,
-    variants: Sequence[str],
-    rounds: int,
-    bar: tuple[str, str],
-    order: Callable[[int], Sequence[str]],
-    measure: Callable[[str], tuple[int, float]],
-) -> Rounds:
-    """``measure`` every variant once per round, in ``order(round)``, under one progress
-    bar (``bar``: its title and unit)."""
-    found = Rounds({v: [] for v in variants}, {v: [] for v in variants})
-    title, unit = bar
-    with progress_bar(ctx, len(variants) * rounds, title, unit=unit) as progress:
-        for r in range(rounds):
-            for variant in order(r):
-                count, seconds = measure(variant)
-                found.times[variant].append(seconds)
-                found.counted[variant].append(count)
-                progress.update(1)
-    return found
 
 
 def _measure(
@@ -324,10 +179,10 @@ def run(ctx: RunContext, events: int = DEFAULT_EVENTS, rounds: int = ROUNDS) -> 
     spread across the run is what a variant sustains, and the rotation keeps any slow
     stretch from landing on the same variant every time.
     """
-    single = _frames(events)
+    single = single_frames(events)
     feeds = {variant: single for variant in VARIANTS}
-    feeds["sidecar-batch"] = _batches(single)
-    feeds["sidecar-columns"] = _columns(events)
+    feeds["sidecar-batch"] = batch_frames(single)
+    feeds["sidecar-columns"] = column_frames(events)
     started_at = time.time()
     n = len(VARIANTS)
     found = measure_rounds(

@@ -1,22 +1,14 @@
 """Per-call latencies: collected raw in the timed loop, summarised with numpy after.
 
-Recording into a histogram costs ~0.7 µs per value in Python, more than the calls being
-measured, so the timed loops only store integer nanoseconds in a preallocated ``array``
-and the percentiles are computed once the loop is over, from every raw sample.
+Recording into a histogram inside the loop would cost more than the calls measured, so
+the timed loops store integer nanoseconds in a preallocated ``array`` and percentiles are
+computed once the loop is over, from every sample. A percentile is the nearest rank (the
+sample of rank ceil(p/100 · n), ``numpy.percentile(..., method="inverted_cdf")``), so every
+number reported was actually measured; the rank is computed in integers (parts per
+thousand) because in floating point p99.9 of 1000 samples would land on the max.
 
-A percentile is the nearest rank: the sample of rank ceil(p/100 · n) in sorted order
-(what ``numpy.percentile(..., method="inverted_cdf")`` means), so every number reported
-is a latency that was actually measured, never an interpolation between two, as with
-the HdrHistogram this replaced, and exact rather than rounded to 3 significant digits.
-The rank is computed in integers (percentiles as parts per thousand): in floating point
-99.9 / 100 · 1000 is 999.0000000000001, and numpy's own rank for p99.9 of 1000 samples
-is then the 1000th, the max. ``numpy.partition`` finds the ranks in O(n).
-
-Why numpy: it was already in the benchmark's environment (matplotlib needs it) and ships
-wheels for linux amd64 and arm64; hdrhistogram has no linux/arm64 wheel, which made the
-bench image the only one whose build needed a C compiler. Memory: ``numpy.frombuffer``
-reads the timed ``array`` in place and the partition works on one int64 copy, 8 MB per
-million samples.
+numpy rather than hdrhistogram: it is already in the benchmark's environment and ships
+wheels for amd64 and arm64, where hdrhistogram would need a compiler in the bench image.
 """
 
 from __future__ import annotations

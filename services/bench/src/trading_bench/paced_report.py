@@ -9,13 +9,15 @@ figure's edges and against other labels before saving (:func:`check_layout`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telemetry_contract.events import PACED_VARIANTS
 
 from trading_bench.rows import Row
 from trading_bench.targets import Target
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 WIDTH = 100
 _COLUMNS = (
@@ -142,8 +144,9 @@ def check_layout(fig: Any) -> list[str]:
     return problems
 
 
-def plot(path: Path, run_id: str, rows: Sequence[Row], targets: Sequence[Target]) -> None:
-    """One panel per loop: each variant's p50, p99, p99.9 and max (log µs)."""
+def figure(run_id: str, rows: Sequence[Row], targets: Sequence[Target]) -> tuple[Figure, str]:
+    """One panel per loop: each variant's p50, p99, p99.9 and max (log µs); with its
+    one-line description. Refuses (ValueError) a figure whose text collides."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -192,7 +195,5 @@ def plot(path: Path, run_id: str, rows: Sequence[Row], targets: Sequence[Target]
     if problems:
         plt.close(fig)
         raise ValueError("paced plot is unreadable: " + "; ".join(problems))
-    path.parent.mkdir(parents=True, exist_ok=True)
     verdicts = ",".join(f"{t.name}:{'MET' if t.met else 'MISSED'}" for t in targets)
-    fig.savefig(path, metadata={"Description": f"trading-bench paced run {run_id} {verdicts}"})
-    plt.close(fig)
+    return fig, f"trading-bench paced run {run_id} {verdicts}"

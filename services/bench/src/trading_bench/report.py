@@ -6,11 +6,14 @@ import json
 import os
 import platform
 import re
+import shutil
+import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 from telemetry_contract.codec import encode
@@ -19,6 +22,10 @@ from trading_publisher.sockets import push_socket
 from trading_bench import paced_report
 from trading_bench.rows import Row
 from trading_bench.targets import Target
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 _PERCENTILE_LABELS = ("p50", "p90", "p99", "p99.9", "max")
 
@@ -42,8 +49,32 @@ def machine() -> dict[str, Any]:
     }
 
 
-#: Tables are split so that no line is wider than this (a terminal, a CI log, a PR).
-MAX_WIDTH = 120
+#: Tables are split, and long lines wrapped, so that no line is wider than this when
+#: the output is not a terminal (a CI log, a PR); a terminal gets its own width.
+MAX_WIDTH = 100
+
+
+def terminal_width(default: int = MAX_WIDTH) -> int:
+    """The terminal's columns when stdout is one, else ``default`` (never below 60)."""
+    if not sys.stdout.isatty():
+        return default
+    return max(60, shutil.get_terminal_size((default, 24)).columns)
+
+
+def wrap(line: str, width: int, indent: int = 4) -> list[str]:
+    """``line`` in lines of at most ``width``, continuations indented under its text."""
+    if len(line) <= width:
+        return [line]
+    lead = len(line) - len(line.lstrip())
+    return textwrap.wrap(
+        line, width, initial_indent="", subsequent_indent=" " * (lead + indent),
+        break_on_hyphens=False, drop_whitespace=True,
+    ) if lead == 0 else textwrap.wrap(
+        line.lstrip(), width, initial_indent=" " * lead,
+        subsequent_indent=" " * (lead + indent), break_on_hyphens=False,
+    )  # fmt: skip
+
+
 #: Printed where a number does not apply (no sidecar counts, no per-call timing).
 NOT_APPLICABLE = "–"
 _PERCENTILE_ORDER = {"p50": 0, "p90": 1, "p99": 2, "p999": 3, "max": 4}
@@ -52,6 +83,8 @@ _PERCENTILE_ORDER = {"p50": 0, "p90": 1, "p99": 2, "p999": 3, "max": 4}
 def _fmt(value: float) -> str:
     if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e15):
         return f"{int(value):,}"
+    if abs(value) < 0.001:
+        return f"{value:.2g}"  # 0.0001 is not "0.000"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 1:
@@ -148,11 +181,15 @@ def _fit(rows: Sequence[Row], columns: Sequence[_Column], width: int) -> list[li
     return tables
 
 
-def table(mode: str, rows: Sequence[Row], targets: Sequence[Target], width: int = MAX_WIDTH) -> str:
-    """Counts, then latencies (only when some row has them), each split to fit ``width``;
-    then the targets with verdicts."""
+def table(
+    mode: str, rows: Sequence[Row], targets: Sequence[Target], width: int | None = None
+) -> str:
+    """Counts, then latencies (only when some row has them), each split to fit ``width``
+    (default: the terminal's, or :data:`MAX_WIDTH`); then the targets with verdicts,
+    wrapped to the same width."""
     if mode == "paced":
-        return paced_report.table(rows, targets)
+        return paced_report.table(rows, targets, terminal_width() if width is None else width)
+    width = terminal_width() if width is None else width
     extras = sorted({key for row in rows for key in row.extra}, key=extra_order)
     count_extras = [name for name in extras if not _is_latency(name)]
     latency_extras = [name for name in extras if _is_latency(name)]
@@ -174,7 +211,7 @@ def table(mode: str, rows: Sequence[Row], targets: Sequence[Target], width: int 
     for t in targets:
         verdict = "MET   " if t.met else "MISSED"
         out.append(f"  [{verdict}] {t.name}: {_fmt(t.value)} (target {t.op} {_fmt(t.limit)})")
-    return "\n".join(out)
+    return "\n".join(wrapped for line in out for wrapped in wrap(line, width))
 
 
 def report_dict(
@@ -221,95 +258,177 @@ def burst_summary(rows: Sequence[Row]) -> dict[str, float]:
 def plot(
     path: Path, mode: str, run_id: str, rows: Sequence[Row], targets: Sequence[Target] = ()
 ) -> None:
-    """One PNG per mode. Latency percentiles per variant (log scale) when rows are timed;
-    a burst as what happened to its events; rates as bars otherwise. Beside it, every
-    target as a bar with its limit drawn as a line, red when missed."""
+    """One PNG per mode (see :func:`figure`), its description in the PNG's metadata."""
+    import matplotlib.pyplot as plt
+
+    fig, description = figure(mode, run_id, rows, targets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Description": description})
+    plt.close(fig)
+
+
+def figure(
+    mode: str, run_id: str, rows: Sequence[Row], targets: Sequence[Target] = ()
+) -> tuple[Figure, str]:
+    """The figure of one mode and a one-line description of what it shows.
+
+    Latency percentiles per variant (log scale) when rows are timed; a burst as what
+    happened to its events; rates as horizontal bars otherwise (names never collide).
+    Beside it, every target as a bar of value/limit against a dashed line at 1, with
+    its value written at the bar (a zero still shows: a marker). No text is placed where
+    it could land on another: tests/plot_support.py checks every text's extent.
+    The caller closes the figure.
+    """
     if mode == "paced":
-        paced_report.plot(path, run_id, rows, targets)
-        return
+        return paced_report.figure(run_id, rows, targets)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     lined = [t for t in targets if t.limit > 0]
+    main_height = max(4.5, 0.45 * len(rows) + 1.5) if not _timed_or_burst(mode, rows) else 4.5
+    height = max(main_height, 0.75 * len(lined) + 1.5)
     fig, axes = plt.subplots(
-        1, 2 if lined else 1, figsize=(14 if lined else 9, 5), dpi=100, squeeze=False
+        1,
+        2 if lined else 1,
+        figsize=(15 if lined else 9, height),
+        dpi=100,
+        squeeze=False,
+        layout="constrained",
+        gridspec_kw={"width_ratios": [1.0, 1.15]} if lined else None,
     )
+    fig.suptitle(f"trading-bench {mode} — run {run_id}")
     ax = axes[0][0]
     description = f"trading-bench {mode} run {run_id}"
     timed = [row for row in rows if row.latency is not None]
     if mode == "burst":
-        summary = burst_summary(rows)
-        labels = ["sent", "delivered", "dropped", "lost"]
-        values = [max(summary[k], 0.0) for k in labels]
-        colours = ["#4c72b0", "#1a7f37", "#dd8452", "#cf222e"]
-        ax.bar(labels, values, color=colours)
-        for i, key in enumerate(labels):
-            shown = _fmt(summary[key]) if summary[key] >= 0 else NOT_APPLICABLE
-            ax.annotate(shown, (i, values[i]), ha="center", va="bottom")
-        ax.set_ylabel("events")
-        rate = summary["delivered_rate"]
-        ax.set_xlabel(
-            f"delivered rate: {_fmt(rate)} events/s" if rate >= 0 else "delivered rate: –"
-        )
-        description += " " + " ".join(f"{k}={v:g}" for k, v in summary.items())
+        description += _draw_burst(ax, rows)
     elif timed:
-        by_variant: dict[str, str] = {}
-        for row in timed:
-            r = row.result
-            values = [r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us]
-            (line,) = ax.plot(_PERCENTILE_LABELS, values, marker="o", label=r.variant)
-            by_variant[r.variant] = line.get_color()
-        # A latency bound of one variant at one percentile: a dashed bar at the bound, in
-        # that variant's colour, marked with ✓ or ✗ (the bar's side of the line says why).
-        drawn = []
-        for t in targets:
-            if t.limit_us is None or t.percentile not in _PERCENTILE_LABELS:
-                continue
-            x = _PERCENTILE_LABELS.index(t.percentile)
-            colour = by_variant.get(t.variant, "black")
-            ax.hlines(t.limit_us, x - 0.3, x + 0.3, colors=colour, linestyles="dashed")
-            ax.annotate(
-                # limit_us is always an upper bound on the variant's latency, whatever
-                # way round the ratio target is phrased.
-                ("✓ " if t.met else "✗ ") + f"{t.variant} ≤ {_fmt(t.limit_us)}",
-                (x + 0.3, t.limit_us),
-                fontsize="x-small",
-                color=colour,
-                va="center",
-            )
-            drawn.append(f"{t.variant}@{t.percentile}<={t.limit_us:g}")
-        if drawn:
-            description += " target-lines=" + ",".join(drawn)
-        ax.set_yscale("log")
-        ax.set_ylabel("latency (µs, log scale)")
-        ax.set_xlabel("percentile")
-        ax.legend(fontsize="small")
-        ax.grid(True, which="both", alpha=0.3)
+        description += _draw_latencies(ax, timed, targets)
     else:
-        names = [row.result.variant for row in rows]
-        rates = [row.result.rate for row in rows]
-        ax.bar(names, rates)
-        ax.set_ylabel("events per second")
-        for i, rate in enumerate(rates):
-            ax.annotate(f"{rate:,.0f}", (i, rate), ha="center", va="bottom")
-    ax.set_title(f"trading-bench {mode} — run {run_id}")
+        _draw_rates(ax, rows)
     if lined:
-        tax = axes[0][1]
-        for i, t in enumerate(lined):
-            colour = "#1a7f37" if t.met else "#cf222e"
-            tax.barh(i, t.value, color=colour, alpha=0.7)
-            tax.vlines(t.limit, i - 0.4, i + 0.4, colors="black", linestyles="dashed")
-            tax.annotate(f"{t.op} {_fmt(t.limit)}", (t.limit, i + 0.42), fontsize="small")
-        tax.set_yticks(range(len(lined)), [t.name for t in lined], fontsize="small")
-        tax.invert_yaxis()
-        tax.set_title("targets (dashed: the limit; red: missed)")
+        _draw_targets(axes[0][1], lined)
         description += " targets=" + ",".join(f"{t.name}:{t.op}{t.limit:g}" for t in lined)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Description": description})
-    plt.close(fig)
+    return fig, description
+
+
+def _timed_or_burst(mode: str, rows: Sequence[Row]) -> bool:
+    return mode == "burst" or any(row.latency is not None for row in rows)
+
+
+def _draw_burst(ax: Axes, rows: Sequence[Row]) -> str:
+    summary = burst_summary(rows)
+    labels = ["sent", "delivered", "dropped", "lost"]
+    values = [max(summary[k], 0.0) for k in labels]
+    colours = ["#4c72b0", "#1a7f37", "#dd8452", "#cf222e"]
+    ax.bar(labels, values, color=colours)
+    for i, key in enumerate(labels):
+        shown = _fmt(summary[key]) if summary[key] >= 0 else NOT_APPLICABLE
+        ax.annotate(
+            shown, (i, values[i]), xytext=(0, 3), textcoords="offset points", ha="center",
+            va="bottom",
+        )  # fmt: skip
+    ax.set_ylim(0, max(values, default=0.0) * 1.15 or 1.0)  # room for the labels
+    ax.set_ylabel("events")
+    ax.set_title("what happened to the burst's events")
+    rate = summary["delivered_rate"]
+    ax.set_xlabel(f"delivered rate: {_fmt(rate)} events/s" if rate >= 0 else "delivered rate: –")
+    return " " + " ".join(f"{k}={v:g}" for k, v in summary.items())
+
+
+def bound_labels(targets: Sequence[Target]) -> dict[tuple[str, str, float], str]:
+    """One legend label per distinct latency bound (variant, percentile, limit µs).
+
+    Several targets can bound the same point (the same limit reached two ways); one
+    line and one label each, never two texts on one spot.
+    """
+    labels: dict[tuple[str, str, float], list[Target]] = {}
+    for t in targets:
+        if t.limit_us is None or t.percentile not in _PERCENTILE_LABELS:
+            continue
+        labels.setdefault((t.variant, t.percentile, t.limit_us), []).append(t)
+    return {
+        key: ("✓" if all(t.met for t in found) else "✗") + f" {key[0]} {key[1]} ≤ {_fmt(key[2])} µs"
+        for key, found in labels.items()
+    }
+
+
+def _draw_latencies(ax: Axes, timed: Sequence[Row], targets: Sequence[Target]) -> str:
+    by_variant: dict[str, Any] = {}  # a matplotlib colour
+    for row in timed:
+        r = row.result
+        values = [r.p50_us, r.p90_us, r.p99_us, r.p999_us, r.max_us]
+        (line,) = ax.plot(_PERCENTILE_LABELS, values, marker="o", label=r.variant)
+        by_variant[r.variant] = line.get_color()
+    # A latency bound of one variant at one percentile: a dashed bar at the bound, in
+    # that variant's colour; what it bounds and ✓/✗ are in the legend, not beside it.
+    drawn = []
+    for (variant, percentile, limit_us), label in bound_labels(targets).items():
+        x = _PERCENTILE_LABELS.index(percentile)
+        colour = by_variant.get(variant, "black")
+        ax.hlines(limit_us, x - 0.3, x + 0.3, colors=colour, linestyles="dashed", label=label)
+        drawn.append(f"{variant}@{percentile}<={limit_us:g}")
+    ax.set_yscale("log")
+    ax.set_ylabel("latency (µs, log scale)")
+    ax.set_xlabel("percentile")
+    ax.set_title("latency per call by percentile")
+    ax.legend(fontsize="small", loc="upper left")
+    ax.grid(True, which="both", alpha=0.3)
+    return " target-lines=" + ",".join(drawn) if drawn else ""
+
+
+def _draw_rates(ax: Axes, rows: Sequence[Row]) -> None:
+    names = [row.result.variant for row in rows]
+    rates = [row.result.rate for row in rows]
+    positions = range(len(rows))
+    ax.barh(positions, rates, color="#4c72b0")
+    ax.set_yticks(positions, names)
+    ax.invert_yaxis()
+    top = max(rates, default=0.0)
+    low = min((r for r in rates if r > 0), default=0.0)
+    if low > 0 and top / low > 100:
+        ax.set_xscale("log")
+        ax.set_xlim(low / 2, top * 8)  # room right of the longest bar for its label
+        ax.set_xlabel("events per second (log scale)")
+    else:
+        ax.set_xlim(0, top * 1.35 or 1.0)
+        ax.set_xlabel("events per second")
+    for i, rate in enumerate(rates):
+        ax.annotate(
+            f"{rate:,.0f}", (rate, i), xytext=(4, 0), textcoords="offset points", va="center",
+            fontsize="small",
+        )  # fmt: skip
+    ax.set_title("throughput per variant")
+
+
+def _draw_targets(ax: Axes, lined: Sequence[Target]) -> None:
+    ratios = [t.value / t.limit for t in lined]
+    positions = range(len(lined))
+    colours = ["#1a7f37" if t.met else "#cf222e" for t in lined]
+    ax.barh(positions, ratios, color=colours, alpha=0.7)
+    # A value of zero (or near it) draws no bar: a marker shows where it is.
+    ax.scatter(ratios, positions, marker="D", color=colours, zorder=3, s=18)
+    ax.axvline(1.0, color="black", linestyle="dashed", linewidth=1)
+    ax.set_yticks(
+        positions,
+        [
+            textwrap.fill(f"{t.name} (target {t.op} {_fmt(t.limit)})", 44, break_on_hyphens=False)
+            for t in lined
+        ],
+        fontsize="small",
+    )
+    ax.invert_yaxis()
+    right = max([*ratios, 1.0])
+    ax.set_xlim(0, right * 1.45)
+    for i, t in enumerate(lined):
+        ax.annotate(
+            ("✓ " if t.met else "✗ ") + _fmt(t.value), (ratios[i], i), xytext=(5, 0),
+            textcoords="offset points", va="center", fontsize="small",
+        )  # fmt: skip
+    ax.set_xlabel("value / limit (dashed: the limit)")
+    ax.set_title("targets (green: met, red: missed)")
 
 
 def write_termination_log(path: Path, row: Row) -> None:

@@ -25,9 +25,8 @@ from pathlib import Path
 from types import TracebackType
 
 from telemetry_contract import metric_names as names
+from trading_devkit.processes import LOOPBACK_ANY_PORT, Process, ProcessFailed, free_port, http_ok
 from trading_publisher.metrics_reader import Samples, scrape, sum_samples
-
-from trading_bench.processes import LOOPBACK_ANY_PORT, Process, ProcessFailed, free_port, http_ok
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX, TradeEncoder
 from telemetry_contract.events import SIDES
+from trading_devkit.processes import terminate
 from trading_publisher.client import Publisher
 from trading_publisher.sockets import push_socket
-
-from trading_bench.processes import terminate
 
 Call = Callable[[Any, Any], object]
 

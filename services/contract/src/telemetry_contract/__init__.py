@@ -21,7 +21,6 @@ from telemetry_contract.events import (
     BenchmarkResult,
     Event,
     Trade,
-    TradeEvent,
 )
 
 __all__ = [
@@ -34,7 +33,6 @@ __all__ = [
     "Reason",
     "SIDES",
     "Trade",
-    "TradeEvent",
     "decode",
     "decode_into",
     "encode",

@@ -64,6 +64,20 @@ def new_parser(prog: str, description: str, distribution: str, epilog: str = "")
     return parser
 
 
+def argument_type(check: Callable[[str], T]) -> Callable[[str], T]:
+    """A settings parser (``settings_source.port`` ...) as an argparse ``type``: a flag is
+    held to the same rule as its variable, and the rule's reason is the usage error."""
+
+    def parse(text: str) -> T:
+        try:
+            return check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = getattr(check, "__name__", "value")
+    return parse
+
+
 def load_or_exit(load: Callable[[], T], prog: str) -> T:
     """Run a settings loader; a bad value (``ValueError``) is one line and exit 2."""
     try:

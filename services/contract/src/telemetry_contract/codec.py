@@ -9,20 +9,25 @@ events (one, or every good item of a batch frame plus a reject per bad item), or
 :class:`Reason` set. Nothing else escapes; a fuzz test holds it to that.
 
 Two speeds, one layout. Good frames take msgspec's validating decoder once (parse,
-check every ``Meta`` constraint, build the typed Struct: a few hundred ns) plus the one
-check that cannot be static (``ts`` against the receiver's clock). Only a frame that
-fails goes the slow way, which splits a batch into items and turns msgspec's error
-text into a :class:`Reason`; bad input is rare, so that mapping may cost what it costs.
+check every ``Meta`` constraint, build the typed Struct: a few hundred ns) plus the
+checks msgspec cannot do: ``ts`` against the receiver's clock, and three byte scans
+proving the frame has no duplicate key, no unknown key and no invalid UTF-8 (see
+:func:`decode_frames`). Any other frame goes the slow way, which checks UTF-8, depth
+and duplicates itself, splits a batch into items and turns msgspec's error text into a
+:class:`Reason`, in the order docs/contract.md gives; bad input is rare, so that may
+cost what it costs.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 import msgspec
+import msgspec.inspect
 
 from telemetry_contract.errors import InvalidMessage, Reason
 from telemetry_contract.events import (
@@ -39,7 +44,7 @@ from telemetry_contract.frames import (
     encode_trade,
     join_batch,
 )
-from telemetry_contract.transport import MAX_BATCH_ITEMS, MAX_FRAME_BYTES
+from telemetry_contract.transport import MAX_BATCH_ITEMS, MAX_FRAME_BYTES, MAX_NESTING_DEPTH
 
 __all__ = [
     "BENCH_SOURCE_PREFIX",
@@ -117,6 +122,28 @@ _ONE: Final = msgspec.json.Decoder(Trade | BenchmarkResult).decode
 #: One item of a batch being taken apart: a trade, ``type`` optional, as in ``_FAST``.
 _ITEM: Final = msgspec.json.Decoder(Trade).decode
 _SHAPE: Final = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw]).decode
+_ANY: Final = msgspec.json.Decoder().decode
+
+
+def _trade_quotes(trade: Trade) -> int:
+    """The ``"`` a single trade object holds when each key is there once and nothing else is.
+
+    ``type``, ``side``, ``qty``, ``ts`` and one key per optional field that is set, plus
+    the string values ``"trade"``, the side and ``src``: two quotes per string.
+    """
+    return (
+        12
+        + (4 if trade.src is not None else 0)
+        + (2 if trade.seq is not None else 0)
+        + (2 if trade.stream is not None else 0)
+        + (2 if trade.epoch is not None else 0)
+    )
+
+
+#: 19 keys and 4 string values (type, run_id, mode, variant): every field is required.
+_BENCH_QUOTES: Final = 2 * (19 + 4)
+#: How every item of the batches the publisher and encode_batch write begins.
+_ITEM_START: Final = b'{"type":"trade"'
 
 
 def decode_into(
@@ -125,10 +152,13 @@ def decode_into(
     """Append the frame's events to ``out``; return the rejects of its bad batch items.
 
     The receiver's hot path: no result object per frame, and the common case is one
-    msgspec call plus the ``ts`` horizon check. Raises :class:`InvalidMessage` for a
-    whole-frame problem, exactly as :func:`decode`. ``now`` is the receiver's clock
-    (epoch seconds; default: ``time.time()``).
+    msgspec call plus the ``ts`` horizon check and the plain-frame test (see
+    :func:`decode_frames`). Raises :class:`InvalidMessage` for a whole-frame problem,
+    exactly as :func:`decode`. ``now`` is the receiver's clock (epoch seconds; default:
+    ``time.time()``).
     """
+    if type(frame) is not bytes:
+        frame = bytes(frame)
     if len(frame) > MAX_FRAME_BYTES:
         raise InvalidMessage(Reason.OVERSIZE, f"{len(frame)} bytes > {MAX_FRAME_BYTES}")
     horizon = (time.time() if now is None else now) + MAX_TS_AHEAD_S
@@ -140,26 +170,37 @@ def decode_into(
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return _slow(frame, out, horizon)
     kind = type(obj)
+    plain = frame.isascii() and 92 not in frame  # 92: no backslash, so no escaped quote
     if kind is Trade:
         src = obj.src
-        if obj.ts <= horizon and (src is None or (src.isascii() and src.isprintable())):
+        if (
+            obj.ts <= horizon
+            and (src is None or (src.isascii() and src.isprintable()))
+            and plain
+            and frame.count(34) == _trade_quotes(obj)
+        ):
             out.append(obj)
             return _NO_REJECTS
         return _slow(frame, out, horizon)
     if kind is BenchmarkResult:
-        out.append(obj)
-        return _NO_REJECTS
+        if plain and frame.count(34) == _BENCH_QUOTES:
+            out.append(obj)
+            return _NO_REJECTS
+        return _slow(frame, out, horizon)
     assert isinstance(obj, list)
-    if len(obj) <= MAX_BATCH_ITEMS:
+    if plain and len(obj) <= MAX_BATCH_ITEMS and frame.count(_ITEM_START) == len(obj):
+        quotes = 0
         for trade in obj:
             src = trade.src
             if trade.ts > horizon or (
                 src is not None and not (src.isascii() and src.isprintable())
             ):
                 break
+            quotes += _trade_quotes(trade)
         else:
-            out.extend(obj)
-            return _NO_REJECTS
+            if frame.count(34) == quotes:
+                out.extend(obj)
+                return _NO_REJECTS
     return _slow(frame, out, horizon)
 
 
@@ -167,11 +208,22 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
     """:func:`decode_into` for many frames at once: the receiver's hot loop.
 
     One Python call per chunk of frames instead of one per frame, with every lookup
-    local: for a single-trade frame the work is one msgspec call, a type test and the
-    ``ts`` horizon test and the printable test of a ``src`` not seen in the frame before.
-    Anything else (a batch with a late ``ts``, a bad frame) goes
-    through :func:`decode_into`, which has the final word. Whole-frame problems come
-    back in the returned list, after the item rejects of earlier frames, in order.
+    local: for a single-trade frame the work is one msgspec call, a type test, the
+    ``ts`` horizon test, the printable test of a ``src`` not seen in the frame before,
+    and the plain-frame test below. Anything else (a batch with a late ``ts``, a bad
+    frame) goes through :func:`decode_into`, which has the final word. Whole-frame
+    problems come back in the returned list, after the item rejects of earlier frames,
+    in order.
+
+    The plain-frame test is what lets msgspec's verdict stand. msgspec skips unknown
+    keys without looking inside their strings (invalid UTF-8 there passes), keeps the
+    last of two equal keys, and recurses as deep as the interpreter's stack allows. A
+    frame that is ASCII, has no backslash (so every ``"`` opens or closes a string) and
+    holds exactly the quotes of its decoded trades (:func:`_trade_quotes`: one key per
+    field set, the three string values) has none of those: each key is there once, there
+    is no other key, so no nesting either. Every other frame takes the slow path, which
+    checks all three itself. In a batch, each item must also begin with
+    ``{"type":"trade"`` (so every item has its ``type`` key, which the count assumes).
     """
     fast = _FAST
     trade = Trade
@@ -182,6 +234,8 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
     checked = ""  # the last src found printable: consecutive frames repeat it
     leads = COLUMNS_LEADS
     for frame in frames:
+        if type(frame) is not bytes:
+            frame = bytes(frame)
         if frame and frame[0] in leads:
             if len(frame) <= limit:
                 try:
@@ -189,7 +243,7 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
                 except InvalidMessage as exc:
                     rejects.append(exc)
                 continue
-        elif len(frame) <= limit:
+        elif len(frame) <= limit and frame.isascii() and 92 not in frame:
             try:
                 obj = fast(frame)
             except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
@@ -197,14 +251,28 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
             kind = type(obj)
             if kind is trade:
                 src = obj.src
-                if obj.ts <= horizon and (
-                    src is None or src == checked or (src.isascii() and src.isprintable())
+                if (
+                    obj.ts <= horizon
+                    and (src is None or src == checked or (src.isascii() and src.isprintable()))
+                    and frame.count(34)
+                    == (
+                        12
+                        + (4 if src is not None else 0)
+                        + (2 if obj.seq is not None else 0)
+                        + (2 if obj.stream is not None else 0)
+                        + (2 if obj.epoch is not None else 0)
+                    )
                 ):
                     if src is not None:
                         checked = src
                     append(obj)
                     continue
-            elif kind is list and len(obj) <= MAX_BATCH_ITEMS:
+            elif (
+                kind is list
+                and len(obj) <= MAX_BATCH_ITEMS
+                and frame.count(_ITEM_START) == len(obj)
+            ):
+                quotes = 0
                 for item in obj:
                     src = item.src
                     if item.ts > horizon:
@@ -213,9 +281,17 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
                         if not (src.isascii() and src.isprintable()):
                             break
                         checked = src
+                    quotes += (
+                        12
+                        + (4 if src is not None else 0)
+                        + (2 if item.seq is not None else 0)
+                        + (2 if item.stream is not None else 0)
+                        + (2 if item.epoch is not None else 0)
+                    )
                 else:
-                    out.extend(obj)
-                    continue
+                    if frame.count(34) == quotes:
+                        out.extend(obj)
+                        continue
         try:
             rejects.extend(decode_into(frame, out, now))
         except InvalidMessage as exc:
@@ -230,25 +306,37 @@ def decode(frame: Buffer, now: float | None = None) -> Decoded:
     return Decoded(events, list(rejects))
 
 
-def _slow(frame: Buffer, out: list[Event], horizon: float) -> list[InvalidMessage]:
-    """The precise reason for a frame the fast decoder refused (or a ts to check)."""
-    data = bytes(frame)
+def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage]:
+    """The precise reason for a frame the fast path did not take, in the documented order:
+    UTF-8, nesting depth, JSON syntax, shape, batch size; then per object (the frame's,
+    or each batch item's) duplicate keys, the fields, the ts horizon, src printable."""
     try:
-        data.decode("utf-8")
+        frame.decode("utf-8")
     except UnicodeDecodeError as exc:  # json would also take UTF-16/32; the contract not
         raise InvalidMessage(Reason.NOT_UTF8, str(exc)) from None
+    if too_deep(frame):
+        raise InvalidMessage(
+            Reason.MALFORMED_JSON,
+            f"nesting deeper than {MAX_NESTING_DEPTH} levels (or unbalanced brackets)",
+        )
     try:
-        shape = _SHAPE(data)
+        shape = _SHAPE(frame)
     except msgspec.ValidationError:
+        try:  # msgspec stops at the first value: "1 x" is not JSON, "1" not an object
+            _ANY(frame)
+        except msgspec.DecodeError as exc:
+            raise InvalidMessage(Reason.MALFORMED_JSON, str(exc)) from None
         raise InvalidMessage(
             Reason.NOT_OBJECT, "a frame is a JSON object or an array of trade objects"
         ) from None
     except msgspec.DecodeError as exc:
         raise InvalidMessage(Reason.MALFORMED_JSON, str(exc)) from None
-    except RecursionError:
+    except RecursionError:  # only when the caller itself is at the edge of the stack
         raise InvalidMessage(Reason.MALFORMED_JSON, "nesting too deep") from None
     if isinstance(shape, dict):
-        event = _checked(data, _ONE, horizon)
+        event = _checked(frame, _ONE, horizon)
+        if _has_duplicate(frame, event):
+            raise InvalidMessage(Reason.DUPLICATE_KEY, _DUPLICATE_DETAIL)
         if isinstance(event, InvalidMessage):
             raise event
         out.append(event)
@@ -260,6 +348,9 @@ def _slow(frame: Buffer, out: list[Event], horizon: float) -> list[InvalidMessag
     rejects: list[InvalidMessage] = []
     for index, raw in enumerate(shape):
         item = _checked(raw, _ITEM, horizon)
+        data = bytes(raw)
+        if data.lstrip()[:1] == b"{" and _has_duplicate(data, item):
+            item = InvalidMessage(Reason.DUPLICATE_KEY, _DUPLICATE_DETAIL)
         if isinstance(item, InvalidMessage):
             if item.reason is Reason.UNKNOWN_TYPE and "'benchmark'" in item.detail:
                 item = InvalidMessage(
@@ -269,6 +360,97 @@ def _slow(frame: Buffer, out: list[Event], horizon: float) -> list[InvalidMessag
         else:
             out.append(item)
     return rejects
+
+
+_DUPLICATE_DETAIL: Final = "an object names the same key twice (at any depth)"
+
+_OPENING: Final = re.compile(rb"[ \t\n\r\[{]*")
+#: Every byte but the brackets and the quote, for ``bytes.translate`` to delete.
+_NOT_STRUCTURE: Final = bytes(b for b in range(256) if b not in b'[]{}"')
+_UNIFY: Final = bytes.maketrans(b"{}", b"[]")
+
+
+def _nested_within(depth: int) -> re.Pattern[bytes]:
+    """A regex for a run of balanced ``[...]`` groups at most ``depth`` deep.
+
+    Built level by level (a group of depth k holds groups of depth k - 1), each
+    repetition possessive: balanced brackets parse one way only, so nothing is lost by
+    never backtracking, and a run too deep fails as soon as it reaches level depth + 1.
+    """
+    group = rb"\[\]"
+    for _ in range(depth - 1):
+        group = rb"\[(?:" + group + rb")*+\]"
+    return re.compile(rb"(?:" + group + rb")*+")
+
+
+_WITHIN_DEPTH: Final = _nested_within(MAX_NESTING_DEPTH)
+
+
+def too_deep(data: bytes) -> bool:
+    """True when ``data`` nests arrays/objects deeper than MAX_NESTING_DEPTH.
+
+    Our own count, before any parser recurses: the limit is the same on every stack.
+    Fewer brackets than the limit cannot nest deeper (the common case: two counts).
+    Else the brackets outside strings are kept (``{}`` as ``[]``) and matched against
+    :func:`_nested_within`. To find them: escaped backslashes, then escaped quotes, are
+    removed (so every quote left opens or closes a string), only brackets and quotes are
+    kept, and every other piece between quotes is outside a string. Byte-level C
+    passes only, linear in the frame's size. What does not match is too deep or
+    unbalanced, malformed either way.
+    """
+    if data.count(b"[") + data.count(b"{") <= MAX_NESTING_DEPTH:
+        return False
+    lead = _OPENING.match(data)
+    assert lead is not None  # the pattern also matches nothing
+    if len(lead.group().translate(None, b" \t\n\r")) > MAX_NESTING_DEPTH:
+        return True  # "[[[[..." (the usual attack) fails here, without a pass over it all
+    if 92 in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(data.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
+    return _WITHIN_DEPTH.fullmatch(outside.translate(_UNIFY)) is None
+
+
+class _Duplicate(Exception):
+    """Raised from inside ``json.loads`` at the first object with a repeated key."""
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> None:
+    if len(pairs) > 1 and len({key for key, _ in pairs}) != len(pairs):
+        raise _Duplicate
+
+
+def _skip_number(text: str) -> None:
+    """Numbers play no part in finding duplicate keys (and a 5,000-digit int would
+    hit Python's int-string limit)."""
+
+
+def _has_duplicate(data: bytes, decoded: Event | InvalidMessage) -> bool:
+    """Does any object in ``data`` (valid JSON, UTF-8, depth-checked) repeat a key?
+
+    A decoded trade or benchmark row whose bytes pass the plain-frame test of
+    :func:`decode_frames` has none; otherwise the stdlib parser, which hands over every
+    (key, value) pair in order, looks at every object at every depth. Keys compare
+    after unescaping, as msgspec matches them (``"t\\u0079pe"`` is ``type``).
+    """
+    if data.isascii() and 92 not in data:
+        if isinstance(decoded, Trade) and data.startswith(_ITEM_START):
+            if data.count(34) == _trade_quotes(decoded):
+                return False
+        elif isinstance(decoded, BenchmarkResult) and data.count(34) == _BENCH_QUOTES:
+            return False
+    try:
+        json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_unique_pairs,
+            parse_int=_skip_number,
+            parse_float=_skip_number,
+            parse_constant=_skip_number,
+        )
+    except _Duplicate:
+        return True
+    except (ValueError, RecursionError):  # msgspec found it to be JSON; its word stands
+        return False
+    return False
 
 
 def _checked(
@@ -304,6 +486,27 @@ _FIELD_REASON: Final = {
     "stream": Reason.INVALID_STREAM,
     "epoch": Reason.INVALID_EPOCH,
 }
+
+
+def _float_fields() -> frozenset[str]:
+    """Fields whose JSON type is number, read from the Structs (one source of truth)."""
+    found: set[str] = set()
+    for struct in (Trade, BenchmarkResult):
+        info = msgspec.inspect.type_info(struct)
+        assert isinstance(info, msgspec.inspect.StructType)
+        for field in info.fields:
+            kind = field.type
+            kinds = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
+            for one in kinds:
+                while isinstance(one, msgspec.inspect.Metadata):
+                    one = one.type
+                if isinstance(one, msgspec.inspect.FloatType):
+                    found.add(field.encode_name)
+    return frozenset(found)
+
+
+#: ``qty``, ``ts`` and the benchmark's measurements: 1e309 there is out of range.
+_FLOAT_FIELDS: Final = _float_fields()
 _AT: Final = re.compile(r" - at `\$\.([A-Za-z_0-9]+)")
 _WRONG_TYPE: Final = re.compile(r"^Expected `[^`]+`, got `")
 
@@ -320,7 +523,11 @@ def _from_validation(message: str) -> InvalidMessage:
         if message.startswith("Invalid value"):
             return InvalidMessage(Reason.UNKNOWN_TYPE, message)
         return InvalidMessage(Reason.WRONG_TYPE, message)
-    if _WRONG_TYPE.match(message):
+    if _WRONG_TYPE.match(message) or (
+        message.startswith("Number out of range") and field not in _FLOAT_FIELDS
+    ):
+        # A number beyond a float (1e309) where a string or an integer belongs is a
+        # number of the wrong type, as ``"side":1.5`` is, not an out-of-range value.
         return InvalidMessage(Reason.WRONG_TYPE, message)
     return InvalidMessage(_FIELD_REASON.get(field, Reason.INVALID_BENCHMARK), message)
 

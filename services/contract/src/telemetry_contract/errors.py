@@ -16,6 +16,9 @@ class Reason(StrEnum):
     MULTIPART = "multipart"
     NOT_UTF8 = "not_utf8"
     MALFORMED_JSON = "malformed_json"
+    #: An object names the same key twice: which value "wins" differs between JSON
+    #: readers, so the frame (or batch item) is refused instead of guessed at.
+    DUPLICATE_KEY = "duplicate_key"
     NOT_OBJECT = "not_object"
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"

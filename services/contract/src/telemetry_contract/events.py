@@ -13,8 +13,7 @@ only); :func:`telemetry_contract.codec.encode` therefore round-trips what it wri
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 from msgspec import Meta, Struct
 
@@ -40,6 +39,12 @@ MAX_TS_AHEAD_S: Final = 86_400.0
 
 #: Largest seq/stream/epoch: exact in a float and in every JSON parser (2**53 - 1).
 MAX_SAFE_INT: Final = 2**53 - 1
+
+#: Largest seq gap the sidecar counts as loss. A jump further than this within one
+#: stream (e.g. seq 0 then 2**53 - 1) is not 9e15 lost events but a stream reset
+#: (``telemetry_stream_resets_total{reason="seq_jump"}``): more than a publisher loses
+#: at 100,000 events/s in 11 hours, so one frame cannot claim an absurd loss.
+MAX_SEQ_GAP: Final = 2**32
 
 #: Printable ASCII, 1..64 characters: a key in the sidecar's loss table and in logs.
 SOURCE_PATTERN: Final = r"^[ -~]{1,64}$"
@@ -97,9 +102,6 @@ class Trade(Struct, tag_field="type", tag="trade", frozen=True, omit_defaults=Tr
     ) = None
 
 
-#: The old name, kept so code written against the dataclass contract reads the same.
-TradeEvent = Trade
-
 #: Version of the columnar batch frame (:class:`TradeColumns`); a frame with any other
 #: ``v`` is refused, so a later layout can never be counted under this one's rules.
 COLUMNS_VERSION: Final = 1
@@ -111,7 +113,9 @@ MIN_TS_NS: Final = 946_684_800 * 10**9
 TimestampNs = Annotated[int, Meta(ge=MIN_TS_NS, le=2**63 - 1)]
 
 
-class TradeColumns(Struct, tag_field="type", tag="columns", frozen=True):
+class TradeColumns(
+    Struct, tag_field="type", tag="columns", frozen=True, forbid_unknown_fields=True
+):
     """A columnar batch of trades from one stream: one array per field (frame format v1).
 
     Sent as MessagePack (docs/contract.md, "Columnar batch frame"): the publisher builds
@@ -213,10 +217,19 @@ BENCH_VARIANTS: Final[tuple[str, ...]] = (
 #: (mode, variant), so it only needs to be a short plain string.
 LABEL_VALUE_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
-RunId = Annotated[str, Meta(pattern=f"^{LABEL_VALUE_PATTERN}$")]
-Variant = Annotated[
-    str, Meta(pattern="^(?:" + "|".join(re.escape(v) for v in BENCH_VARIANTS) + ")$")
-]
+# Python's ``$`` also matches just before a final newline, so ``^...$`` let
+# "abc\n" through as a run id (each one a new label value). ``(?![\s\S])`` ("no
+# character follows") is the end of the text in Python and in JSON Schema's ECMA
+# dialect alike; ``\Z`` would be Python only.
+RunId = Annotated[str, Meta(pattern=rf"^{LABEL_VALUE_PATTERN}(?![\s\S])")]
+
+if TYPE_CHECKING:
+    Variant = str
+else:
+    # An enum (a Literal of the closed set), not a regex: nothing but one of these exact
+    # strings decodes, and the JSON Schema lists them.
+    Variant = Literal[BENCH_VARIANTS]
+
 Count = Annotated[int, Meta(ge=-1, le=MAX_SAFE_INT, description="-1: the mode cannot know.")]
 NonNegative = Annotated[float, Meta(ge=0.0, le=1e300)]
 

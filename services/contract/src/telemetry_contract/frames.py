@@ -272,6 +272,20 @@ def _reason(message: str) -> Reason:
     return _FIELD_REASON[field]
 
 
+#: Keys of a columnar map: ``type`` and every field of TradeColumns, each exactly once.
+COLUMNS_KEYS: Final = 1 + len(TradeColumns.__struct_fields__)
+
+
+def _map_entries(frame: bytes | bytearray | memoryview) -> int:
+    """How many entries a MessagePack map header (fixmap, map16, map32) announces."""
+    lead = frame[0]
+    if lead == 0xDE:
+        return int.from_bytes(frame[1:3], "big") if len(frame) >= 3 else -1
+    if lead == 0xDF:
+        return int.from_bytes(frame[1:5], "big") if len(frame) >= 5 else -1
+    return lead & 0x0F
+
+
 def decode_columns(frame: bytes | bytearray | memoryview, out: list[Event], horizon: float) -> int:
     """Append a columnar frame's trades to ``out`` (how many), or raise InvalidMessage.
 
@@ -280,11 +294,22 @@ def decode_columns(frame: bytes | bytearray | memoryview, out: list[Event], hori
     seconds, ``src`` printable) is checked on whole columns in C (``str.strip``,
     ``max``); the trades are then built by ``map`` without a Python-level loop.
     """
+    entries = _map_entries(frame)
+    if entries > COLUMNS_KEYS:
+        # Checked before any value is read: a repeated or an unknown key can never be
+        # counted under a guess, and no value of a key nobody reads is parsed (or nested).
+        raise InvalidMessage(
+            Reason.INVALID_COLUMNS,
+            f"a columnar frame is a map of its {COLUMNS_KEYS} keys once each, this one has "
+            f"{entries} entries",
+        )
     try:
         columns = _COLUMNS(frame)
     except msgspec.ValidationError as exc:
         raise InvalidMessage(_reason(str(exc)), str(exc)) from None
     except (msgspec.DecodeError, RecursionError) as exc:
+        if "UTF-8" in str(exc):
+            raise InvalidMessage(Reason.NOT_UTF8, f"a string is not UTF-8: {exc}") from None
         raise InvalidMessage(Reason.INVALID_COLUMNS, f"not a MessagePack frame: {exc}") from None
     side, qty, ts_ns = columns.side, columns.qty, columns.ts_ns
     count = len(qty)

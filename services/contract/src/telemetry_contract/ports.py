@@ -41,3 +41,8 @@ CHART_NAME: Final = "trading-telemetry"
 BENCH_SERVICE_SUFFIX: Final = "-sidecar-bench"
 #: That Service for the default release, as the operator targets it out of the box.
 DEFAULT_BENCH_SERVICE: Final = f"{CHART_NAME}{BENCH_SERVICE_SUFFIX}"
+
+#: ``make infra-up``'s containers (docker-compose.infra.yml): Grafana, and a Prometheus
+#: on 9091 so it runs beside ``make run``'s. ``make open`` opens them when they answer.
+INFRA_GRAFANA_PORT: Final = 3000
+INFRA_PROMETHEUS_PORT: Final = 9091

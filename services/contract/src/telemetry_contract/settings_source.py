@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import math
 import os
 import types
 import typing
@@ -63,6 +64,102 @@ def setting(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+#: The largest TCP port number.
+MAX_PORT = 65535
+
+
+def port(text: str) -> int:
+    """A TCP port to listen on or connect to: 1-65535 (refused here, not by an
+    ``OverflowError`` deep inside the socket layer)."""
+    return _whole(text, 1, MAX_PORT, "must be a port 1-65535")
+
+
+def port_or_off(text: str) -> int:
+    """A port that may be turned off: 0 (none), or 1-65535."""
+    return _whole(text, 0, MAX_PORT, "must be a port 1-65535, or 0 for none")
+
+
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A parser for a whole number in ``[low, high]`` (no upper bound without ``high``)."""
+    rule = f"must be a whole number {low}-{high}" if high is not None else f"must be >= {low}"
+
+    def parse(text: str) -> int:
+        return _whole(text, low, high, rule)
+
+    return parse
+
+
+def number(
+    low: float, high: float | None = None, *, low_open: bool = True
+) -> Callable[[str], float]:
+    """A parser for a finite number above ``low`` (or at least it, ``low_open=False``),
+    at most ``high``."""
+    rule = f"must be a number {'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        rule += f" and <= {high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = _float(text)
+        except ValueError:
+            raise ValueError(f"{rule}, got {text!r}") from None
+        below = value <= low if low_open else value < low
+        if not math.isfinite(value) or below or (high is not None and value > high):
+            raise ValueError(f"{rule}, got {text!r}")
+        return value
+
+    return parse
+
+
+def zmq_bind(text: str) -> str:
+    """A ZeroMQ bind address: ``tcp://host:port`` (port 1-65535, or ``*`` for any free
+    one), ``ipc://path`` or ``inproc://name``."""
+    return _zmq_endpoint(text.strip(), any_port=True)
+
+
+def zmq_connect(text: str) -> str:
+    """One or more comma-separated ZeroMQ addresses to connect to (port 1-65535)."""
+    for part in text.split(","):
+        _zmq_endpoint(part.strip(), any_port=False)
+    return text
+
+
+def _zmq_endpoint(text: str, *, any_port: bool) -> str:
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme in ("ipc", "inproc") and rest:
+        return text
+    host, colon, port_text = rest.rpartition(":")
+    ports = "1-65535" + (" or *" if any_port else "")
+    rule = f"must be tcp://host:port with port {ports} (or ipc://, inproc://)"
+    if not (sep and scheme == "tcp" and colon and host):
+        raise ValueError(f"{rule}, got {text!r}")
+    if not (any_port and port_text == "*"):
+        try:
+            port(port_text)
+        except ValueError:
+            raise ValueError(f"{rule}, got {text!r}") from None
+    return text
+
+
+def _float(text: str) -> float:
+    """``float()`` on ASCII text without digit-group underscores (``float`` takes both)."""
+    if not text.isascii() or "_" in text:
+        raise ValueError(text)
+    return float(text)
+
+
+def _whole(text: str, low: int, high: int | None, rule: str) -> int:
+    # ASCII digits only: int() would also take "1_000" and other scripts' digits.
+    stripped = text.strip()
+    digits = stripped.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"{rule}, got {text!r}")
+    value = int(stripped)
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{rule}, got {text!r}")
+    return value
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """Parse ``KEY=value`` lines; comments, blanks and surrounding quotes are ignored."""
     values: dict[str, str] = {}
@@ -101,7 +198,8 @@ def _convert(name: str, field: dataclasses.Field[Any], kind: Any, raw: str) -> A
         try:
             return parse(raw)
         except ValueError as exc:
-            raise ValueError(f"{name}={raw!r}: {exc}") from None
+            reason = str(exc).removesuffix(f", got {raw!r}")  # the value is shown once
+            raise ValueError(f"{name}={raw!r}: {reason}") from None
     if kind is bool:
         lowered = raw.strip().lower()
         if lowered in _TRUE:
@@ -109,11 +207,16 @@ def _convert(name: str, field: dataclasses.Field[Any], kind: Any, raw: str) -> A
         if lowered in _FALSE:
             return False
         raise ValueError(f"{name}={raw!r}: expected one of {sorted(_TRUE | _FALSE)}")
-    if kind in (int, float):
+    if kind is int:
         try:
-            return kind(raw)
+            return _whole(raw, -(2**63), 2**63, "expected int")
         except ValueError:
-            raise ValueError(f"{name}={raw!r}: expected {kind.__name__}") from None
+            raise ValueError(f"{name}={raw!r}: expected int") from None
+    if kind is float:
+        try:
+            return _float(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r}: expected float") from None
     if kind is str:
         return raw
     raise TypeError(f"{name}: no conversion for {kind!r}; give the field a parse function")

@@ -7,6 +7,7 @@ and validated against the Kubernetes schema in the tests.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Mapping
 from typing import Any, Final
@@ -42,6 +43,11 @@ RESULTS_DIR: Final = "/results"
 RESOURCES: Final[Mapping[str, Mapping[str, str]]] = {
     "requests": {"cpu": "500m", "memory": "256Mi"},
     "limits": {"cpu": "1", "memory": "1Gi"},
+}
+#: The readiness wait before it: one small Python loop.
+WAIT_RESOURCES: Final[Mapping[str, Mapping[str, str]]] = {
+    "requests": {"cpu": "10m", "memory": "32Mi"},
+    "limits": {"cpu": "100m", "memory": "64Mi"},
 }
 
 
@@ -98,6 +104,26 @@ def bench_args(spec: BenchmarkSpec, benchmark: str) -> list[str]:
     ]  # fmt: skip
 
 
+#: The init container's name: it holds the benchmark back until the target sidecar is ready.
+WAIT_CONTAINER: Final = "wait-for-sidecar"
+#: Its program (the bench image's Python, standard library only): poll ``<url>/readyz`` until
+#: it answers 200. A LatencyBenchmark is part of the Helm release, so on a fresh install its
+#: Job can start before the sidecar; the benchmark reads the sidecar's counts first and would
+#: fail. The Job's activeDeadlineSeconds bounds the wait (DeadlineExceeded).
+WAIT_FOR_READY: Final = """\
+import sys, time, urllib.request
+url = sys.argv[1].rstrip("/") + "/readyz"
+while True:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            if response.status == 200:
+                break
+    except OSError as exc:
+        print(f"waiting for {url}: {exc}", flush=True)
+    time.sleep(2)
+"""
+
+
 def render_job(
     spec: BenchmarkSpec, name: str, namespace: str, settings: OperatorSettings
 ) -> dict[str, Any]:
@@ -136,6 +162,15 @@ def render_job(
             {"name": "results", "mountPath": RESULTS_DIR},
         ],
     }
+    wait = {
+        "name": WAIT_CONTAINER,
+        "image": settings.bench_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["python", "-c", WAIT_FOR_READY, spec.sidecar_url],
+        "resources": {key: dict(value) for key, value in WAIT_RESOURCES.items()},
+        "securityContext": copy.deepcopy(container["securityContext"]),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -157,6 +192,7 @@ def render_job(
                         "fsGroup": RUN_AS,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
+                    "initContainers": [wait],
                     "containers": [container],
                     "volumes": [
                         {"name": "tmp", "emptyDir": {}},

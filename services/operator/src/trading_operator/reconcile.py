@@ -10,7 +10,9 @@ ends a LatencyBenchmark whose Job was deleted before it finished.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
@@ -66,6 +68,33 @@ def retry_delay(retry: int) -> float | None:
 
 def _status_code(exc: BaseException) -> int | None:
     return exc.status if isinstance(exc, ApiException) else None
+
+
+#: How the API server words an authorization denial: 'User "..." cannot create resource
+#: "jobs" in API group "batch" in the namespace "..."'.
+_RBAC_DENIAL: Final = re.compile(r'\bcannot [a-z]+ resource "')
+
+
+def _api_message(exc: BaseException) -> str:
+    """The API's own words: the ``message`` of the Status body, else the body, else ``exc``."""
+    body = exc.body if isinstance(exc, ApiException) else None
+    if isinstance(body, bytes):
+        body = body.decode(errors="replace")
+    if not body:
+        return str(exc)
+    try:
+        status = json.loads(body)
+    except ValueError:
+        return str(body)
+    message = status.get("message") if isinstance(status, dict) else None
+    return str(message) if message else str(body)
+
+
+def _rbac_denied(exc: BaseException) -> bool:
+    """A 403 from authorization ("... cannot create resource ..."), which a Role being
+    installed right now may still fix, as opposed to one from admission: a ResourceQuota
+    ("exceeded quota") or a LimitRange refusing this Job, which waiting does not change."""
+    return _RBAC_DENIAL.search(_api_message(exc)) is not None
 
 
 def _describe(exc: BaseException) -> str:
@@ -149,9 +178,8 @@ def start(
         cluster.create_job(namespace, job)
     except TRANSIENT as exc:
         code = _status_code(exc)
-        if code in (400, 422):
-            body = exc.body if isinstance(exc, ApiException) else None
-            text = f"the API refused the Job: {body or exc}"
+        if code in (400, 422) or (code == 403 and not _rbac_denied(exc)):
+            text = f"the API refused the Job: {_api_message(exc)}"
             _fail(cluster, benchmark, "JobRejected", text, retry)
             return FAILED
         if code != 409:

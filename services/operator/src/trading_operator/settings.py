@@ -17,7 +17,7 @@ from telemetry_contract.ports import (
     DEFAULT_SIDECAR_HTTP_PORT,
     DEFAULT_ZMQ_PORT,
 )
-from telemetry_contract.settings_source import load_settings, setting
+from telemetry_contract.settings_source import load_settings, port, setting
 
 PREFIX = "TT_OPERATOR_"
 
@@ -47,7 +47,7 @@ class OperatorSettings:
         "ZMQ Service a LatencyBenchmark targets when its `spec.service` is empty: the chart's "
         "Service on sidecar replica 0 alone, so sent and received/lost are one replica's counts",
     )
-    zmq_port: int = setting(DEFAULT_ZMQ_PORT, "port when `spec.port` is empty")
+    zmq_port: int = setting(DEFAULT_ZMQ_PORT, "port when `spec.port` is empty", parse=port)
     sidecar_url: str = setting(
         f"http://{DEFAULT_BENCH_SERVICE}:{DEFAULT_SIDECAR_HTTP_PORT}",
         "the sidecar's HTTP base URL (the same replica) when `spec.sidecarUrl` is empty; the "

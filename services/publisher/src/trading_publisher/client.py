@@ -47,7 +47,7 @@ from telemetry_contract.events import (
 )
 from telemetry_contract.frames import trade_frame
 from telemetry_contract.ports import DEFAULT_ZMQ_ADDRESS
-from telemetry_contract.transport import DEFAULT_LINGER_MS, MAX_BATCH_ITEMS
+from telemetry_contract.transport import DEFAULT_LINGER_MS, MAX_BATCH_ITEMS, Heartbeat
 
 from trading_publisher.flush import Outbox
 from trading_publisher.options import (
@@ -117,6 +117,7 @@ class Publisher:
         linger_ms: int = DEFAULT_LINGER_MS,
         curve: CurveKeys | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        heartbeat: Heartbeat | None = Heartbeat(),  # noqa: B008 - frozen, shared safely
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_ITEMS:
             raise ValueError(f"batch_size must be 1..{MAX_BATCH_ITEMS}, got {batch_size}")
@@ -137,6 +138,8 @@ class Publisher:
         self.max_delay_s = max_delay_s
         self.max_queue_bytes = max_queue_bytes
         self.linger_ms = linger_ms
+        #: ZMTP heartbeats on every socket (sockets.apply_heartbeat); None: off.
+        self.heartbeat = heartbeat
         self._delay_ns = int(max_delay_s * 1e9)
         #: The largest frame this client can produce, in bytes.
         self.max_frame_bytes = (
@@ -155,7 +158,12 @@ class Publisher:
         self._own_context = context is None
         self._context = context if context is not None else zmq.Context()
         self._streams = Streams(
-            self._context, self.addresses, sndhwm=sndhwm, linger_ms=linger_ms, curve=curve
+            self._context,
+            self.addresses,
+            sndhwm=sndhwm,
+            linger_ms=linger_ms,
+            curve=curve,
+            heartbeat=heartbeat,
         )
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -192,6 +200,7 @@ class Publisher:
             "max_queue_bytes": settings.max_queue_bytes,
             "sndhwm": settings.sndhwm or None,
             "curve": curve_keys(settings),
+            "heartbeat": settings.heartbeat,
         }
         kwargs.update(overrides)
         return cls(settings.zmq_connect, **kwargs)  # type: ignore[arg-type]

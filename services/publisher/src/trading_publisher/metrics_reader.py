@@ -21,6 +21,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -79,7 +80,28 @@ def split_urls(urls: str) -> list[str]:
     return [u.strip() for u in urls.split(",") if u.strip()]
 
 
+#: Waits before the retries of a 503: the sidecar answers a scrape beyond its concurrent
+#: renders (TT_SIDECAR_METRICS_CONCURRENCY) with 503 at once, and the next one is served.
+_BUSY_RETRIES_S = (0.05, 0.2)
+
+
 def _get(url: str, timeout: float) -> str:
+    for wait in _BUSY_RETRIES_S:
+        try:
+            return _get_once(url, timeout)
+        except _Busy:
+            time.sleep(wait)
+    try:
+        return _get_once(url, timeout)
+    except _Busy as exc:
+        raise ScrapeError(str(exc)) from None
+
+
+class _Busy(Exception):
+    """A 503: the server is busy (too many scrapes at once), worth one more try."""
+
+
+def _get_once(url: str, timeout: float) -> str:
     if not url.startswith(("http://", "https://")):
         # urllib would also open file:// and ftp:// URLs; we speak HTTP only.
         raise ScrapeError(f"{url}: not an http(s) URL")
@@ -90,6 +112,8 @@ def _get(url: str, timeout: float) -> str:
             raise ScrapeError(f"{url}: response larger than {_MAX_BODY_BYTES} bytes")
         return str(body.decode("utf-8"))
     except urllib.error.HTTPError as exc:  # before URLError: it is a subclass
+        if exc.code == 503:
+            raise _Busy(f"{url}: HTTP {exc.code} {exc.reason}") from None
         raise ScrapeError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason if isinstance(exc.reason, str) else _describe(exc.reason)
@@ -300,6 +324,29 @@ class TotalsSource:
 
 
 # --- What the UI derives from successive reads ----------------------------------------
+
+
+def restart_origin(base_url: str, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+    """How a restarted sidecar's totals began, in words, from its ``GET /`` answer.
+
+    The sidecar says ``counts_from`` (saved state or zero) and whether it keeps state at
+    all; anything else (an older sidecar, no answer, a Prometheus instance label instead
+    of a URL) is said as not known, never guessed.
+    """
+    try:
+        answer = json.loads(_get(base_url.rstrip("/") + "/", timeout))
+    except (ScrapeError, ValueError):
+        answer = None
+    if not isinstance(answer, dict):
+        return "not known whether from saved state or from zero"
+    counts_from, kept = answer.get("counts_from"), answer.get("state_kept")
+    if counts_from == names.COUNTS_FROM_SAVED_STATE:
+        return "restored from saved state"
+    if counts_from == names.COUNTS_FROM_ZERO:
+        if kept is False:
+            return "started from zero: it keeps no state (TT_SIDECAR_STATE_DIR is unset)"
+        return "started from zero: no saved state to restore"
+    return "not known whether from saved state or from zero"
 
 
 def detect_restarts(before: SidecarStatus, now: SidecarStatus) -> list[str]:

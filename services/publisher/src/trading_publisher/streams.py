@@ -17,9 +17,11 @@ from collections.abc import Callable
 from typing import Final
 
 import zmq
+from telemetry_contract.transport import Heartbeat
 
 from trading_publisher import zmq_direct
 from trading_publisher.options import CurveKeys
+from trading_publisher.sockets import apply_heartbeat
 
 DONTWAIT: Final = zmq_direct.ZMQ_DONTWAIT
 _PEER_EVENTS: Final = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
@@ -69,8 +71,10 @@ class Streams:
         sndhwm: int,
         linger_ms: int,
         curve: CurveKeys | None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.sndhwm = sndhwm
+        self.heartbeat = heartbeat
         self.linger_ms = linger_ms
         self._context = context
         self._direct = zmq_direct.load()
@@ -90,6 +94,7 @@ class Streams:
         # Queue only on a live connection: a frame never outlives its connection to
         # reach the next peer under an old epoch (docs/contract.md).
         sock.setsockopt(zmq.IMMEDIATE, 1)
+        apply_heartbeat(sock, self.heartbeat)
         if curve is not None:
             sock.curve_serverkey = curve.server_public
             sock.curve_publickey = curve.public

@@ -9,12 +9,19 @@ Input is checked here, before the encoder, with the contract's own types, so a c
 gets a 4xx that says what was wrong (413 for a body above MAX_BODY_BYTES) and never a
 500; nothing invalid ever reaches the sidecar. A dropped event is
 still a 202 with ``"sent": false``: the request was fine, telemetry was shed by design.
+
+Any web page open in a user's browser can send requests here, so before anything else
+(OWASP's CSRF advice): ``Host`` must be an allowed one (DNS rebinding), a body must come as
+``application/json`` (which a cross-site form cannot send without a CORS preflight, which
+is never granted), and a browser's ``Origin`` / ``Sec-Fetch-Site`` must say same-origin.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -23,12 +30,14 @@ from typing import Final
 import msgspec
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from telemetry_contract.cli import load_or_exit, new_parser, overlay
+from telemetry_contract.cli import argument_type, load_or_exit, new_parser, overlay
 from telemetry_contract.events import MAX_QTY, SIDES, Qty
 from telemetry_contract.graceful_exit import exit_zero_on_signals
+from telemetry_contract.http_server import ListenError, announce, listen, server_config
+from telemetry_contract.settings_source import port, zmq_connect
 
 from trading_publisher import settings as settings_mod
 from trading_publisher.client import Publisher
@@ -67,12 +76,34 @@ def _check_qty(raw: float) -> float:
     return qty
 
 
+#: A query-string qty: ASCII decimal digits with an optional fraction. ``float()`` would
+#: also take ``1_000``, other scripts' digits, exponents, ``inf`` and surrounding blanks.
+_DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
 def _qty_from_query(raw: str) -> float:
-    try:
-        number = float(raw)
-    except ValueError:
-        raise BadRequest(f"qty must be a number, got {raw!r}") from None
-    return _check_qty(number)
+    if not _DECIMAL.fullmatch(raw):
+        raise BadRequest(f"qty must be a decimal number such as 2 or 0.5, got {raw!r}")
+    return _check_qty(float(raw))
+
+
+def _refusal(request: Request, hosts: frozenset[str], origins: frozenset[str]) -> str | None:
+    """Why a browser-reachable request is refused (403), or None: see the module doc."""
+    host = request.headers.get("host", "").lower()
+    if "*" not in hosts and host not in hosts and host.rsplit(":", 1)[0] not in hosts:
+        return f"Host {host!r} is not allowed (TT_PUBLISHER_HTTP_ALLOWED_HOSTS)"
+    origin = request.headers.get("origin")
+    if origin is not None:
+        if origin.lower() not in origins and origin.lower() != f"http://{host}":
+            return f"cross-site request from {origin!r} refused"
+    elif request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return "cross-site request refused (Sec-Fetch-Site)"
+    return None
+
+
+def _json_content_type(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
 
 
 async def _qty_from_body(request: Request) -> float | None:
@@ -86,12 +117,17 @@ async def _qty_from_body(request: Request) -> float | None:
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes", 413)
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes", 413)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise BadRequest(f"body larger than {MAX_BODY_BYTES} bytes", 413)
+    except ClientDisconnect:  # gone, or closed for sending too slowly: no one to answer
+        raise BadRequest("the client went away before its body arrived", 400) from None
     if not body.strip():
         return None
+    if not _json_content_type(request):
+        raise BadRequest("a body must be sent as content-type: application/json", 415)
     try:
         payload = _BODY(body)
     except msgspec.ValidationError as exc:
@@ -129,6 +165,8 @@ def _error(status_code: int, message: str) -> JSONResponse:
 def create_app(settings: PublisherSettings, publisher: Publisher | None = None) -> Starlette:
     """The app; given a ``publisher``, it uses that one and leaves closing it to the caller."""
     state: dict[str, Publisher] = {}
+    hosts = allowed_hosts(settings)
+    origins = frozenset(o.lower() for o in _items(settings.http_allowed_origins))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -146,6 +184,12 @@ def create_app(settings: PublisherSettings, publisher: Publisher | None = None) 
         side = request.path_params["side"]
         if side not in SIDES:
             return _error(404, f"unknown side {side!r}: use /trade/{' or /trade/'.join(SIDES)}")
+        refused = _refusal(request, hosts, origins)
+        if refused is not None:
+            return _error(403, refused)
+        if "content-type" in request.headers and not _json_content_type(request):
+            # A form (urlencoded, multipart, text/plain) is what a cross-site page can send.
+            return _error(415, "send no body, or a body as content-type: application/json")
         try:
             qty = await _read_qty(request)
         except BadRequest as exc:
@@ -183,6 +227,19 @@ def create_app(settings: PublisherSettings, publisher: Publisher | None = None) 
     )
 
 
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def allowed_hosts(settings: PublisherSettings) -> frozenset[str]:
+    """``Host`` values served: the setting's, or loopback by name and address with the port."""
+    given = _items(settings.http_allowed_hosts)
+    if given:
+        return frozenset(host.lower() for host in given)
+    port = settings.http_port
+    return frozenset({f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"})
+
+
 PROG = "trading-publisher-http"
 
 
@@ -195,9 +252,16 @@ def build_parser(defaults: settings_mod.PublisherSettings) -> argparse.ArgumentP
         f"{settings_mod.PREFIX}<NAME> and .env.",
         "trading-publisher",
     )
-    parser.add_argument("--zmq-connect", default=defaults.zmq_connect, help="sidecar ZMQ address")
+    parser.add_argument(
+        "--zmq-connect",
+        type=argument_type(zmq_connect),
+        default=defaults.zmq_connect,
+        help="sidecar ZMQ address",
+    )
     parser.add_argument("--http-host", default=defaults.http_host, help="HTTP listen host")
-    parser.add_argument("--http-port", type=int, default=defaults.http_port, help="HTTP port")
+    parser.add_argument(
+        "--http-port", type=argument_type(port), default=defaults.http_port, help="HTTP port"
+    )
     return parser
 
 
@@ -207,13 +271,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = overlay(defaults, build_parser(defaults).parse_args(argv))
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     exit_zero_on_signals()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_level="info",
-        access_log=False,
-    )
+    try:
+        sock = listen(settings.http_host, settings.http_port, f"{settings_mod.PREFIX}HTTP_PORT")
+    except ListenError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    announce(sock, "POST /trade/{side}")
+    try:
+        uvicorn.Server(server_config(create_app(settings))).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ interaction and runs each browser session on its own thread, which shapes the de
   state, and the newest state holds every click, so each run emits exactly the clicks it
   has not seen yet (ids remembered by the process, see :class:`SeenClicks`). Nothing is
   debounced.
+* **A click books the quantity shown when it was clicked.** The quantity field lives in
+  the same component, and each click records ``{id, side, qty}`` in the browser at the
+  moment of the click. A Streamlit ``number_input`` would be read when the server
+  processes the click, after the trader may already have typed a new size.
 * One :class:`SharedPublisher` per process, from ``st.cache_resource``, never one per
   rerun (that would open a socket and a fresh ``seq`` stream on every click). Sessions
   share it from different threads and a ZeroMQ socket is not thread-safe, so every call
@@ -30,15 +34,16 @@ Only this module imports streamlit; ``client.py`` stays importable on hosts with
 from __future__ import annotations
 
 import atexit
+import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import streamlit as st
-from telemetry_contract.events import SIDES
+from telemetry_contract.events import MAX_QTY, SIDES
 
 from trading_publisher.client import Publisher, PublisherStats
 from trading_publisher.metrics_reader import (
@@ -46,6 +51,7 @@ from trading_publisher.metrics_reader import (
     SidecarStatus,
     TotalsSource,
     detect_restarts,
+    restart_origin,
 )
 from trading_publisher.settings import PublisherSettings, load
 
@@ -65,28 +71,43 @@ UNREACHABLE_TEXT: Final = (
     "is back, as long as the queue has room."
 )
 RESTART_TEXT: Final = (
-    "The sidecar restarted at {when} ({which}). Totals below are the new process's: "
-    "they start again from its saved state, or from zero without one."
+    "The sidecar restarted at {when}: {which}. Totals below are the new process's."
 )
 BUY_COLOUR: Final = "#1a7f37"
 SELL_COLOUR: Final = "#cf222e"
 
 _LOG_KEY: Final = "emitted"
-_QTY_KEY: Final = "qty"
 _LAST_STATUS_KEY: Final = "last_status"
 _RESTART_KEY: Final = "restart_notice"
 
-# The buttons. Each click appends {id, side} to a bounded list and sends the whole list
-# as component state; ids are a per-mount random prefix plus a counter, so a remounted
-# component never reuses one. The state lives on the mount point, which survives reruns.
+# The quantity field and the buttons. Each click appends {id, side, qty} to a bounded
+# list, qty read from the field at that moment, and sends the whole list as component
+# state; ids are a per-mount random prefix plus a counter, so a remounted component never
+# reuses one. The state (and the last quantity typed) lives on the mount point, which
+# survives reruns. A quantity that is not a number in [0, MAX_QTY] books nothing: the
+# field says why, and the click is not recorded.
 _BUTTONS_HTML: Final = """
-<div class="tt-buttons">
-  <button type="button" class="tt-buy" data-side="buy" data-testid="tt-buy">Buy</button>
-  <button type="button" class="tt-sell" data-side="sell" data-testid="tt-sell">Sell</button>
+<div class="tt-trade">
+  <label class="tt-qty-label" for="tt-qty">Quantity</label>
+  <input id="tt-qty" class="tt-qty" type="number" min="0" step="1" value="1"
+         inputmode="decimal" data-testid="tt-qty">
+  <p class="tt-qty-error" role="alert" data-testid="tt-qty-error" hidden></p>
+  <div class="tt-buttons">
+    <button type="button" class="tt-buy" data-side="buy" data-testid="tt-buy">Buy</button>
+    <button type="button" class="tt-sell" data-side="sell" data-testid="tt-sell">Sell</button>
+  </div>
 </div>
 """
 _BUTTONS_CSS: Final = f"""
-.tt-buttons {{ display: flex; gap: 1rem; }}
+.tt-trade {{ font-family: inherit; }}
+.tt-qty-label {{ display: block; font-size: 0.875rem; margin-bottom: 0.25rem; }}
+.tt-qty {{
+  box-sizing: border-box; width: 100%; padding: 0.5rem 0.75rem; font-size: 1rem;
+  border: 1px solid #d0d7de; border-radius: 0.5rem; background: #f6f8fa;
+}}
+.tt-qty[aria-invalid="true"] {{ border-color: #cf222e; }}
+.tt-qty-error {{ color: #cf222e; font-size: 0.875rem; margin: 0.25rem 0 0; }}
+.tt-buttons {{ display: flex; gap: 1rem; margin-top: 0.75rem; }}
 .tt-buttons button {{
   flex: 1; padding: 0.6rem 1rem; border: none; border-radius: 0.5rem;
   color: #ffffff; font-size: 1rem; font-weight: 600; cursor: pointer;
@@ -95,25 +116,46 @@ _BUTTONS_CSS: Final = f"""
 .tt-buttons .tt-sell {{ background-color: {SELL_COLOUR}; }}
 .tt-buttons button:active {{ filter: brightness(0.85); }}
 """
-_BUTTONS_JS: Final = """
+_BUTTONS_JS: Final = f"const MAX_QTY = {MAX_QTY:.0f};\n" + (
+    """
 export default function (component) {
   const { parentElement, setStateValue } = component;
   if (!parentElement.__ttClicks) {
     parentElement.__ttClicks = {
-      prefix: Math.random().toString(36).slice(2, 10), n: 0, recent: [],
+      prefix: Math.random().toString(36).slice(2, 10), n: 0, recent: [], qty: null,
     };
   }
   const clicks = parentElement.__ttClicks;
+  const input = parentElement.querySelector("input.tt-qty");
+  const error = parentElement.querySelector(".tt-qty-error");
+  if (!input.__ttBound) {
+    input.__ttBound = true;
+    if (clicks.qty !== null) input.value = clicks.qty;
+    input.addEventListener("input", () => { clicks.qty = input.value; });
+  }
+  const readQty = () => {
+    const text = input.value.trim();
+    const qty = Number(text);
+    const ok = text !== "" && Number.isFinite(qty) && qty >= 0 && qty <= MAX_QTY;
+    input.setAttribute("aria-invalid", ok ? "false" : "true");
+    error.hidden = ok;
+    error.textContent = ok
+      ? "" : `Quantity must be a number from 0 to ${MAX_QTY}; nothing was booked.`;
+    return ok ? qty : null;
+  };
   for (const button of parentElement.querySelectorAll("button[data-side]")) {
     button.onclick = () => {
+      const qty = readQty();
+      if (qty === null) return;
       clicks.n += 1;
-      clicks.recent.push({ id: `${clicks.prefix}-${clicks.n}`, side: button.dataset.side });
+      clicks.recent.push({ id: `${clicks.prefix}-${clicks.n}`, side: button.dataset.side, qty });
       if (clicks.recent.length > 512) clicks.recent.shift();
       setStateValue("clicks", clicks.recent.slice());
     };
   }
 }
 """
+)
 
 
 @dataclass(frozen=True)
@@ -194,8 +236,19 @@ def _format_qty(qty: float) -> str:
     return f"{qty:g}"
 
 
-def new_clicks(state: object, seen: Mapping[str, None]) -> list[tuple[str, str]]:
-    """``(id, side)`` of every well-formed click in ``state`` not in ``seen``, in order.
+def click_qty(raw: object) -> float | None:
+    """The click's quantity as a float, or None when it is not a valid quantity.
+
+    A bool is not a quantity (JSON ``true`` would otherwise pass as 1).
+    """
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    qty = float(raw)
+    return qty if math.isfinite(qty) and 0.0 <= qty <= MAX_QTY else None
+
+
+def new_clicks(state: object, seen: Mapping[str, None]) -> list[tuple[str, str, float]]:
+    """``(id, side, qty)`` of every well-formed click in ``state`` not in ``seen``, in order.
 
     The state comes from the browser, so anything malformed is skipped, never trusted.
     """
@@ -205,10 +258,10 @@ def new_clicks(state: object, seen: Mapping[str, None]) -> list[tuple[str, str]]
     for item in state:
         if not isinstance(item, dict):
             continue
-        click_id, side = item.get("id"), item.get("side")
-        if isinstance(click_id, str) and len(click_id) <= 64 and side in SIDES:
+        click_id, side, qty = item.get("id"), item.get("side"), click_qty(item.get("qty"))
+        if isinstance(click_id, str) and len(click_id) <= 64 and side in SIDES and qty is not None:
             if click_id not in seen:
-                out.append((click_id, str(side)))
+                out.append((click_id, str(side), qty))
     return out
 
 
@@ -227,11 +280,11 @@ class SeenClicks:
         self._seen: dict[str, None] = {}
         self._lock = threading.Lock()
 
-    def claim(self, state: object) -> list[tuple[str, str]]:
+    def claim(self, state: object) -> list[tuple[str, str, float]]:
         """The clicks in ``state`` never claimed before, now marked as claimed."""
         with self._lock:
             fresh = new_clicks(state, self._seen)
-            for click_id, _ in fresh:
+            for click_id, _, _ in fresh:
                 self._seen[click_id] = None
             for old in list(self._seen)[: max(0, len(self._seen) - self.limit)]:
                 del self._seen[old]
@@ -244,24 +297,22 @@ def _seen_clicks() -> SeenClicks:
 
 
 def _emit_new_clicks(state: object) -> None:
-    """Emit one event and one log row per click not emitted yet.
+    """Emit one event and one log row per click not emitted yet, at the click's quantity.
 
-    No ``st.*`` element call happens in here, so a rerun request cannot interrupt it
-    between claiming a click and emitting its event.
+    Streamlit stops a run for a newer rerun request at its own calls: any ``st.*``
+    element, every ``st.session_state`` access, a cache lookup. One of those between
+    claiming a click and emitting it lost the click (claimed, so never emitted later):
+    every Streamlit call happens first, and from the claim on only plain Python runs.
     """
-    clicks = _seen_clicks().claim(state)
-    if not clicks:
-        return
-    qty = float(st.session_state.get(_QTY_KEY, 1.0))
-    log: list[Emitted] = st.session_state.setdefault(_LOG_KEY, [])
+    seen = _seen_clicks()
     shared = _shared_publisher()
-    for _, side in clicks:
+    log: list[Emitted] = st.session_state.setdefault(_LOG_KEY, [])
+    for _, side, qty in seen.claim(state):
         log.insert(0, shared.trade(side, qty))
     del log[LOG_LIMIT:]
 
 
 def _render_controls() -> None:
-    st.number_input("Quantity", min_value=0.0, value=1.0, step=1.0, format="%g", key=_QTY_KEY)
     result = _buttons()(key="trade_buttons", on_clicks_change=lambda: None)
     _emit_new_clicks(result.get("clicks"))
 
@@ -275,7 +326,13 @@ def _note_restarts(status: SidecarStatus) -> None:
     if before is not None:
         restarted = detect_restarts(before, status)
         if restarted:
-            st.session_state[_RESTART_KEY] = (time.time(), ", ".join(restarted))
+            # Asked once per restart: the sidecar's GET / says where its counts began.
+            which = "; ".join(
+                f"{replica} {restart_origin(replica)}" if len(restarted) > 1 else
+                restart_origin(replica)
+                for replica in restarted
+            )  # fmt: skip
+            st.session_state[_RESTART_KEY] = (time.time(), which)
 
 
 def _render_problem(value: float, label: str, explanation: str, *, level: str) -> None:
@@ -342,16 +399,53 @@ def _render_client(stats: PublisherStats) -> None:
     )
 
 
+def rate_chart(points: Sequence[tuple[float, Mapping[str, float]]]) -> dict[str, Any]:
+    """The Vega-Lite spec of trades per second by side over time, with units on the axes.
+
+    Vega-Lite's default time axis, over the first seconds of a run, picks millisecond
+    ticks that all read ".500"; whole seconds (``tickMinStep``) formatted as clock
+    times in UTC, like every other time on the page, read as what they are.
+    """
+    rows = [
+        {"time": t * 1000.0, "side": side, "rate": rates[side]}
+        for t, rates in points
+        for side in SIDES
+    ]
+    return {
+        "data": {"values": rows},
+        "mark": {"type": "line"},
+        "height": 220,
+        "encoding": {
+            "x": {
+                "field": "time",
+                "type": "temporal",
+                "title": "time (UTC)",
+                "scale": {"type": "utc"},
+                "axis": {"format": "%H:%M:%S", "tickMinStep": 1000, "labelOverlap": True},
+            },
+            "y": {
+                "field": "rate",
+                "type": "quantitative",
+                "title": "trades/s",
+                "axis": {"tickMinStep": 1},
+            },
+            "color": {
+                "field": "side",
+                "type": "nominal",
+                "title": "side",
+                "scale": {"domain": list(SIDES), "range": [BUY_COLOUR, SELL_COLOUR]},
+            },
+        },
+    }
+
+
 def _render_chart() -> None:
     points = _history().points()
     st.subheader("Trades per second, last 5 minutes")
     if len(points) < 2:
         st.caption("Collecting…")
         return
-    data: dict[str, list[Any]] = {"time": [datetime.fromtimestamp(t, tz=UTC) for t, _ in points]}
-    for side in SIDES:
-        data[side] = [rates[side] for _, rates in points]
-    st.line_chart(data, x="time", y=list(SIDES), color=[BUY_COLOUR, SELL_COLOUR], height=220)
+    st.vega_lite_chart(rate_chart(points), width="stretch")
 
 
 @st.fragment(run_every=REFRESH_SECONDS)

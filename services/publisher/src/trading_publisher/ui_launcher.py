@@ -22,8 +22,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from telemetry_contract.cli import load_or_exit, new_parser, overlay
+from telemetry_contract.cli import argument_type, load_or_exit, new_parser, overlay
 from telemetry_contract.graceful_exit import exit_zero_on_signals
+from telemetry_contract.listeners import ListenError, listen
+from telemetry_contract.settings_source import port
 
 from trading_publisher import settings as settings_mod
 from trading_publisher.extras import require
@@ -73,7 +75,9 @@ def build_parser(defaults: settings_mod.PublisherSettings) -> argparse.ArgumentP
         "passed on to `streamlit run`.",
     )
     parser.add_argument("--ui-host", default=defaults.ui_host, help="HTTP listen host")
-    parser.add_argument("--ui-port", type=int, default=defaults.ui_port, help="HTTP port")
+    parser.add_argument(
+        "--ui-port", type=argument_type(port), default=defaults.ui_port, help="HTTP port"
+    )
     return parser
 
 
@@ -82,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, extra = build_parser(defaults).parse_known_args(sys.argv[1:] if argv is None else argv)
     settings = overlay(defaults, args)
     require("ui", PROG)
+    try:
+        # Tried and released before Streamlit binds it: its own message names no setting.
+        listen(settings.ui_host, settings.ui_port, f"{settings_mod.PREFIX}UI_PORT").close()
+    except ListenError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     # Until Streamlit installs its own handler (once the server is up), a SIGTERM
     # during start-up should still be a clean stop, not a kill by signal.
     exit_zero_on_signals(signal.SIGTERM)

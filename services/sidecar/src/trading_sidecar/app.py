@@ -5,10 +5,13 @@ owns its socket for exactly as long as it serves; tests use ``with TestClient(ap
 The registry is passed in rather than taken from the global default, so each test (and
 each embedded use) gets its own numbers.
 
-When ``probe_port`` is set, ``main`` serves this same app on that second port too, and
-requests arriving there reach only ``/healthz`` and ``/readyz`` (404 for the rest): a
-NetworkPolicy can then admit the kubelet's probes from anywhere while ``/metrics``
-stays reachable only from Prometheus.
+``/metrics`` renders in a worker thread, at most ``metrics_concurrency`` at a time; a
+scrape beyond that is a 503 at once. The event loop thus stays free to answer
+``/healthz`` under a flood of scrapers (2,000 at once kept it from answering for over
+10 s: the kubelet would have restarted a pod that was fine). With a probe port,
+``app.state.probe_app`` answers ``/healthz`` and ``/readyz`` there, on a server and loop
+of its own (``main``): a NetworkPolicy can admit the kubelet's probes from anywhere while
+``/metrics`` stays reachable only from Prometheus.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from telemetry_contract.metric_names import COUNTS_FROM_SAVED_STATE, COUNTS_FROM_ZERO
 
 from trading_sidecar.bench_metrics import BenchMetrics, register_bench
 from trading_sidecar.curve import CurveAuthenticator, apply_curve_server, load_server_keys
@@ -34,35 +37,7 @@ from trading_sidecar.exporter import register_exporter
 from trading_sidecar.metrics import TradeMetrics, register
 from trading_sidecar.receiver import Receiver
 from trading_sidecar.settings import SidecarSettings
-from trading_sidecar.state import StateKeeper
-
-#: The only paths the probe port answers.
-PROBE_PATHS = frozenset({"/healthz", "/readyz"})
-
-
-class ProbePortOnly:
-    """ASGI middleware: on the probe port, every path but the probes is a 404.
-
-    The port is read from the connection itself (``scope["server"]``), so one server
-    with two listening sockets needs no second app or second event loop, and the
-    probes answer from the very loop that serves ``/metrics``.
-    """
-
-    def __init__(self, app: ASGIApp, probe_port: int) -> None:
-        self.app = app
-        self.probe_port = probe_port
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and self.probe_port
-            and (scope.get("server") or (None, None))[1] == self.probe_port
-            and scope["path"] not in PROBE_PATHS
-        ):
-            response = PlainTextResponse("the probe port serves only /healthz and /readyz\n", 404)
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+from trading_sidecar.state import StateKeeper, register_state
 
 
 def create_app(
@@ -76,7 +51,7 @@ def create_app(
     settings = settings or SidecarSettings()
     registry = registry if registry is not None else CollectorRegistry()
     metrics = metrics if metrics is not None else TradeMetrics()
-    bench = bench if bench is not None else BenchMetrics()
+    bench = bench if bench is not None else BenchMetrics(settings.bench_row_ttl_seconds)
     # The trade path sets benchmark traffic and results aside; they are counted here.
     metrics.others = bench.record
     register(metrics, registry)
@@ -86,6 +61,9 @@ def create_app(
     context = context or zmq.Context.instance()
     authenticator = CurveAuthenticator(context, curve_keys) if curve_keys else None
     keeper = StateKeeper(Path(settings.state_dir), metrics, bench) if settings.state_dir else None
+    register_state(keeper, registry)
+    #: Where this process's counts started, for ``GET /`` (the UI's restart notice says it).
+    counts_from = {"value": COUNTS_FROM_ZERO}
     receiver = Receiver(
         settings.zmq_bind,
         metrics,
@@ -93,6 +71,7 @@ def create_app(
         rcvhwm=settings.rcvhwm,
         configure=partial(apply_curve_server, keys=curve_keys) if curve_keys else None,
         checkpoint=keeper.checkpoint if keeper else None,
+        heartbeat=settings.heartbeat,
     )
     register_exporter(
         registry,
@@ -114,7 +93,8 @@ def create_app(
         try:
             # Restored before the first frame is counted, so nothing is counted twice.
             if keeper is not None:
-                keeper.restore()
+                if keeper.restore():
+                    counts_from["value"] = COUNTS_FROM_SAVED_STATE
                 keeper.start()
             receiver.start()
             try:
@@ -127,12 +107,31 @@ def create_app(
             if authenticator is not None:
                 authenticator.stop()
 
-    async def metrics_endpoint(request: Request) -> Response:
+    def render() -> bytes:
         body = generate_latest(registry)
         if keeper is not None:
             # Answer only once a snapshot taken after these numbers is on disk: Prometheus
             # then never sees a value a crash could take back (see state.py).
-            await anyio.to_thread.run_sync(keeper.sync)
+            keeper.sync()
+        return body
+
+    # Scrapes rendering now; only the event loop's thread changes it, so it needs no lock.
+    rendering = 0
+
+    async def metrics_endpoint(request: Request) -> Response:
+        nonlocal rendering
+        if rendering >= settings.metrics_concurrency:
+            return PlainTextResponse(
+                f"more than {settings.metrics_concurrency} scrapes at once; retry\n",
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        rendering += 1
+        try:
+            # Off the event loop, which keeps answering /healthz meanwhile.
+            body = await anyio.to_thread.run_sync(render)
+        finally:
+            rendering -= 1
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:
@@ -152,6 +151,8 @@ def create_app(
                 "zmq": receiver.bound_address or settings.zmq_bind,
                 "endpoints": ["/metrics", "/healthz", "/readyz"],
                 "curve": authenticator is not None,
+                "counts_from": counts_from["value"],
+                "state_kept": keeper is not None,
             }
         )
 
@@ -164,7 +165,18 @@ def create_app(
         ],
         lifespan=lifespan,
     )
-    app.add_middleware(ProbePortOnly, probe_port=settings.probe_port)
+
+    async def probe_only(request: Request) -> Response:
+        return PlainTextResponse("the probe port serves only /healthz and /readyz\n", 404)
+
+    # The probe port's app: no lifespan of its own (it reads what this app's lifespan runs).
+    app.state.probe_app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/{path:path}", probe_only),
+        ]
+    )
     app.state.curve = authenticator
     app.state.keeper = keeper
     app.state.receiver = receiver

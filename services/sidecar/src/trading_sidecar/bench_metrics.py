@@ -1,34 +1,23 @@
 """The benchmark's series in the sidecar: its traffic and its results, apart from trades.
 
-:class:`~trading_sidecar.metrics.TradeMetrics` sets aside what is not trading traffic
-and the app routes it here, once per chunk, on the receive thread (the only writer):
+:class:`~trading_sidecar.metrics.TradeMetrics` sets aside what is not trading traffic and
+the app routes it here, once per chunk, on the receive thread (the only writer):
+benchmark trades (``src`` starting with ``BENCH_SOURCE_PREFIX``), counted by the trade
+path's own loop in a loss table of their own, and benchmark result rows, the newest per
+(mode, variant), exported as gauges.
 
-- **benchmark traffic**, trades whose ``src`` starts with ``BENCH_SOURCE_PREFIX``:
-  counted, loss from their seq gaps (the same rule as trades, in a loss table of their
-  own, so benchmark sources can never push a trading stream out of the trading table),
-  and their e2e latency in a histogram with the trade histogram's bounds;
-- **benchmark results** (``type: "benchmark"`` rows): the newest row per (mode, variant),
-  exposed as gauges, with ``telemetry_benchmark_run_info`` naming the run each shows.
-
-Why these stay in the sidecar rather than leave with the JSON report, the Job's
-termination message and the operator's status: those carry one run's rows to whoever
-started it, but only Prometheus keeps history and puts the benchmark next to what the
-sidecar was doing meanwhile. The benchmark dashboard (dashboards/benchmark.json) and
-its end-to-end test read every family here from Prometheus, and the e2e latency of the
-benchmark's own traffic can only be measured where it is received. So they stay, in a
-module of their own: the trade path reads "trades in, trade series out", and everything
-benchmark-shaped the sidecar knows is in this file.
-
-Series are bounded as before: mode and variant are closed sets in the contract, so at
-most len(BENCH_MODES) * len(BENCH_VARIANTS) rows exist whatever run ids arrive. The
-counts (not the rows: they are gauges the next run replaces) are plain data,
-:class:`BenchState`, saved and restored with the trade counts (state.py).
+Why in the sidecar at all: the JSON report and the operator's status carry one run to
+whoever started it, but only Prometheus keeps history beside what the sidecar was doing,
+and the benchmark's e2e latency can only be measured where it is received. Everything
+benchmark-shaped the sidecar knows is in this one file. Series stay bounded: mode and
+variant are closed enums in the contract, and a row expires ``row_ttl`` seconds after it
+arrived (TT_SIDECAR_BENCH_ROW_TTL_SECONDS), so old run ids stop being exported.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.core import (
@@ -40,9 +29,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
-from telemetry_contract.events import BenchmarkResult, Event, Trade
+from telemetry_contract.events import BenchmarkResult, Event
 
-from trading_sidecar.metrics import E2E_BOUNDS, LossTracker, histogram_family
+from trading_sidecar.metrics import E2E_BOUNDS, LossTracker, histogram_family, tally
 
 
 @dataclass(slots=True)
@@ -58,72 +47,64 @@ class BenchState:
     streams: LossTracker = field(default_factory=LossTracker)
 
 
+#: How long a benchmark row stays exported after it arrived, by default: a week keeps
+#: last week's runs on the benchmark dashboard, and no run id lives on for ever.
+DEFAULT_ROW_TTL_SECONDS = 7 * 86_400.0
+
+RowKey = tuple[str, str]
+
+
 class BenchMetrics(BenchState):
     """Running totals of benchmark traffic, and the newest benchmark row per (mode, variant)."""
 
-    __slots__ = ("latency_bounds", "rows")
+    __slots__ = ("clock", "entries", "row_ttl")
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        row_ttl: float = DEFAULT_ROW_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
-        self.latency_bounds = E2E_BOUNDS
-        #: Latest row per (mode, variant): both closed sets, so the table is bounded.
-        self.rows: dict[tuple[str, str], BenchmarkResult] = {}
+        self.row_ttl = row_ttl
+        self.clock = clock
+        #: Latest row per (mode, variant) with the time it was received: both closed
+        #: sets, so the table is bounded; rows older than ``row_ttl`` are dropped.
+        self.entries: dict[RowKey, tuple[BenchmarkResult, float]] = {}
+
+    @property
+    def rows(self) -> dict[RowKey, BenchmarkResult]:
+        """The rows still exported now (received less than ``row_ttl`` seconds ago)."""
+        return {key: row for key, (row, _) in self._live(self.clock()).items()}
+
+    def _live(self, now: float) -> dict[RowKey, tuple[BenchmarkResult, float]]:
+        oldest = now - self.row_ttl
+        entries = self.entries  # read once: the writer swaps the dict whole
+        return {key: entry for key, entry in entries.items() if entry[1] > oldest}
 
     def record(self, events: Sequence[Event], received_at: float) -> None:
         """Count what TradeMetrics set aside: benchmark trades and results, in order.
 
         Every trade handed here is counted as benchmark traffic (TradeMetrics sends only
-        those whose ``src`` has the prefix). The stream being followed stays in locals
-        while consecutive events come from it, as in TradeMetrics.record.
+        those whose ``src`` has the prefix), by the trade path's own loop
+        (:func:`~trading_sidecar.metrics.tally`) in this module's loss table.
         """
-        bounds = self.latency_bounds
-        counts = self.latency_counts
-        streams = self.streams
-        positions = streams.positions
-        trades = lost = 0
-        latency_sum = 0.0
-        slot = bisect_left
-        trade = Trade
-        f_held = False
-        f_src = ""
-        f_stream = f_seq = f_epoch = 0
-        for event in events:
-            if type(event) is not trade:
-                assert isinstance(event, BenchmarkResult)
-                self.record_result(event)
-                continue
-            src = event.src
-            seq = event.seq
-            if seq is not None and src is not None:
-                stream = event.stream or 0
-                epoch = event.epoch or 0
-                if f_held and src == f_src and stream == f_stream:
-                    if f_epoch <= epoch <= f_epoch + 1 and seq > f_seq + 1:
-                        lost += seq - f_seq - 1
-                else:
-                    if f_held:
-                        positions[(f_src, f_stream)] = (f_seq, f_epoch)
-                    lost += streams.observe(src, stream, seq, epoch)
-                    f_src, f_stream, f_held = src, stream, True
-                f_seq, f_epoch = seq, epoch
-            latency = received_at - event.ts
-            if latency < 0.0:  # two hosts' clocks disagree: count it as instant
-                latency = 0.0
-            counts[slot(bounds, latency)] += 1
-            latency_sum += latency
-            trades += 1
-        if f_held:
-            positions[(f_src, f_stream)] = (f_seq, f_epoch)
-        self.trades += trades
-        self.lost += lost
-        self.latency_sum += latency_sum
 
-    def record_result(self, result: BenchmarkResult) -> None:
-        """Keep the newest row per (mode, variant); rare, so a plain rebuild is fine."""
+        def result(event: Event) -> None:
+            assert isinstance(event, BenchmarkResult)
+            self.record_result(event, received_at)
+
+        counted = tally(events, received_at, self.streams, self.latency_counts, 0.0, result)
+        self.trades += counted.buys + counted.sells
+        self.lost += counted.lost
+        self.latency_sum += counted.latency_sum
+
+    def record_result(self, result: BenchmarkResult, received_at: float) -> None:
+        """Keep the newest row per (mode, variant), dropping expired ones; rare, so a
+        plain rebuild is fine."""
         self.results += 1
-        rows = dict(self.rows)
-        rows[(result.mode, result.variant)] = result
-        self.rows = rows  # swapped whole, so a concurrent scrape sees old or new
+        entries = self._live(received_at)
+        entries[(result.mode, result.variant)] = (result, received_at)
+        self.entries = entries  # swapped whole, so a concurrent scrape sees old or new
 
     def snapshot(self) -> BenchState:
         """A copy of the counts (not the rows: they are gauges the next run replaces)."""
@@ -133,7 +114,9 @@ class BenchMetrics(BenchState):
             latency_counts=list(self.latency_counts),
             latency_sum=self.latency_sum,
             results=self.results,
-            streams=LossTracker(dict(self.streams.positions), self.streams.capacity),
+            streams=LossTracker(
+                dict(self.streams.positions), self.streams.capacity, self.streams.jumps
+            ),
         )
 
     def restore(self, state: BenchState) -> None:
@@ -145,6 +128,7 @@ class BenchMetrics(BenchState):
             self.latency_sum = state.latency_sum
         self.results = state.results
         self.streams.positions = dict(state.streams.positions)
+        self.streams.jumps = state.streams.jumps
 
 
 class BenchCollector(Collector):
@@ -172,7 +156,7 @@ class BenchCollector(Collector):
         yield histogram_family(
             names.BENCH_E2E_LATENCY,
             "Receive time minus event ts of benchmark trades, in seconds.",
-            b.latency_bounds,
+            E2E_BOUNDS,
             b.latency_counts,
             b.latency_sum,
         )
@@ -182,44 +166,47 @@ class BenchCollector(Collector):
 #: Both closed sets in the contract: the number of benchmark series is bounded by
 #: len(BENCH_MODES) * len(BENCH_VARIANTS) per family, whatever run ids arrive.
 _ROW_LABELS = ["mode", "variant"]
-_QUANTILES = (("0.5", "p50_us"), ("0.9", "p90_us"), ("0.99", "p99_us"),
-              ("0.999", "p999_us"), ("1", "max_us"))  # fmt: skip
+_PERCENTILES = tuple((p, f"{p}_us") for p in names.BENCH_PERCENTILES)
 _OUTCOMES = tuple(
     (outcome, outcome) for outcome in ("events", "sent", "dropped", "received", "lost")
 )
 #: The gauges of a row, in exposition order: (name, help, the label they add or None,
-#: (that label's value, the BenchmarkResult field) per sample of a row).
-_ROW_GAUGES: tuple[tuple[str, str, str | None, tuple[tuple[str, str], ...]], ...] = (
+#: (that label's value, the BenchmarkResult field) per sample of a row, the scale).
+_ROW_GAUGES: tuple[tuple[str, str, str | None, tuple[tuple[str, str], ...], float], ...] = (
     (
         names.BENCH_LATENCY,
-        "Per-call latency percentile of a benchmark row (quantile 1 is the max).",
-        "quantile",
-        _QUANTILES,
+        "Per-call latency percentile of a benchmark row, in seconds (max: the largest).",
+        names.BENCH_PERCENTILE_LABEL,
+        _PERCENTILES,
+        1e-6,  # the row's microseconds
     ),
-    (names.BENCH_RATE, "Achieved event rate.", None, (("", "rate"),)),
+    (names.BENCH_RATE, "Achieved event rate.", None, (("", "rate"),), 1.0),
     (
         names.BENCH_TARGET_RATE,
         "Requested event rate; 0 when unpaced.",
         None,
         (("", "target_rate"),),
+        1.0,
     ),
     (
         names.BENCH_EVENTS,
         "Event counts of a benchmark row by outcome; -1 where the mode cannot know.",
         "outcome",
         _OUTCOMES,
+        1.0,
     ),
-    (names.BENCH_ELAPSED, "Wall time of the row.", None, (("", "elapsed_s"),)),
+    (names.BENCH_ELAPSED, "Wall time of the row.", None, (("", "elapsed_s"),), 1.0),
     (
         names.BENCH_FINISHED,
         "When the row finished, epoch seconds.",
         None,
         (("", "finished_at"),),
+        1.0,
     ),
 )
 
 
-def _row_families(rows: dict[tuple[str, str], BenchmarkResult]) -> Iterator[Metric]:
+def _row_families(rows: dict[RowKey, BenchmarkResult]) -> Iterator[Metric]:
     run = InfoMetricFamily(
         names.BENCH_RUN.removesuffix("_info"),
         "The run whose row each (mode, variant) series shows; replaced by the next run.",
@@ -228,14 +215,14 @@ def _row_families(rows: dict[tuple[str, str], BenchmarkResult]) -> Iterator[Metr
     for key, row in rows.items():
         run.add_metric(list(key), {"run_id": row.run_id})
     yield run
-    for name, documentation, label, samples in _ROW_GAUGES:
+    for name, documentation, label, samples, scale in _ROW_GAUGES:
         family = GaugeMetricFamily(
             name, documentation, labels=_ROW_LABELS if label is None else [*_ROW_LABELS, label]
         )
         for key, row in rows.items():
             for value, field_name in samples:
                 labels = list(key) if label is None else [*key, value]
-                family.add_metric(labels, getattr(row, field_name))
+                family.add_metric(labels, getattr(row, field_name) * scale)
         yield family
 
 

@@ -6,20 +6,32 @@ re-raises the signal to whatever handler was there before it started; the handle
 installed here turns that into a clean exit 0, which is what Kubernetes and ``make run``
 expect from a graceful stop.
 
-With a probe port (``TT_SIDECAR_PROBE_PORT``, 0 for none) the one uvicorn server listens
-on two sockets; :class:`trading_sidecar.app.ProbePortOnly` keeps the second one to
-``/healthz`` and ``/readyz``.
+Every listener is opened before anything is served, each failure one line naming the
+address and its setting (exit 1): the ZeroMQ address is tried first (and released: the
+app binds it for real in its lifespan, after the CURVE handler is up), then the HTTP
+port and the probe port (``TT_SIDECAR_PROBE_PORT``, off by default; the chart sets it),
+which is served by a second server on its own thread (``telemetry_contract.http_server``).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 
 import uvicorn
-from telemetry_contract.cli import load_or_exit, new_parser, overlay
+import zmq
+from telemetry_contract.cli import argument_type, load_or_exit, new_parser, overlay
 from telemetry_contract.graceful_exit import exit_zero_on_signals
+from telemetry_contract.http_server import (
+    ListenError,
+    ThreadedServer,
+    announce,
+    listen,
+    server_config,
+)
+from telemetry_contract.settings_source import port, port_or_off, zmq_bind
 
 from trading_sidecar import settings as settings_mod
 from trading_sidecar.app import create_app
@@ -37,9 +49,16 @@ def build_parser(defaults: settings_mod.SidecarSettings) -> argparse.ArgumentPar
         "(docs/configuration.md lists them all).",
         "trading-sidecar",
     )
-    parser.add_argument("--zmq-bind", default=defaults.zmq_bind, help="ZeroMQ PULL bind address")
+    parser.add_argument(
+        "--zmq-bind",
+        type=argument_type(zmq_bind),
+        default=defaults.zmq_bind,
+        help="ZeroMQ PULL bind address",
+    )
     parser.add_argument("--http-host", default=defaults.http_host, help="HTTP listen host")
-    parser.add_argument("--http-port", type=int, default=defaults.http_port, help="HTTP port")
+    parser.add_argument(
+        "--http-port", type=argument_type(port), default=defaults.http_port, help="HTTP port"
+    )
     parser.add_argument(
         "--log-level",
         default=defaults.log_level,
@@ -49,7 +68,7 @@ def build_parser(defaults: settings_mod.SidecarSettings) -> argparse.ArgumentPar
     )
     parser.add_argument(
         "--probe-port",
-        type=int,
+        type=argument_type(port_or_off),
         default=defaults.probe_port,
         help="port answering only /healthz and /readyz (0: none)",
     )
@@ -71,28 +90,53 @@ def main(argv: Sequence[str] | None = None) -> None:
         app = create_app(settings)
     except CurveConfigError as exc:
         parser.error(str(exc))
-    config = uvicorn.Config(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_level=settings.log_level,
-        access_log=False,
-    )
-    sockets = [config.bind_socket()]
-    if settings.probe_port:
-        sockets.append(_probe_config(config, settings.probe_port).bind_socket())
     try:
-        uvicorn.Server(config).run(sockets=sockets)
+        check_zmq_bind(settings.zmq_bind)
+        sock = listen(settings.http_host, settings.http_port, f"{settings_mod.PREFIX}HTTP_PORT")
+        probe_sock = (
+            listen(settings.http_host, settings.probe_port, f"{settings_mod.PREFIX}PROBE_PORT")
+            if settings.probe_port
+            else None
+        )
+    except ListenError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    announce(sock, "/metrics, /healthz, /readyz")
+    probe = None
+    if probe_sock is not None:
+        announce(probe_sock, "/healthz, /readyz (probe port)")
+        probe = ThreadedServer(app.state.probe_app, probe_sock, log_level=settings.log_level)
+        probe.start()
+    try:
+        uvicorn.Server(server_config(app, log_level=settings.log_level)).run(sockets=[sock])
     finally:
-        for sock in sockets:
+        if probe is not None:
+            probe.stop()
+        for opened in (sock, probe_sock):
+            if opened is not None:
+                opened.close()
+
+
+def check_zmq_bind(address: str) -> None:
+    """Bind ``address`` once and let it go, so a taken port is one line naming the setting.
+
+    The app binds it again in its lifespan, after the CURVE handler is up; binding for
+    good here would let peers in before that. A wildcard port (``:*``) cannot clash.
+    """
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        sock = context.socket(zmq.PULL)
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.bind(address)
+        except zmq.ZMQError as exc:
+            raise ListenError(
+                f"cannot bind {address} ({settings_mod.PREFIX}ZMQ_BIND): {exc}"
+            ) from None
+        finally:
             sock.close()
-
-
-def _probe_config(config: uvicorn.Config, port: int) -> uvicorn.Config:
-    """A config used only to bind the probe socket the way uvicorn binds its own."""
-    return uvicorn.Config(
-        config.app, host=config.host, port=port, log_level=config.log_level, access_log=False
-    )
+    finally:
+        context.term()
 
 
 if __name__ == "__main__":

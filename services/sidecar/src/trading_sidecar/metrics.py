@@ -1,22 +1,17 @@
 """The trade series: typed trades in, Prometheus families out, kept as plain numbers.
 
-One ingest path: the receiver hands typed events (already decoded and validated by the
-contract) to :meth:`TradeMetrics.record`, in order, a chunk at a time; nothing here
-ever sees bytes. The receiver thread is the only writer. prometheus_client's Counter
-takes a lock on every ``inc()``; here an event costs a few local updates, written back
-once per chunk, and the lock-free read in ``collect()`` is safe because every key exists
-from start-up (no dict resizes) and the GIL makes each single update atomic. Every label
-value comes from the contract's closed sets, so no input can create a new series.
+The receiver hands typed events (decoded and validated by the contract) to
+:meth:`TradeMetrics.record`, a chunk at a time, from one thread. :func:`tally` is the one
+hot loop: sums in locals, written back once per chunk, so an event costs a few local
+updates instead of prometheus_client's lock per ``inc()``. ``collect()`` reads without a
+lock, safe because every key exists from start-up and every label value comes from the
+contract's closed sets (no input can create a series).
 
-What is not trading traffic is set aside, in order, and handed to ``others`` once per
-chunk: trades from a ``src`` starting with ``BENCH_SOURCE_PREFIX`` (benchmark traffic)
-and benchmark results. They never touch a trade series, so a benchmark run against a
-production sidecar leaves the trading dashboard alone; the app routes them to
-:mod:`trading_sidecar.bench_metrics`, which owns their series.
-
-Loss is counted per (src, stream) with the connection epoch, by the rule in
-docs/contract.md (:class:`LossTracker`). The running totals and the loss table are
-plain data (:class:`MetricsState`), so they can be snapshotted and restored.
+Benchmark trades and results are set aside and handed to ``others`` (the app routes them
+to :mod:`trading_sidecar.bench_metrics`), so a benchmark never touches a trade series.
+Loss is counted per (src, stream) and epoch by one rule, :func:`lost_between`
+(docs/contract.md); totals and the loss table are plain data (:class:`MetricsState`) so
+they can be snapshotted and restored.
 """
 
 from __future__ import annotations
@@ -35,13 +30,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
 from telemetry_contract.errors import Reason
-from telemetry_contract.events import SIDES, Event, Trade
+from telemetry_contract.events import MAX_SEQ_GAP, SIDES, Event, Trade
 
 #: (src, stream) keys whose position is remembered; beyond this the least recently
 #: seen is forgotten, so made-up ``src``/``stream`` values cannot grow memory.
 MAX_TRACKED_STREAMS = 4096
-#: The old name, for readers of the per-src table it replaced.
-MAX_TRACKED_SOURCES = MAX_TRACKED_STREAMS
 E2E_BOUNDS = names.E2E_LATENCY_BUCKETS
 
 #: A (src, stream) key, and its position: (last seq, last epoch).
@@ -49,18 +42,28 @@ StreamKey = tuple[str, int]
 Position = tuple[int, int]
 
 
+#: The one value of the ``reason`` label of ``telemetry_stream_resets_total`` so far.
+SEQ_JUMP = "seq_jump"
+STREAM_RESET_REASONS = (SEQ_JUMP,)
+#: What :func:`lost_between` returns for a gap too large to be loss (a stream reset).
+JUMP = -1
+
+
 def lost_between(last: Position, seq: int, epoch: int) -> int:
     """Events the gap from ``last`` to (``seq``, ``epoch``) says this sidecar lost.
 
     Same epoch, or the very next one (this sidecar saw the previous connection, so no
-    other replica got the gap): a jump in seq is loss. An epoch further ahead means the
-    connections in between went to another replica, which counted them: no loss here.
-    seq at or below the last one (a duplicate, a publisher restart) or an older epoch:
-    start over from it, no loss. Every case re-baselines at (seq, epoch).
+    other replica got the gap): a jump in seq is loss, up to MAX_SEQ_GAP events. A
+    larger jump (seq 0 then 2**53 - 1) is no loss anyone could have: a stream reset,
+    :data:`JUMP`, counted apart. An epoch further ahead means the connections in between
+    went to another replica, which counted them: no loss here. seq at or below the last
+    one (a duplicate, a publisher restart) or an older epoch: start over from it, no
+    loss. Every case re-baselines at (seq, epoch).
     """
     last_seq, last_epoch = last
     if last_epoch <= epoch <= last_epoch + 1 and seq > last_seq + 1:
-        return seq - last_seq - 1
+        gap = seq - last_seq - 1
+        return gap if gap <= MAX_SEQ_GAP else JUMP
     return 0
 
 
@@ -74,6 +77,8 @@ class LossTracker:
 
     positions: dict[StreamKey, Position] = field(default_factory=dict)
     capacity: int = MAX_TRACKED_STREAMS
+    #: Gaps above MAX_SEQ_GAP, taken as stream resets rather than loss.
+    jumps: int = 0
 
     def observe(self, src: str, stream: int, seq: int, epoch: int) -> int:
         """Record one event's position; returns how many events its gap says were lost."""
@@ -81,12 +86,112 @@ class LossTracker:
         key = (src, stream)
         last = positions.pop(key, None)
         if last is None:
-            while len(positions) >= self.capacity:  # the write-back of record() may add one
+            while len(positions) >= self.capacity:  # the write-back of tally() may add one
                 del positions[next(iter(positions))]
             positions[key] = (seq, epoch)
             return 0
         positions[key] = (seq, epoch)
-        return lost_between(last, seq, epoch)
+        return self.gap(last, seq, epoch)
+
+    def gap(self, last: Position, seq: int, epoch: int) -> int:
+        """:func:`lost_between`, with a stream reset counted in :attr:`jumps` as no loss."""
+        lost = lost_between(last, seq, epoch)
+        if lost == JUMP:
+            self.jumps += 1
+            return 0
+        return lost
+
+
+@dataclass(slots=True)
+class Tally:
+    """What :func:`tally` counted in one chunk, for its caller to add to its totals."""
+
+    buys: int
+    sells: int
+    buy_volume: float
+    sell_volume: float
+    #: ts of the last trade counted (the caller's previous value when none was).
+    last_ts: float
+    latency_sum: float
+    lost: int
+
+
+def tally(
+    events: Sequence[Event],
+    received_at: float,
+    streams: LossTracker,
+    latency_counts: list[int],
+    last_ts: float,
+    aside: Callable[[Event], None],
+    aside_prefix: str | None = None,
+) -> Tally:
+    """Count a chunk of events, in order: the one hot loop of trades and benchmark traffic.
+
+    Events that are not trades, and trades whose ``src`` starts with ``aside_prefix``, go
+    to ``aside`` instead. Each trade's e2e latency goes into ``latency_counts`` (a slot
+    per E2E_BOUNDS bound plus +Inf); its seq gap goes through ``streams``, which applies
+    the one loss rule (:func:`lost_between`). Written for the interpreter: sums stay in
+    locals, and so does the position of the stream being followed while consecutive
+    events come from it (the usual case), so the loss table and the prefix test are
+    touched once per run of events; an event that is simply the next one of its stream
+    costs one comparison, and anything else asks the rule.
+    """
+    bounds = E2E_BOUNDS
+    positions = streams.positions
+    buys = sells = lost = 0
+    buy_volume = sell_volume = latency_sum = 0.0
+    slot = bisect_left
+    trade = Trade
+    # The src followed in locals: whether it is set aside, and (when ``f_held``) its
+    # stream's key and position, written back to the table on leaving it.
+    f_src: str | None = None
+    f_aside = f_held = False
+    f_key: StreamKey = ("", 0)
+    f_stream = f_seq = f_epoch = 0
+    for event in events:
+        if type(event) is not trade:
+            aside(event)
+            continue
+        src = event.src
+        if src is not None:
+            if src != f_src:
+                if f_held:
+                    positions[f_key] = (f_seq, f_epoch)
+                    f_held = False
+                f_src = src
+                f_aside = aside_prefix is not None and src.startswith(aside_prefix)
+            if f_aside:
+                aside(event)
+                continue
+            seq = event.seq
+            if seq is not None:
+                stream = event.stream or 0
+                epoch = event.epoch or 0
+                if f_held and stream == f_stream:
+                    if seq != f_seq + 1 or epoch != f_epoch:
+                        lost += streams.gap((f_seq, f_epoch), seq, epoch)
+                else:
+                    if f_held:
+                        positions[f_key] = (f_seq, f_epoch)
+                    lost += streams.observe(src, stream, seq, epoch)
+                    f_key, f_stream, f_held = (src, stream), stream, True
+                f_seq, f_epoch = seq, epoch
+        ts = event.ts
+        latency = received_at - ts
+        if latency < 0.0:  # two hosts' clocks disagree: count it as instant
+            latency = 0.0
+        if event.side == "buy":
+            buys += 1
+            buy_volume += event.qty
+        else:
+            sells += 1
+            sell_volume += event.qty
+        last_ts = ts
+        latency_counts[slot(bounds, latency)] += 1
+        latency_sum += latency
+    if f_held:
+        positions[f_key] = (f_seq, f_epoch)
+    return Tally(buys, sells, buy_volume, sell_volume, last_ts, latency_sum, lost)
 
 
 @dataclass(slots=True)
@@ -121,97 +226,35 @@ class TradeMetrics(MetricsState):
     that are not trading traffic (see the module doc); by default nobody counts them.
     """
 
-    __slots__ = ("latency_bounds", "others")
+    __slots__ = ("others",)
 
     def __init__(self, others: Others | None = None) -> None:
         super().__init__()
-        self.latency_bounds = E2E_BOUNDS
         self.others: Others = others or _uncounted
 
     def record(self, events: Sequence[Event], received_at: float) -> None:
-        """Count decoded events, in order, all received at ``received_at`` (epoch s).
-
-        The hot loop of the sidecar, so it is written for the interpreter: sums are kept
-        in locals and written once; the ``src`` being followed, and the position of its
-        stream, stay in locals while consecutive events come from it (the usual case),
-        so the benchmark-prefix test and the loss table are touched once per run of
-        events, not per event; :func:`lost_between` is inlined.
-        """
-        bounds = self.latency_bounds
-        counts = self.latency_counts
-        streams = self.streams
-        positions = streams.positions
+        """Count decoded events, in order, all received at ``received_at`` (epoch s);
+        benchmark traffic and results are handed to ``others`` once, in order."""
         aside: list[Event] = []
-        set_aside = aside.append
-        buys = sells = lost = 0
-        buy_volume = sell_volume = latency_sum = 0.0
-        last_ts = self.last_trade_ts
-        prefix = BENCH_SOURCE_PREFIX
-        slot = bisect_left
-        trade = Trade
-        # The src followed in locals: whether it is set aside, and (when ``f_held``)
-        # its stream's key and position, written back to the table on leaving it.
-        f_src: str | None = None
-        f_aside = f_held = False
-        f_key: StreamKey = ("", 0)
-        f_stream = f_seq = f_epoch = 0
-        for event in events:
-            if type(event) is not trade:
-                set_aside(event)
-                continue
-            src = event.src
-            if src is not None:
-                if src != f_src:
-                    if f_held:
-                        positions[f_key] = (f_seq, f_epoch)
-                        f_held = False
-                    f_src = src
-                    f_aside = src.startswith(prefix)
-                if f_aside:
-                    set_aside(event)
-                    continue
-                seq = event.seq
-                if seq is not None:
-                    stream = event.stream or 0
-                    epoch = event.epoch or 0
-                    if f_held and stream == f_stream:
-                        if f_epoch <= epoch <= f_epoch + 1 and seq > f_seq + 1:
-                            lost += seq - f_seq - 1
-                    else:
-                        if f_held:
-                            positions[f_key] = (f_seq, f_epoch)
-                        lost += streams.observe(src, stream, seq, epoch)
-                        f_key, f_stream, f_held = (src, stream), stream, True
-                    f_seq, f_epoch = seq, epoch
-            ts = event.ts
-            latency = received_at - ts
-            if latency < 0.0:  # two hosts' clocks disagree: count it as instant
-                latency = 0.0
-            if event.side == "buy":
-                buys += 1
-                buy_volume += event.qty
-            else:
-                sells += 1
-                sell_volume += event.qty
-            last_ts = ts
-            counts[slot(bounds, latency)] += 1
-            latency_sum += latency
-        if f_held:
-            positions[f_key] = (f_seq, f_epoch)
+        counted = tally(
+            events,
+            received_at,
+            self.streams,
+            self.latency_counts,
+            self.last_trade_ts,
+            aside.append,
+            BENCH_SOURCE_PREFIX,
+        )
         trades, volume = self.trades, self.volume
-        trades["buy"] += buys
-        trades["sell"] += sells
-        volume["buy"] += buy_volume
-        volume["sell"] += sell_volume
-        self.last_trade_ts = last_ts
-        self.latency_sum += latency_sum
-        self.lost += lost
+        trades["buy"] += counted.buys
+        trades["sell"] += counted.sells
+        volume["buy"] += counted.buy_volume
+        volume["sell"] += counted.sell_volume
+        self.last_trade_ts = counted.last_ts
+        self.latency_sum += counted.latency_sum
+        self.lost += counted.lost
         if aside:
             self.others(aside, received_at)
-
-    def record_trade(self, event: Trade, received_at: float) -> None:
-        """One trade: :meth:`record` of a one-event chunk (tests, the HTTP path)."""
-        self.record((event,), received_at)
 
     def record_invalid(self, reason: Reason) -> None:
         self.invalid[reason.value] += 1
@@ -227,7 +270,9 @@ class TradeMetrics(MetricsState):
             lost=self.lost,
             latency_counts=list(self.latency_counts),
             latency_sum=self.latency_sum,
-            streams=LossTracker(dict(self.streams.positions), self.streams.capacity),
+            streams=LossTracker(
+                dict(self.streams.positions), self.streams.capacity, self.streams.jumps
+            ),
         )
 
     def restore(self, state: MetricsState) -> None:
@@ -244,6 +289,7 @@ class TradeMetrics(MetricsState):
             self.latency_counts[:] = state.latency_counts
             self.latency_sum = state.latency_sum
         self.streams.positions = dict(state.streams.positions)
+        self.streams.jumps = state.streams.jumps
 
 
 class TradeCollector(Collector):
@@ -289,10 +335,18 @@ class TradeCollector(Collector):
             "Events a publisher sent that never arrived, from gaps in seq per (src, stream).",
             value=m.lost,
         )
+        resets = CounterMetricFamily(
+            names.STREAM_RESETS,
+            "Streams started over from an event instead of counting its gap as loss, by "
+            f"reason; seq_jump: a seq gap above {MAX_SEQ_GAP} (no loss anyone could have).",
+            labels=["reason"],
+        )
+        resets.add_metric([SEQ_JUMP], m.streams.jumps)
+        yield resets
         yield histogram_family(
             names.E2E_LATENCY,
             "Receive time minus event ts: publish-to-sidecar latency, in seconds.",
-            m.latency_bounds,
+            E2E_BOUNDS,
             m.latency_counts,
             m.latency_sum,
         )

@@ -21,7 +21,7 @@ import zmq
 from telemetry_contract.codec import decode_frames, decode_into
 from telemetry_contract.errors import InvalidMessage, Reason
 from telemetry_contract.events import Event
-from telemetry_contract.transport import DEFAULT_RCVHWM
+from telemetry_contract.transport import DEFAULT_RCVHWM, Heartbeat
 
 from trading_sidecar.log_throttle import ThrottledRejectLog
 from trading_sidecar.metrics import TradeMetrics
@@ -48,6 +48,7 @@ class Receiver:
         poll_ms: int = 100,
         configure: Callable[[zmq.Socket[bytes]], None] | None = None,
         checkpoint: Callable[[], None] | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.address = address
         self.metrics = metrics
@@ -58,6 +59,8 @@ class Receiver:
         self._configure = configure
         #: Runs between drains, where totals and loss positions agree (state.py snapshots).
         self._checkpoint = checkpoint
+        #: ZMTP heartbeats on the PULL socket: a publisher whose link froze is dropped.
+        self._heartbeat = heartbeat
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._socket: zmq.Socket[bytes] | None = None
@@ -70,7 +73,11 @@ class Receiver:
     def start(self) -> None:
         """Bind in the caller's thread, so a taken port fails start-up loudly."""
         self._socket = pull_socket(
-            self._context, self.address, rcvhwm=self._rcvhwm, configure=self._configure
+            self._context,
+            self.address,
+            rcvhwm=self._rcvhwm,
+            configure=self._configure,
+            heartbeat=self._heartbeat,
         )
         self.bound_address = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.heartbeat = time.monotonic()

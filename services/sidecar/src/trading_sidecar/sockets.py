@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import zmq
-from telemetry_contract.transport import DEFAULT_RCVHWM, ZMQ_MAX_MSG_BYTES
+from telemetry_contract.transport import DEFAULT_RCVHWM, ZMQ_MAX_MSG_BYTES, Heartbeat
 
 
 def pull_socket(
@@ -19,6 +19,7 @@ def pull_socket(
     rcvhwm: int = DEFAULT_RCVHWM,
     max_msg_bytes: int = ZMQ_MAX_MSG_BYTES,
     configure: Callable[[zmq.Socket[bytes]], None] | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> zmq.Socket[bytes]:
     """A bound PULL socket whose libzmq layer refuses absurdly large frames outright.
 
@@ -29,7 +30,21 @@ def pull_socket(
     sock.setsockopt(zmq.RCVHWM, rcvhwm)
     sock.setsockopt(zmq.MAXMSGSIZE, max_msg_bytes)
     sock.setsockopt(zmq.LINGER, 0)
+    apply_heartbeat(sock, heartbeat)
     if configure is not None:
         configure(sock)
     sock.bind(address)
     return sock
+
+
+def apply_heartbeat(sock: zmq.Socket[bytes], heartbeat: Heartbeat | None) -> None:
+    """ZMQ_HEARTBEAT_IVL/_TIMEOUT/_TTL on ``sock``; before connect/bind, or they do not apply.
+
+    ``None`` or a zero interval leaves heartbeats off (libzmq's default): a dead peer is
+    then noticed only when the kernel gives up on the TCP connection.
+    """
+    if heartbeat is None or not heartbeat.interval_ms:
+        return
+    sock.setsockopt(zmq.HEARTBEAT_IVL, heartbeat.interval_ms)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, heartbeat.timeout_ms)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, heartbeat.ttl_ms)

@@ -1,49 +1,47 @@
 """Counts that survive a restart: a snapshot file in ``TT_SIDECAR_STATE_DIR``.
 
-What is saved is a :class:`Snapshot`: the trade counts
-(:class:`trading_sidecar.metrics.MetricsState`) and the benchmark traffic counts
-(:class:`trading_sidecar.bench_metrics.BenchState`), each a set of running totals and a
-loss table (last ``seq``/``epoch`` per ``(src, stream)``). Saving totals and positions together,
-taken at one instant, is what makes a crash exact: events the dead process counted
-after its last snapshot are forgotten with it, and when the publisher reconnects
-(``epoch`` + 1) the restored position shows them as a seq gap, so counted + lost still
-equals sent.
+A :class:`Snapshot` holds the trade counts and the benchmark counts, each with its loss
+table (last ``seq``/``epoch`` per ``(src, stream)``), taken at one instant: that is what
+makes a crash exact, since events counted after the last snapshot reappear as a seq gap
+when the publisher reconnects, so counted + lost still equals sent.
 
-When a snapshot is taken:
-- once a second (``interval_s``), by the receive loop between two drains, so the copy
-  never sees half of a chunk: totals and positions always agree;
-- before every ``/metrics`` answer (:meth:`StateKeeper.sync`): the response waits until
-  a snapshot taken *after* its numbers were read is on disk, so Prometheus never sees a
-  value the sidecar could forget. After a ``kill -9`` the counters resume at or above the
-  last scraped value and ``rate()`` sees no counter reset;
-- on SIGTERM, after the last queued frame is counted (:meth:`StateKeeper.close`).
-
-Writes are atomic: a temporary file in the same folder, fsync, rename over the old one,
-fsync of the folder. Copying the state is done in the receive loop (it is the only
-writer of the numbers); encoding and disk I/O happen on a writer thread of their own.
-
-A snapshot that is missing, truncated, corrupt, or from another format means starting
-from zero with one warning, never a crash: the first line carries a format version and
-the SHA-256 of the body, and every field is checked before anything is restored.
+Snapshots are taken once a second by the receive loop (between two drains, so totals and
+positions agree), before every ``/metrics`` answer (so Prometheus never sees a value the
+sidecar could forget), and on SIGTERM. Writes are atomic (temp file, fsync, rename), on
+a writer thread of their own. A snapshot that cannot be trusted is never a crash: it is
+decoded by typed msgspec Structs, and a bad one is moved aside, logged once, counted in
+``telemetry_state_restore_failures_total{reason}``, and the sidecar starts from zero.
+Failing writes are counted (``telemetry_state_write_failures_total``) and stop /metrics
+from waiting on them. docs/operations.md has the operator's side of this.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Final
 
+import msgspec
+from msgspec import Meta
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+from telemetry_contract import metric_names as names
 from telemetry_contract.codec import BENCH_SOURCE_PREFIX
+from telemetry_contract.events import MAX_SAFE_INT, MAX_SOURCE_LEN
 
 from trading_sidecar.bench_metrics import BenchMetrics, BenchState
-from trading_sidecar.metrics import LossTracker, MetricsState, TradeMetrics
+from trading_sidecar.metrics import (
+    MAX_TRACKED_STREAMS,
+    LossTracker,
+    MetricsState,
+    TradeMetrics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +54,65 @@ DEFAULT_INTERVAL_S = 1.0
 DEFAULT_SYNC_TIMEOUT_S = 0.5
 #: At most one "cannot write" log line per this many seconds.
 ERROR_LOG_INTERVAL_S = 30.0
+#: A snapshot is a few hundred KB at most (8,192 loss-table keys); a larger file is not one.
+MAX_STATE_BYTES = 16 * 1024 * 1024
+#: Bad snapshots kept beside the state file (``<name>.bad-<time>``); older ones go.
+KEEP_BAD = 5
 
 
 class StateError(ValueError):
-    """The snapshot file cannot be trusted; the message says why."""
+    """The snapshot file cannot be trusted; ``reason`` (STATE_RESTORE_REASONS) says how."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 # --- the file format -----------------------------------------------------------------
+
+#: Counts: integers, never negative; int64 is what msgspec reads without loss.
+Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+#: Sums and timestamps: finite (JSON has no NaN, and 1e400 is out of range), never negative.
+Total = Annotated[float, Meta(ge=0.0)]
+Label = Annotated[str, Meta(max_length=64)]
+#: One slot per latency bound plus +Inf; more than 64 is no histogram of ours.
+Slots = Annotated[list[Count], Meta(max_length=64)]
+Position = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
+Source = Annotated[str, Meta(min_length=1, max_length=MAX_SOURCE_LEN)]
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True):
+    """The snapshot's body, as the file holds it: every value typed and bounded.
+
+    Unknown keys are refused rather than skipped, so there is nothing a parser would
+    recurse into: ``[`` nested 100,000 deep fails at its first bracket.
+    """
+
+    trades: Annotated[dict[Label, Count], Meta(max_length=16)]
+    volume: Annotated[dict[Label, Total], Meta(max_length=16)]
+    last_trade_ts: Total
+    received: Count
+    invalid: Annotated[dict[Label, Count], Meta(max_length=128)]
+    lost: Count
+    latency_counts: Slots
+    latency_sum: Total
+    bench_trades: Count
+    bench_lost: Count
+    bench_latency_counts: Slots
+    bench_latency_sum: Total
+    bench_results: Count
+    #: ``[src, stream, seq, epoch]``, trading keys then benchmark keys, each oldest first.
+    streams: Annotated[
+        list[tuple[Source, Position, Position, Position]],
+        Meta(max_length=2 * MAX_TRACKED_STREAMS),
+    ]
+    #: Seq jumps taken as stream resets (absent in files written before they were counted).
+    stream_resets: Count = 0
+    bench_stream_resets: Count = 0
+
+
+_DECODE_BODY: Final = msgspec.json.Decoder(Body).decode
+_ENCODE_BODY: Final = msgspec.json.Encoder().encode
 
 
 @dataclass(slots=True)
@@ -79,31 +129,31 @@ def encode(snapshot: Snapshot) -> bytes:
     The two loss tables share the ``streams`` list (trading keys first, then benchmark
     keys, each oldest first); a key's ``src`` prefix says which table it goes back to."""
     state, bench = snapshot.trading, snapshot.bench
-    body = json.dumps(
-        {
-            "trades": state.trades,
-            "volume": state.volume,
-            "last_trade_ts": state.last_trade_ts,
-            "received": state.received,
-            "invalid": state.invalid,
-            "lost": state.lost,
-            "latency_counts": state.latency_counts,
-            "latency_sum": state.latency_sum,
-            "bench_trades": bench.trades,
-            "bench_lost": bench.lost,
-            "bench_latency_counts": bench.latency_counts,
-            "bench_latency_sum": bench.latency_sum,
-            "bench_results": bench.results,
+    body = _ENCODE_BODY(
+        Body(
+            trades=state.trades,
+            volume=state.volume,
+            last_trade_ts=state.last_trade_ts,
+            received=state.received,
+            invalid=state.invalid,
+            lost=state.lost,
+            latency_counts=state.latency_counts,
+            latency_sum=state.latency_sum,
+            bench_trades=bench.trades,
+            bench_lost=bench.lost,
+            bench_latency_counts=bench.latency_counts,
+            bench_latency_sum=bench.latency_sum,
+            bench_results=bench.results,
             # Oldest first, as the LRU tables order them, so the order survives too.
-            "streams": [
-                [src, stream, seq, epoch]
+            streams=[
+                (src, stream, seq, epoch)
                 for table in (state.streams, bench.streams)
                 for (src, stream), (seq, epoch) in table.positions.items()
             ],
-        },
-        separators=(",", ":"),
-        allow_nan=False,
-    ).encode()
+            stream_resets=state.streams.jumps,
+            bench_stream_resets=bench.streams.jumps,
+        )
+    )
     digest = hashlib.sha256(body).hexdigest()
     return f"{MAGIC} {VERSION} {digest}\n".encode() + body
 
@@ -112,71 +162,45 @@ def decode(data: bytes) -> Snapshot:
     """The state in ``data``; :class:`StateError` for anything short of a valid snapshot."""
     header, newline, body = data.partition(b"\n")
     if not newline:
-        raise StateError("no header line (truncated?)")
+        raise StateError("header", "no header line (truncated?)")
     parts = header.decode("ascii", "replace").split(" ")
     if len(parts) != 3 or parts[0] != MAGIC:
-        raise StateError("not a sidecar state file")
+        raise StateError("header", "not a sidecar state file")
     if parts[1] != str(VERSION):
-        raise StateError(f"format version {parts[1]}, this sidecar reads {VERSION}")
+        raise StateError("header", f"format version {parts[1]}, this sidecar reads {VERSION}")
     if hashlib.sha256(body).hexdigest() != parts[2]:
-        raise StateError("checksum mismatch (truncated or corrupt)")
+        raise StateError("checksum", "checksum mismatch (truncated or corrupt)")
     try:
-        raw = json.loads(body)
-        return _state_from(raw)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise StateError(f"unreadable content: {exc}") from None
+        raw = _DECODE_BODY(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise StateError("content", f"unusable content: {str(exc)[:200]}") from None
+    return _state_from(raw)
 
 
-def _count(value: Any, what: str) -> int:
-    if type(value) is not int or value < 0:
-        raise StateError(f"{what}: expected a count, got {value!r}")
-    return value
-
-
-def _number(value: Any, what: str) -> float:
-    if type(value) not in (int, float) or not math.isfinite(value):
-        raise StateError(f"{what}: expected a finite number, got {value!r}")
-    return float(value)
-
-
-def _counts(value: Any, what: str) -> dict[str, int]:
-    if not isinstance(value, dict):
-        raise StateError(f"{what}: expected an object")
-    return {str(k): _count(v, f"{what}.{k}") for k, v in value.items()}
-
-
-def _state_from(raw: Any) -> Snapshot:
-    if not isinstance(raw, dict):
-        raise StateError("expected an object")
-    volume = raw["volume"]
-    if not isinstance(volume, dict):
-        raise StateError("volume: expected an object")
+def _state_from(raw: Body) -> Snapshot:
     positions: dict[tuple[str, int], tuple[int, int]] = {}
     bench_positions: dict[tuple[str, int], tuple[int, int]] = {}
-    for item in raw["streams"]:
-        if not (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str)):
-            raise StateError(f"streams: bad entry {item!r}")
-        src, stream, seq, epoch = item
+    for src, stream, seq, epoch in raw.streams:
         table = bench_positions if src.startswith(BENCH_SOURCE_PREFIX) else positions
-        table[(src, _count(stream, "stream"))] = (_count(seq, "seq"), _count(epoch, "epoch"))
+        table[(src, stream)] = (seq, epoch)
     trading = MetricsState(
-        trades=_counts(raw["trades"], "trades"),
-        volume={str(k): _number(v, f"volume.{k}") for k, v in volume.items()},
-        last_trade_ts=_number(raw["last_trade_ts"], "last_trade_ts"),
-        received=_count(raw["received"], "received"),
-        invalid=_counts(raw["invalid"], "invalid"),
-        lost=_count(raw["lost"], "lost"),
-        latency_counts=[_count(v, "latency_counts") for v in raw["latency_counts"]],
-        latency_sum=_number(raw["latency_sum"], "latency_sum"),
-        streams=LossTracker(positions),
+        trades=raw.trades,
+        volume=raw.volume,
+        last_trade_ts=raw.last_trade_ts,
+        received=raw.received,
+        invalid=raw.invalid,
+        lost=raw.lost,
+        latency_counts=raw.latency_counts,
+        latency_sum=raw.latency_sum,
+        streams=LossTracker(positions, jumps=raw.stream_resets),
     )
     bench = BenchState(
-        trades=_count(raw["bench_trades"], "bench_trades"),
-        lost=_count(raw["bench_lost"], "bench_lost"),
-        latency_counts=[_count(v, "bench_latency_counts") for v in raw["bench_latency_counts"]],
-        latency_sum=_number(raw["bench_latency_sum"], "bench_latency_sum"),
-        results=_count(raw["bench_results"], "bench_results"),
-        streams=LossTracker(bench_positions),
+        trades=raw.bench_trades,
+        lost=raw.bench_lost,
+        latency_counts=raw.bench_latency_counts,
+        latency_sum=raw.bench_latency_sum,
+        results=raw.bench_results,
+        streams=LossTracker(bench_positions, jumps=raw.bench_stream_resets),
     )
     return Snapshot(trading, bench)
 
@@ -200,27 +224,63 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(folder)
 
 
-def load(path: Path) -> Snapshot | None:
-    """The snapshot at ``path``; ``None``, with one warning saying why, when there is none
-    to trust (missing, unreadable, truncated, corrupt, another format)."""
+def read(path: Path) -> Snapshot | None:
+    """The snapshot at ``path``, ``None`` when there is none; StateError when it is bad."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_STATE_BYTES + 1)
     except FileNotFoundError:
-        log.warning("no state snapshot at %s: counting from zero", path)
         return None
-    except OSError as exc:
-        log.warning("cannot read the state snapshot %s (%s): counting from zero", path, exc)
-        return None
+    except OSError as exc:  # a folder where the file should be, no permission, I/O error
+        raise StateError("unreadable", f"cannot read it ({exc})") from None
+    if len(data) > MAX_STATE_BYTES:
+        raise StateError("content", f"larger than {MAX_STATE_BYTES} bytes")
+    return decode(data)
+
+
+def move_aside(path: Path) -> Path | None:
+    """Rename a bad snapshot to ``<name>.bad-<ns>`` (kept for inspection; the newest
+    KEEP_BAD stay). ``None`` when even that fails: the next write replaces it anyway."""
+    target = path.with_name(f"{path.name}.bad-{time.time_ns()}")
     try:
-        return decode(data)
-    except StateError as exc:
-        log.warning(
-            "state snapshot %s is not usable (%s): ignoring it and counting from zero; "
-            "it is overwritten by the next snapshot",
-            path,
-            exc,
-        )
+        path.rename(target)
+    except OSError as exc:
+        log.error("cannot move the bad state snapshot %s aside: %s", path, exc)
         return None
+    kept = sorted(path.parent.glob(f"{path.name}.bad-*"), key=lambda p: p.name)
+    for old in kept[:-KEEP_BAD]:
+        try:
+            if old.is_dir():
+                continue  # a folder someone left there: not ours to delete
+            old.unlink()
+        except OSError:
+            pass
+    return target
+
+
+def set_aside(path: Path, exc: StateError) -> None:
+    """A bad snapshot: moved aside, and the one warning that says why and where it is."""
+    moved = move_aside(path)
+    log.warning(
+        "state snapshot %s is not usable (%s: %s): counting from zero; %s",
+        path,
+        exc.reason,
+        exc,
+        f"it is kept as {moved.name}" if moved else "it could not be moved aside",
+    )
+
+
+def load(path: Path) -> Snapshot | None:
+    """The snapshot at ``path``, or ``None`` with one warning saying why: there is none,
+    or it is bad (then it is moved aside, see :func:`set_aside`)."""
+    try:
+        snapshot = read(path)
+    except StateError as exc:
+        set_aside(path, exc)
+        return None
+    if snapshot is None:
+        log.warning("no state snapshot at %s: counting from zero", path)
+    return snapshot
 
 
 # --- taking snapshots while the sidecar runs -------------------------------------------
@@ -259,15 +319,30 @@ class StateKeeper:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._last_error_log = 0.0
-        #: Snapshots written and write failures, for tests and the log.
+        #: Requests covered by a write attempt that failed; True while writes fail.
+        self._attempted = 0
+        self.failing = False
+        #: Snapshots written and write failures (exported: STATE_WRITE_FAILURES).
         self.writes = 0
         self.failures = 0
+        #: Bad snapshots found at start, by reason (exported: STATE_RESTORE_FAILURES).
+        self.restore_failures = dict.fromkeys(names.STATE_RESTORE_REASONS, 0)
 
     def restore(self) -> bool:
         """Continue from the snapshot, if one can be trusted; True when restored."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        snapshot = load(self.path)
+        try:
+            snapshot = read(self.path)
+        except StateError as exc:
+            set_aside(self.path, exc)
+            self.restore_failures[exc.reason] += 1
+            return False
+        except Exception as exc:  # nothing a file holds may stop the start: same handling
+            set_aside(self.path, StateError("content", f"unexpected {exc!r}"))
+            self.restore_failures["content"] += 1
+            return False
         if snapshot is None:
+            log.warning("no state snapshot at %s: counting from zero", self.path)
             return False
         state = snapshot.trading
         self._metrics.restore(state)
@@ -304,13 +379,25 @@ class StateKeeper:
             self._cond.notify_all()
 
     def sync(self, timeout_s: float = DEFAULT_SYNC_TIMEOUT_S) -> bool:
-        """Wait until a snapshot taken after this call is on disk; False on timeout."""
+        """Wait until a snapshot taken after this call is on disk; False if none will be.
+
+        While writes fail (the last attempt failed) this returns False at once: waiting
+        would only make every scrape slow and would not make the numbers safer. The
+        guarantee lapses then, and says so: ``telemetry_state_write_failures_total``
+        grows once a second (the writer keeps trying), which the alert rules watch.
+        A write that fails while a request waits ends the wait as well.
+        """
         with self._cond:
+            if self.failing:
+                return False
             self._wanted += 1
             target = self._wanted
         self._request.set()
         with self._cond:
-            return self._cond.wait_for(lambda: self._written >= target, timeout_s)
+            self._cond.wait_for(
+                lambda: self._written >= target or self._attempted >= target, timeout_s
+            )
+            return self._written >= target
 
     def close(self) -> None:
         """Write the final snapshot (the receive loop has stopped) and stop the writer."""
@@ -346,13 +433,54 @@ class StateKeeper:
         try:
             write_atomic(self.path, encode(state))
         except Exception as exc:  # a full disk must not stop counting: log, keep trying
-            self.failures += 1
             now = time.monotonic()
             if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
                 self._last_error_log = now
                 log.error("cannot write the state snapshot %s: %s", self.path, exc)
+            with self._cond:
+                self.failures += 1
+                self.failing = True
+                self._attempted = max(self._attempted, covers)
+                self._cond.notify_all()
             return
-        self.writes += 1
         with self._cond:
+            self.writes += 1
+            self.failing = False
             self._written = max(self._written, covers)
+            self._attempted = max(self._attempted, covers)
             self._cond.notify_all()
+
+
+class StateCollector(Collector):
+    """The snapshot's own health: write failures, and bad snapshots found at start.
+
+    Registered whether or not a state folder is set (zeros without one), so the
+    alert rules and dashboards see the same series on every sidecar.
+    """
+
+    def __init__(self, keeper: StateKeeper | None) -> None:
+        self._keeper = keeper
+
+    def collect(self) -> Iterator[Metric]:
+        keeper = self._keeper
+        yield CounterMetricFamily(
+            names.STATE_WRITE_FAILURES,
+            "State snapshot writes that failed; while they fail, /metrics answers without "
+            "waiting for a snapshot on disk (a restart may then lose counts already scraped).",
+            value=keeper.failures if keeper else 0,
+        )
+        restores = CounterMetricFamily(
+            names.STATE_RESTORE_FAILURES,
+            "State snapshots found unusable at start (moved aside, counting from zero), by reason.",
+            labels=["reason"],
+        )
+        for reason in names.STATE_RESTORE_REASONS:
+            restores.add_metric([reason], keeper.restore_failures[reason] if keeper else 0)
+        yield restores
+
+
+def register_state(keeper: StateKeeper | None, registry: CollectorRegistry) -> StateCollector:
+    """Expose the snapshot's health in ``registry`` (zeros when no state folder is set)."""
+    collector = StateCollector(keeper)
+    registry.register(collector)
+    return collector

@@ -1,0 +1,187 @@
+"""Frames a hostile sender writes, each against the promise docs/contract.md makes.
+
+Every frame goes through both entry points the sidecar has: :func:`decode` and the
+receive loop's :func:`decode_frames` (with its own fast path), single and batch. The
+nesting limit is also tried from a deep call stack and from a thread with a small
+stack, where a parser that recurses on the interpreter's stack would answer otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+
+import pytest
+from telemetry_contract import InvalidMessage, Reason, Trade, decode
+from telemetry_contract.codec import decode_frames
+from telemetry_contract.events import Event
+from telemetry_contract.transport import MAX_NESTING_DEPTH
+
+NOW = 1_700_000_000.0
+GOOD = b'{"type":"trade","side":"buy","qty":2,"ts":1700000000,"src":"p","seq":1'
+
+
+def trade(extra: bytes = b"") -> bytes:
+    return GOOD + extra + b"}"
+
+
+def outcome(frame: bytes) -> tuple[list[Event], list[str]]:
+    """decode's answer, checked equal to decode_frames' answer for the same frame."""
+    try:
+        decoded = decode(frame, NOW)
+        result = (decoded.events, [r.reason.value for r in decoded.rejects])
+    except InvalidMessage as exc:
+        result = ([], [exc.reason.value])
+    events: list[Event] = []
+    rejects = decode_frames([frame], events, NOW)
+    assert (events, [r.reason.value for r in rejects]) == result
+    return result
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        trade(b',"note":"\xff"'),  # inside a string nobody reads
+        trade(b',"n\xc3":1'),  # inside an unknown key (a cut-off two-byte sequence)
+        trade(b',"note":"\xed\xa0\x80"'),  # a surrogate written as UTF-8
+        trade(b',"note":"\xc0\xaf"'),  # an overlong "/"
+        GOOD.replace(b'"p"', b'"p\xff"') + b"}",  # in src itself
+    ],
+)
+def test_invalid_utf8_anywhere_is_not_utf8(frame: bytes) -> None:
+    assert outcome(frame) == ([], ["not_utf8"])
+    # In a batch it refuses the whole frame: the bytes, not one item, break the rule.
+    assert outcome(b"[" + trade() + b"," + frame + b"]") == ([], ["not_utf8"])
+
+
+def test_valid_utf8_in_an_unknown_field_is_fine() -> None:
+    events, rejects = outcome(trade(',"note":"café ✓"'.encode()))
+    assert len(events) == 1 and not rejects
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        (b'"qty":-1', b'"qty":2'),  # the last is good: it does not win
+        (b'"qty":2', b'"qty":-1'),  # the first is good: it does not win either
+        (b'"side":"buy"', b'"side":"sell"'),  # both good: still no guessing
+        (b'"seq":1', b'"s\\u0065q":2'),  # the same key once unescaped
+        (b'"type":"trade"', b'"type":"trade"'),
+    ],
+)
+def test_duplicate_keys_are_refused_whichever_value_is_good(first: bytes, last: bytes) -> None:
+    frame = b'{"type":"trade","side":"buy","qty":1,"ts":1700000000,' + first + b"," + last + b"}"
+    assert outcome(frame) == ([], ["duplicate_key"])
+    # In a batch, the item alone: the good items around it still count.
+    batch = b"[" + trade() + b"," + frame + b"," + trade() + b"]"
+    events, rejects = outcome(batch)
+    assert len(events) == 2 and rejects == ["duplicate_key"]
+
+
+def test_duplicate_keys_deep_inside_an_unknown_field_are_refused_too() -> None:
+    assert outcome(trade(b',"x":[{"a":1,"b":{"c":1,"c":2}}]')) == ([], ["duplicate_key"])
+    # Equal keys in different objects are not duplicates.
+    events, _ = outcome(trade(b',"x":[{"a":1},{"a":1}],"y":{"a":1}'))
+    assert len(events) == 1
+
+
+def nested(depth: int) -> bytes:
+    """A trade whose unknown field makes the frame exactly ``depth`` levels deep."""
+    inner = depth - 1  # the trade object itself is level 1
+    return trade(b',"x":' + b"[" * inner + b"]" * inner)
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING_DEPTH - 1, MAX_NESTING_DEPTH])
+def test_nesting_up_to_the_limit_decodes(depth: int) -> None:
+    events, rejects = outcome(nested(depth))
+    assert len(events) == 1 and not rejects
+    events, rejects = outcome(b"[" + nested(depth - 1) + b"]")  # the batch adds a level
+    assert len(events) == 1 and not rejects
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING_DEPTH + 1, 500, 5000, 100_000])
+def test_nesting_beyond_the_limit_is_malformed_json(depth: int) -> None:
+    assert outcome(nested(depth)) == ([], ["malformed_json"])
+    assert outcome(b"[" + nested(depth) + b"]") == ([], ["malformed_json"])
+    assert outcome(b"[" * depth + b"]" * depth) == ([], ["malformed_json"])
+
+
+def at_stack_depth(spare: int, call: Callable[[], object]) -> object:
+    """``call()`` run with only ``spare`` Python frames left before the recursion limit."""
+    depth = 0
+    frame = sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back  # type: ignore[assignment]
+
+    def dive(n: int) -> object:
+        return call() if n <= 0 else dive(n - 1)
+
+    return dive(sys.getrecursionlimit() - depth - spare)
+
+
+def in_small_thread(call: Callable[[], object]) -> object:
+    result: list[object] = []
+    old = threading.stack_size(1024 * 1024)
+    try:
+        worker = threading.Thread(target=lambda: result.append(call()))
+        worker.start()
+        worker.join()
+    finally:
+        threading.stack_size(old)
+    return result[0]
+
+
+@pytest.mark.parametrize("depth", [3, MAX_NESTING_DEPTH, MAX_NESTING_DEPTH + 1, 300, 900])
+def test_the_answer_does_not_depend_on_the_callers_stack(depth: int) -> None:
+    """Once: 1 trade from a script, 0 trades + malformed_json inside the sidecar."""
+    frame = b"[" + nested(depth - 1) + b"," + trade() + b"]"
+
+    def answer() -> object:
+        return outcome(frame)
+
+    here = answer()
+    assert at_stack_depth(60, answer) == here
+    assert in_small_thread(answer) == here
+    if depth <= MAX_NESTING_DEPTH:
+        assert len(here[0]) == 2  # type: ignore[index]
+    else:
+        assert here == ([], ["malformed_json"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        (b"side", b"1e309", Reason.WRONG_TYPE),
+        (b"side", b"-1e309", Reason.WRONG_TYPE),
+        (b"side", b"9" * 400, Reason.WRONG_TYPE),
+        (b"src", b"1e309", Reason.WRONG_TYPE),
+        (b"src", b"true", Reason.WRONG_TYPE),
+        (b"type", b"1e309", Reason.WRONG_TYPE),
+        (b"seq", b"1e309", Reason.WRONG_TYPE),  # not an integer literal, as 1.5 is not
+        (b"epoch", b"-1e309", Reason.WRONG_TYPE),
+        (b"qty", b"1e309", Reason.INVALID_QTY),  # a number field: out of range
+        (b"ts", b"1e309", Reason.INVALID_TS),
+    ],
+)
+def test_non_string_values_of_string_fields_are_wrong_type(
+    field: bytes, value: bytes, reason: Reason
+) -> None:
+    frame = b'{"type":"trade","side":"buy","qty":1,"ts":1700000000,"src":"p","seq":1,"epoch":0}'
+    start = frame.index(b'"%s":' % field) + len(field) + 3
+    end = min(i for i in (frame.find(b",", start), frame.find(b"}", start)) if i >= 0)
+    bad = frame[:start] + value + frame[end:]
+    assert outcome(bad) == ([], [reason.value])
+    events, rejects = outcome(b"[" + trade() + b"," + bad + b"]")  # an item: same reason
+    assert len(events) == 1 and rejects == [reason.value]
+
+
+def test_fast_path_keeps_plain_frames_exact() -> None:
+    """The plain-frame test does not send good frames the slow way for no reason: the
+    publisher's own frames and msgspec's come out as the same Trade either way."""
+    one = Trade("sell", 2.5, NOW, "desk-1", 7, stream=3, epoch=1)
+    frame = b'{"type":"trade","side":"sell","qty":2.5,"ts":1700000000.0,"src":"desk-1",'
+    frame += b'"seq":7,"stream":3,"epoch":1}'
+    assert outcome(frame) == ([one], [])
+    assert outcome(b"[" + frame + b"," + frame + b"]") == ([one, one], [])
