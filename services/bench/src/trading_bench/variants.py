@@ -53,7 +53,8 @@ class Variant:
 def floor(
     ctx: zmq.Context[zmq.Socket[bytes]], address: str, trades: list[tuple[str, float]]
 ) -> Variant:
-    """Raw ``send`` of frames encoded before timing, on a socket set up like the client's."""
+    """Raw ``send`` of frames encoded before timing, on a plain PUSH socket (the contract's
+    HWM and linger; ``IMMEDIATE`` and CURVE are the client's own, see ``client_socket``)."""
     sock = push_socket(ctx, address)
     encode = TradeEncoder(BENCH_SOURCE_PREFIX + "floor")
     now = time.time()

@@ -21,7 +21,7 @@ from telemetry_contract.transport import Heartbeat
 
 from trading_publisher import zmq_direct
 from trading_publisher.options import CurveKeys
-from trading_publisher.sockets import apply_heartbeat
+from trading_publisher.sockets import client_socket
 
 DONTWAIT: Final = zmq_direct.ZMQ_DONTWAIT
 _PEER_EVENTS: Final = zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED
@@ -88,17 +88,13 @@ class Streams:
         self.send = self._send_direct if self._direct is not None else self._send_pyzmq
 
     def _open(self, address: str, curve: CurveKeys | None) -> Stream:
-        sock = self._context.socket(zmq.PUSH)
-        sock.setsockopt(zmq.SNDHWM, self.sndhwm)
-        sock.setsockopt(zmq.LINGER, self.linger_ms)
-        # Queue only on a live connection: a frame never outlives its connection to
-        # reach the next peer under an old epoch (docs/contract.md).
-        sock.setsockopt(zmq.IMMEDIATE, 1)
-        apply_heartbeat(sock, self.heartbeat)
-        if curve is not None:
-            sock.curve_serverkey = curve.server_public
-            sock.curve_publickey = curve.public
-            sock.curve_secretkey = curve.secret
+        sock = client_socket(
+            self._context,
+            sndhwm=self.sndhwm,
+            linger_ms=self.linger_ms,
+            heartbeat=self.heartbeat,
+            curve=curve,
+        )
         # The monitor is attached before connect, or the first CONNECTED can be missed.
         monitor = sock.get_monitor_socket(_PEER_EVENTS)
         sock.connect(address)
