@@ -75,6 +75,12 @@ SCOPES: tuple[Scope, ...] = (
         ),
     ),
     Scope(
+        "contract.frames",
+        "services/contract/src",
+        ("telemetry_contract/frames.py",),
+        ("tests/unit/contract/test_frames.py", "tests/unit/contract/test_codec.py"),
+    ),
+    Scope(
         "sidecar.state",
         "services/sidecar/src",
         ("trading_sidecar/state.py",),
@@ -83,7 +89,12 @@ SCOPES: tuple[Scope, ...] = (
     Scope(
         "publisher.client",
         "services/publisher/src",
-        ("trading_publisher/client.py", "trading_publisher/client/*.py"),
+        # The hot path, the flush and encode, the streams with their loss accounting.
+        (
+            "trading_publisher/client.py",
+            "trading_publisher/flush.py",
+            "trading_publisher/streams.py",
+        ),
         # Real sockets; the million-event burst and the restart take seconds each.
         ("tests/e2e/test_client.py", "-k", "not million and not restart"),
     ),
