@@ -66,7 +66,7 @@ SCOPES: tuple[Scope, ...] = (
     Scope(
         "contract.codec",
         "services/contract/src",
-        ("telemetry_contract/codec.py",),
+        ("telemetry_contract/codec.py", "telemetry_contract/json_checks.py"),
         (
             "tests/unit/contract/test_codec.py",
             "tests/unit/contract/test_decode_frames.py",

@@ -20,7 +20,6 @@ cost what it costs.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +42,14 @@ from telemetry_contract.frames import (
     decode_columns,
     encode_trade,
     join_batch,
+)
+from telemetry_contract.json_checks import (
+    BENCH_QUOTES,
+    DUPLICATE_DETAIL,
+    ITEM_START,
+    has_duplicate,
+    too_deep,
+    trade_quotes,
 )
 from telemetry_contract.transport import MAX_BATCH_ITEMS, MAX_FRAME_BYTES, MAX_NESTING_DEPTH
 
@@ -125,27 +132,6 @@ _SHAPE: Final = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw])
 _ANY: Final = msgspec.json.Decoder().decode
 
 
-def _trade_quotes(trade: Trade) -> int:
-    """The ``"`` a single trade object holds when each key is there once and nothing else is.
-
-    ``type``, ``side``, ``qty``, ``ts`` and one key per optional field that is set, plus
-    the string values ``"trade"``, the side and ``src``: two quotes per string.
-    """
-    return (
-        12
-        + (4 if trade.src is not None else 0)
-        + (2 if trade.seq is not None else 0)
-        + (2 if trade.stream is not None else 0)
-        + (2 if trade.epoch is not None else 0)
-    )
-
-
-#: 19 keys and 4 string values (type, run_id, mode, variant): every field is required.
-_BENCH_QUOTES: Final = 2 * (19 + 4)
-#: How every item of the batches the publisher and encode_batch write begins.
-_ITEM_START: Final = b'{"type":"trade"'
-
-
 def decode_into(
     frame: Buffer, out: list[Event], now: float | None = None
 ) -> Sequence[InvalidMessage]:
@@ -177,18 +163,18 @@ def decode_into(
             obj.ts <= horizon
             and (src is None or (src.isascii() and src.isprintable()))
             and plain
-            and frame.count(34) == _trade_quotes(obj)
+            and frame.count(34) == trade_quotes(obj)
         ):
             out.append(obj)
             return _NO_REJECTS
         return _slow(frame, out, horizon)
     if kind is BenchmarkResult:
-        if plain and frame.count(34) == _BENCH_QUOTES:
+        if plain and frame.count(34) == BENCH_QUOTES:
             out.append(obj)
             return _NO_REJECTS
         return _slow(frame, out, horizon)
     assert isinstance(obj, list)
-    if plain and len(obj) <= MAX_BATCH_ITEMS and frame.count(_ITEM_START) == len(obj):
+    if plain and len(obj) <= MAX_BATCH_ITEMS and frame.count(ITEM_START) == len(obj):
         quotes = 0
         for trade in obj:
             src = trade.src
@@ -196,7 +182,7 @@ def decode_into(
                 src is not None and not (src.isascii() and src.isprintable())
             ):
                 break
-            quotes += _trade_quotes(trade)
+            quotes += trade_quotes(trade)
         else:
             if frame.count(34) == quotes:
                 out.extend(obj)
@@ -219,7 +205,7 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
     keys without looking inside their strings (invalid UTF-8 there passes), keeps the
     last of two equal keys, and recurses as deep as the interpreter's stack allows. A
     frame that is ASCII, has no backslash (so every ``"`` opens or closes a string) and
-    holds exactly the quotes of its decoded trades (:func:`_trade_quotes`: one key per
+    holds exactly the quotes of its decoded trades (:func:`trade_quotes`: one key per
     field set, the three string values) has none of those: each key is there once, there
     is no other key, so no nesting either. Every other frame takes the slow path, which
     checks all three itself. In a batch, each item must also begin with
@@ -268,9 +254,7 @@ def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> lis
                     append(obj)
                     continue
             elif (
-                kind is list
-                and len(obj) <= MAX_BATCH_ITEMS
-                and frame.count(_ITEM_START) == len(obj)
+                kind is list and len(obj) <= MAX_BATCH_ITEMS and frame.count(ITEM_START) == len(obj)
             ):
                 quotes = 0
                 for item in obj:
@@ -335,8 +319,8 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
         raise InvalidMessage(Reason.MALFORMED_JSON, "nesting too deep") from None
     if isinstance(shape, dict):
         event = _checked(frame, _ONE, horizon)
-        if _has_duplicate(frame, event):
-            raise InvalidMessage(Reason.DUPLICATE_KEY, _DUPLICATE_DETAIL)
+        if has_duplicate(frame, event):
+            raise InvalidMessage(Reason.DUPLICATE_KEY, DUPLICATE_DETAIL)
         if isinstance(event, InvalidMessage):
             raise event
         out.append(event)
@@ -349,8 +333,8 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
     for index, raw in enumerate(shape):
         item = _checked(raw, _ITEM, horizon)
         data = bytes(raw)
-        if data.lstrip()[:1] == b"{" and _has_duplicate(data, item):
-            item = InvalidMessage(Reason.DUPLICATE_KEY, _DUPLICATE_DETAIL)
+        if data.lstrip()[:1] == b"{" and has_duplicate(data, item):
+            item = InvalidMessage(Reason.DUPLICATE_KEY, DUPLICATE_DETAIL)
         if isinstance(item, InvalidMessage):
             if item.reason is Reason.UNKNOWN_TYPE and "'benchmark'" in item.detail:
                 item = InvalidMessage(
@@ -360,97 +344,6 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
         else:
             out.append(item)
     return rejects
-
-
-_DUPLICATE_DETAIL: Final = "an object names the same key twice (at any depth)"
-
-_OPENING: Final = re.compile(rb"[ \t\n\r\[{]*")
-#: Every byte but the brackets and the quote, for ``bytes.translate`` to delete.
-_NOT_STRUCTURE: Final = bytes(b for b in range(256) if b not in b'[]{}"')
-_UNIFY: Final = bytes.maketrans(b"{}", b"[]")
-
-
-def _nested_within(depth: int) -> re.Pattern[bytes]:
-    """A regex for a run of balanced ``[...]`` groups at most ``depth`` deep.
-
-    Built level by level (a group of depth k holds groups of depth k - 1), each
-    repetition possessive: balanced brackets parse one way only, so nothing is lost by
-    never backtracking, and a run too deep fails as soon as it reaches level depth + 1.
-    """
-    group = rb"\[\]"
-    for _ in range(depth - 1):
-        group = rb"\[(?:" + group + rb")*+\]"
-    return re.compile(rb"(?:" + group + rb")*+")
-
-
-_WITHIN_DEPTH: Final = _nested_within(MAX_NESTING_DEPTH)
-
-
-def too_deep(data: bytes) -> bool:
-    """True when ``data`` nests arrays/objects deeper than MAX_NESTING_DEPTH.
-
-    Our own count, before any parser recurses: the limit is the same on every stack.
-    Fewer brackets than the limit cannot nest deeper (the common case: two counts).
-    Else the brackets outside strings are kept (``{}`` as ``[]``) and matched against
-    :func:`_nested_within`. To find them: escaped backslashes, then escaped quotes, are
-    removed (so every quote left opens or closes a string), only brackets and quotes are
-    kept, and every other piece between quotes is outside a string. Byte-level C
-    passes only, linear in the frame's size. What does not match is too deep or
-    unbalanced, malformed either way.
-    """
-    if data.count(b"[") + data.count(b"{") <= MAX_NESTING_DEPTH:
-        return False
-    lead = _OPENING.match(data)
-    assert lead is not None  # the pattern also matches nothing
-    if len(lead.group().translate(None, b" \t\n\r")) > MAX_NESTING_DEPTH:
-        return True  # "[[[[..." (the usual attack) fails here, without a pass over it all
-    if 92 in data:
-        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    outside = b"".join(data.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
-    return _WITHIN_DEPTH.fullmatch(outside.translate(_UNIFY)) is None
-
-
-class _Duplicate(Exception):
-    """Raised from inside ``json.loads`` at the first object with a repeated key."""
-
-
-def _unique_pairs(pairs: list[tuple[str, object]]) -> None:
-    if len(pairs) > 1 and len({key for key, _ in pairs}) != len(pairs):
-        raise _Duplicate
-
-
-def _skip_number(text: str) -> None:
-    """Numbers play no part in finding duplicate keys (and a 5,000-digit int would
-    hit Python's int-string limit)."""
-
-
-def _has_duplicate(data: bytes, decoded: Event | InvalidMessage) -> bool:
-    """Does any object in ``data`` (valid JSON, UTF-8, depth-checked) repeat a key?
-
-    A decoded trade or benchmark row whose bytes pass the plain-frame test of
-    :func:`decode_frames` has none; otherwise the stdlib parser, which hands over every
-    (key, value) pair in order, looks at every object at every depth. Keys compare
-    after unescaping, as msgspec matches them (``"t\\u0079pe"`` is ``type``).
-    """
-    if data.isascii() and 92 not in data:
-        if isinstance(decoded, Trade) and data.startswith(_ITEM_START):
-            if data.count(34) == _trade_quotes(decoded):
-                return False
-        elif isinstance(decoded, BenchmarkResult) and data.count(34) == _BENCH_QUOTES:
-            return False
-    try:
-        json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_unique_pairs,
-            parse_int=_skip_number,
-            parse_float=_skip_number,
-            parse_constant=_skip_number,
-        )
-    except _Duplicate:
-        return True
-    except (ValueError, RecursionError):  # msgspec found it to be JSON; its word stands
-        return False
-    return False
 
 
 def _checked(
