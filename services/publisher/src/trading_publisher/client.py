@@ -1,31 +1,17 @@
 """The publisher client a trading loop imports: one cheap call per trade, never blocking.
 
-What ``trade()`` does (batched, the default): take the clock, check the arguments,
-append ``(side code, qty, ns clock)`` to a list, compare the clock with a deadline. No
-formatting, no ZeroMQ call, no lock, no wake-up of another thread, and never a flush:
-no telemetry work runs inside the call. What a busy trading thread can still meet is a
-GIL hand-off to the flusher, about once per tick (docs/benchmark.md, "Issue 17").
+``trade()`` (batched, the default) takes the clock, checks its arguments and appends
+``(side code, qty, ns clock)`` to a list: no formatting, no ZeroMQ call, no lock and
+never a flush, because any telemetry work inside the call is a pause of the trading
+loop (docs/benchmark.md measures what a paced loop still meets: a GIL hand-off).
 
-Everything else is the *flush* (:mod:`trading_publisher.flush`), run by a background
-thread every ``max_delay/4`` (default 5 ms: 200 wake-ups a second, each one GIL
-hand-off for a busy trading thread). It encodes with the contract's columnar frame in C
-and gives the GIL away after a bounded number of events, so a backlog never becomes one
-long pause. With no traffic for a while the thread sleeps until the next ``trade()``
-wakes it (one ``Event.set``). If the calling thread runs pure Python without pause the
-flusher gets the GIL once per switch interval (5 ms), which ``max_delay`` (20 ms)
-leaves room for: an event reaches ZeroMQ within ``max_delay/4`` plus that, i.e.
-within ``max_delay/2``, the rest being the machine's own scheduling delays.
-
-``batch_size=1`` keeps one single-object frame per event, encoded and sent by the
-calling thread (the UI and the HTTP API use it, so a click is visible at once).
-
-Loss accounting, memory and sockets: :mod:`trading_publisher.streams` (one PUSH socket
-and seq stream per sidecar endpoint). Memory (``max_queue_bytes``, default 64 MiB):
-half for events waiting in Python, half for ZeroMQ's queues, whose per-socket
-high-water mark is that byte share divided by the largest frame this client can make.
-
-Thread-safety: ``trade()`` may be called from one thread at a time (guard it with a
-lock to share a client, as the UI does); the flusher runs beside it by design.
+Everything else is the flush (:mod:`trading_publisher.flush`) on a background thread
+every ``max_delay/4``: the contract's columnar frame, encoded in C, a bounded number of
+events per GIL hold. Sockets, seq streams and loss accounting are
+:mod:`trading_publisher.streams`; memory is bounded by ``max_queue_bytes`` (half in
+Python, half in ZeroMQ's queues). ``batch_size=1`` sends one frame per event from the
+calling thread (the UI and the HTTP API: a click is visible at once). ``trade()`` may be
+called from one thread at a time; the flusher runs beside it by design.
 """
 
 from __future__ import annotations
