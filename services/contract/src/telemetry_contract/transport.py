@@ -69,6 +69,19 @@ class Heartbeat:
         if not 0 <= self.ttl_ms <= MAX_HEARTBEAT_TTL_MS:
             raise ValueError(f"heartbeat TTL must be 0..{MAX_HEARTBEAT_TTL_MS} ms")
 
+    def socket_options(self) -> tuple[tuple[str, int], ...]:
+        """(pyzmq option name, value) to set before connect/bind; none when off (a zero
+        interval: libzmq's default, a dead peer noticed only when TCP gives up). Names,
+        not numbers, so this module stays free of pyzmq; each service's ``sockets``
+        module applies them with ``getattr(zmq, name)``."""
+        if not self.interval_ms:
+            return ()
+        return (
+            ("HEARTBEAT_IVL", self.interval_ms),
+            ("HEARTBEAT_TIMEOUT", self.timeout_ms),
+            ("HEARTBEAT_TTL", self.ttl_ms),
+        )
+
     @property
     def detect_ms(self) -> int:
         """The longest a dead link goes unnoticed: one interval, then the timeout."""

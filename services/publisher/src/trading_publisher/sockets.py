@@ -65,13 +65,7 @@ def _push(
 
 
 def apply_heartbeat(sock: zmq.Socket[bytes], heartbeat: Heartbeat | None) -> None:
-    """ZMQ_HEARTBEAT_IVL/_TIMEOUT/_TTL on ``sock``; before connect/bind, or they do not apply.
-
-    ``None`` or a zero interval leaves heartbeats off (libzmq's default): a dead peer is
-    then noticed only when the kernel gives up on the TCP connection.
-    """
-    if heartbeat is None or not heartbeat.interval_ms:
-        return
-    sock.setsockopt(zmq.HEARTBEAT_IVL, heartbeat.interval_ms)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, heartbeat.timeout_ms)
-    sock.setsockopt(zmq.HEARTBEAT_TTL, heartbeat.ttl_ms)
+    """ZMQ_HEARTBEAT_* on ``sock`` (before connect/bind, or they do not apply); ``None``
+    or a zero interval leaves them off (:meth:`Heartbeat.socket_options`)."""
+    for name, value in heartbeat.socket_options() if heartbeat is not None else ():
+        sock.setsockopt(getattr(zmq, name), value)
