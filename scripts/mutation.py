@@ -78,7 +78,12 @@ SCOPES: tuple[Scope, ...] = (
         "contract.frames",
         "services/contract/src",
         ("telemetry_contract/frames.py",),
-        ("tests/unit/contract/test_frames.py", "tests/unit/contract/test_codec.py"),
+        (
+            "tests/unit/contract/test_frames.py",
+            "tests/unit/contract/test_codec.py",
+            "tests/unit/contract/test_now_encoder.py",
+            "tests/unit/contract/test_decode_frames.py",
+        ),
     ),
     Scope(
         "sidecar.state",

@@ -26,6 +26,7 @@ from telemetry_contract.frames import (
     columns_frame,
     decode_columns,
     encode_columns,
+    encode_trade,
     is_columns,
     join_batch,
     trade_frame,
@@ -258,3 +259,60 @@ def test_an_unknown_key_is_refused_without_reading_its_value_at_any_stack_depth(
     for frame in (ten, nine):
         reasons = {_refusal(frame), nested(400, frame)}
         assert reasons == {Reason.INVALID_COLUMNS.value}, reasons
+
+
+# --- the encoders refuse what the decoder would refuse, and say which rule ------------
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: TradeEncoder(None, stream=1), "only meaningful together with src"),
+        (lambda: TradeEncoder(None, epoch=1), "only meaningful together with src"),
+        (lambda: TradeEncoder("bad\x00src"), "printable ASCII characters, got 'bad\\x00src'"),
+        (lambda: TradeEncoder(""), "src must be 1.."),
+        (lambda: TradeEncoder("p", stream=-1), "stream must be an integer in [0, 2**53)"),
+        (lambda: TradeEncoder("p", epoch=2**53), "epoch must be an integer in [0, 2**53)"),
+        (lambda: TradeEncoder("p", stream=True), "stream must be an integer"),
+        (lambda: TradeEncoder("p")("hold", 1.0, NOW), "side must be one of ('buy', 'sell')"),
+        (lambda: TradeEncoder("p")("buy", True, NOW), "not a bool"),
+        (lambda: TradeEncoder("p")("buy", -1.0, NOW), "qty must be a finite number in [0,"),
+        (lambda: TradeEncoder("p")("buy", float("nan"), NOW), "qty must be a finite number"),
+        (lambda: TradeEncoder("p")("buy", 1.0, 5.0), "ts must be finite epoch seconds >="),
+        (lambda: TradeEncoder("p")("buy", 1.0, NOW, -3), "seq must be an integer in [0, 2**53)"),
+        (
+            lambda: encode_trade("buy", 1.0, NOW, None, 4),
+            "seq is only meaningful together with src",
+        ),
+        (lambda: join_batch([]), f"a batch frame holds 1..{MAX_BATCH_ITEMS} trades, got 0"),
+        (lambda: join_batch([b"{}"] * (MAX_BATCH_ITEMS + 1)), "trades, got 1025"),
+    ],
+)
+def test_encoders_refuse_with_the_rule_named(build: object, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        build()  # type: ignore[operator]
+    assert message in str(caught.value), str(caught.value)
+
+
+def test_an_encoder_writes_its_stream_only_with_a_seq() -> None:
+    """src, stream and epoch ride with seq (the loss rule needs all of them): without a
+    seq the frame is a bare trade."""
+    unstamped = decode(TradeEncoder("p", stream=2, epoch=1)("sell", 2.0, NOW), NOW).events[0]
+    assert unstamped == Trade("sell", 2.0, NOW)
+    stamped = TradeEncoder("p", stream=2, epoch=1)("sell", 2.0, NOW, 9)
+    assert decode(stamped, NOW).events[0] == Trade("sell", 2.0, NOW, "p", 9, 2, 1)
+    assert b'"stream":2' in stamped and b'"epoch":1' in stamped and b'"src":"p"' in stamped
+    bare = decode(TradeEncoder(None)("buy", 1.0, NOW), NOW).events[0]
+    assert bare == Trade("buy", 1.0, NOW)
+    assert (
+        TradeEncoder("p", stream=2)
+        .with_epoch(5)("buy", 1.0, NOW, 1)
+        .endswith(b',"src":"p","stream":2,"epoch":5,"seq":1}')
+    )
+    only_stream = TradeEncoder("p", stream=3)("buy", 1.0, NOW, 0)
+    assert b'"epoch"' not in only_stream and b'"stream":3' in only_stream
+    only_epoch = TradeEncoder("p", epoch=4)("buy", 1.0, NOW, 0)
+    assert b'"stream"' not in only_epoch and b'"epoch":4' in only_epoch
+    assert encode_trade("buy", 1.0, NOW, "q", 3, stream=1, epoch=2) == TradeEncoder(
+        "q", stream=1, epoch=2
+    )("buy", 1.0, NOW, 3)
