@@ -1,23 +1,17 @@
 """The flush: what trade() appended, stamped, encoded by the contract, sent, held or dropped.
 
-``trade()`` appends ``(side code, qty, ns clock)`` to one flat list; :meth:`Outbox.flush`
-takes what is there as three columns (three strided slices and one ``str.join``, all in
-C) and sends frames of at most ``batch_size`` events: a columnar frame per chunk,
-encoded in C by :func:`telemetry_contract.frames.encode_columns` (~0.017 µs an event;
-the Python formatting of JSON objects it replaced cost ~0.6 µs), or, with
-``batch_size=1``, one single-object JSON frame per event. Each frame is stamped with
-its stream's ``seq``/``stream``/``epoch`` right after reading the socket's monitor.
+:meth:`Outbox.flush` takes the flat list ``trade()`` appended to as three columns (slices
+and one ``str.join``, in C) and sends frames of at most ``batch_size`` events: the
+contract's columnar frame, encoded in C (:func:`telemetry_contract.frames.encode_columns`),
+or one JSON object per event with ``batch_size=1``. Each frame is stamped with its
+stream's ``seq``/``stream``/``epoch`` right after reading the socket's monitor.
 
-The work per GIL hold is bounded: the background flusher gives the GIL away after every
-:data:`HOLD_EVENTS` events of a backlog (held chunks, or more new events than a tick's
-worth), so a backlog of any size costs the trading thread many short pauses, not one
-long one (taking the list costs ~15 ns an event). What arrived since the last
-tick goes out in one hold: splitting it would let a caller that never pauses outrun the
-flush (the flusher gets the GIL back only once per switch interval, 5 ms).
-Memory is bounded too: events pending beyond the client's budget (a caller that outruns
-the flush for good) are dropped, oldest first, and counted. What finds no route waits
-in a bounded deque (oldest first, retried before anything new); beyond the budget it is
-dropped, counted, and its seq numbers consumed (:meth:`Streams.consume`).
+Why the work per GIL hold is bounded: the flusher shares the GIL with the trading thread,
+so a backlog is sent :data:`HOLD_EVENTS` events per hold, many short pauses instead of
+one long one; what arrived since the last tick goes in one hold, or a caller that never
+pauses would outrun the flush. Memory is bounded too: beyond the client's budget events
+are dropped, counted, and their seqs consumed (:meth:`Streams.consume`). The costs behind
+these choices are measured in docs/benchmark.md.
 """
 
 from __future__ import annotations

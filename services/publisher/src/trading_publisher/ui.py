@@ -1,34 +1,16 @@
 """The trading UI: Buy/Sell buttons that emit trade events, and what the sidecar counted.
 
-Run it with ``trading-ui`` (see ui_launcher). Streamlit re-executes this script on every
-interaction and runs each browser session on its own thread, which shapes the design:
-
-* **No click is lost.** ``st.button`` reports a click as a *trigger* (a boolean that is
-  true for one run). When clicks come faster than the script reruns, Streamlit folds the
-  pending rerun requests into one (``ScriptRequests._coalesce_widget_states``: an older
-  trigger survives only if the newer request has none), so ten fast clicks on Buy became
-  a handful of callbacks. Keys and ``on_click`` do not help: the click is gone before any
-  Python runs. The buttons are therefore a small ``st.components.v2`` component whose
-  *state* is the list of recent clicks, each with a unique id. Coalescing keeps the newest
-  state, and the newest state holds every click, so each run emits exactly the clicks it
-  has not seen yet (ids remembered by the process, see :class:`SeenClicks`). Nothing is
-  debounced.
-* **A click books the quantity shown when it was clicked.** The quantity field lives in
-  the same component, and each click records ``{id, side, qty}`` in the browser at the
-  moment of the click. A Streamlit ``number_input`` would be read when the server
-  processes the click, after the trader may already have typed a new size.
-* One :class:`SharedPublisher` per process, from ``st.cache_resource``, never one per
-  rerun (that would open a socket and a fresh ``seq`` stream on every click). Sessions
-  share it from different threads and a ZeroMQ socket is not thread-safe, so every call
-  goes through its lock; ``trade()`` never blocks, so the lock is held for microseconds.
-* Live numbers are a fragment re-run every second (``st.fragment(run_every=...)``): only
-  that part of the page refreshes, and the script thread is never parked in a loop.
-  Totals are summed over every sidecar replica (or read from Prometheus), see
-  :mod:`trading_publisher.metrics_reader`.
-* The log of emitted events lives in ``st.session_state``: it is this page's history,
-  newest first, as the trader saw it (queued or dropped at the moment of the click).
-
-Only this module imports streamlit; ``client.py`` stays importable on hosts without it.
+Run it with ``trading-ui`` (see ui_launcher). Streamlit reruns this script on every
+interaction, one thread per browser session, and folds fast pending clicks into one rerun;
+the design follows from that. The buttons and the quantity field are one small
+``st.components.v2`` component whose state is the list of recent clicks, each
+``{id, side, qty}`` recorded in the browser at the moment of the click: no click is lost
+to coalescing (each run emits the ids it has not seen, :class:`SeenClicks`), and a click
+books the quantity shown when it was clicked, not when the server reads it. One
+:class:`SharedPublisher` per process (``st.cache_resource``) behind a lock, since a
+ZeroMQ socket is not thread-safe; live totals are a fragment re-run every second
+(:mod:`trading_publisher.metrics_reader`); the log of emitted events is this page's
+history in ``st.session_state``. Only this module imports streamlit.
 """
 
 from __future__ import annotations
