@@ -18,6 +18,7 @@ from telemetry_contract.events import (
     MIN_TS_NS,
     SIDE_CODES,
     SIDES,
+    Event,
     Side,
     TradeColumns,
 )
@@ -316,3 +317,36 @@ def test_an_encoder_writes_its_stream_only_with_a_seq() -> None:
     assert encode_trade("buy", 1.0, NOW, "q", 3, stream=1, epoch=2) == TradeEncoder(
         "q", stream=1, epoch=2
     )("buy", 1.0, NOW, 3)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"\x89", b"\xde\x00\x09", b"\xdf\x00\x00\x00\x09"],
+    ids=["fixmap", "map16", "map32"],
+)
+def test_every_map_header_of_nine_entries_decodes_and_of_ten_is_refused(header: bytes) -> None:
+    """MessagePack may announce a map's size in 1, 3 or 5 bytes; the entry count is read
+    the same way from each, and a tenth entry is refused before any value is read."""
+    out: list[Event] = []
+    assert decode_columns(header + _columns_body(), out, NOW + 60) == 2
+    assert [t.seq for t in out] == [5, 6]  # type: ignore[union-attr]
+    ten = bytearray(header)
+    ten[-1] = 0x0A if len(header) > 1 else 0x8A
+    extra = msgspec.msgpack.encode("zz") + msgspec.msgpack.encode(1)
+    with pytest.raises(InvalidMessage) as caught:
+        decode_columns(bytes(ten) + _columns_body() + extra, [], NOW + 60)
+    assert caught.value.reason is Reason.INVALID_COLUMNS
+    assert "has 10 entries" in str(caught.value)
+    big = header[:1] + b"\xff" * (len(header) - 1)  # 65,535 or 4,294,967,295 entries
+    if len(header) > 1:
+        with pytest.raises(InvalidMessage) as caught:
+            decode_columns(big + _columns_body(), [], NOW + 60)
+        assert caught.value.reason is Reason.INVALID_COLUMNS
+        assert f"has {int.from_bytes(big[1:], 'big')} entries" in str(caught.value)
+
+
+@pytest.mark.parametrize("frame", [b"\xde", b"\xde\x00", b"\xdf\x00\x00\x00", b"\x80"])
+def test_a_truncated_or_empty_map_is_refused_not_raised(frame: bytes) -> None:
+    with pytest.raises(InvalidMessage) as caught:
+        decode_columns(frame, [], NOW + 60)
+    assert caught.value.reason in (Reason.INVALID_COLUMNS, Reason.MISSING_FIELD)
