@@ -251,6 +251,10 @@ def test_second_make_run_is_refused_and_a_killed_sidecar_comes_back(tmp_path: Pa
                 # One trade before the kill; a /metrics answer means it is on disk.
                 buy.click()
                 wait_for(lambda: buys() == 1, timeout=30, what="the first click counted")
+                # ... and the page has read it: a restart is noticed against a read of the
+                # process before it (a page that never saw the old one cannot tell).
+                last = page.get_by_text(re.compile(r"^Last trade: \d"))
+                expect(last).to_be_visible(timeout=20_000)
 
                 (pid,) = _pids_of("trading-sidecar", "TT_SIDECAR_HTTP_PORT", str(http_port))
                 os.kill(pid, signal.SIGKILL)

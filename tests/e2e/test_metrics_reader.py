@@ -21,6 +21,7 @@ from trading_publisher.metrics_reader import (
     fetch_all,
     fetch_status,
     parse_samples,
+    remembered,
     restart_origin,
     status_from_samples,
 )
@@ -201,6 +202,17 @@ def _status(started: dict[str, float], trades: dict[str, float]) -> SidecarStatu
 )
 def test_detect_restarts(before: SidecarStatus, now: SidecarStatus, restarted: list[str]) -> None:
     assert detect_restarts(before, now) == restarted
+
+
+def test_a_restart_is_seen_across_a_read_that_lacked_the_replica() -> None:
+    """Killed, read while its series were gone (stale in Prometheus), then back with a new
+    start time: compared with the last read alone, the restart would go unseen."""
+    first = _status({"a": 1.0}, {"a": 5})
+    gap = _status({}, {})  # reachable (Prometheus answers) but no series of replica a
+    back = _status({"a": 2.0}, {"a": 5})
+    assert detect_restarts(gap, back) == []  # what the UI compared before
+    assert detect_restarts(remembered(remembered(None, first), gap), back) == ["a"]
+    assert remembered(first, back).started == {"a": 2.0}
 
 
 def test_rate_history_rates_by_side_and_resets() -> None:

@@ -27,7 +27,7 @@ import urllib.parse
 import urllib.request
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final
 
@@ -363,6 +363,23 @@ def detect_restarts(before: SidecarStatus, now: SidecarStatus) -> list[str]:
         if old is not None and total < old and replica not in restarted:
             restarted.append(replica)
     return restarted
+
+
+def remembered(before: SidecarStatus | None, now: SidecarStatus) -> SidecarStatus:
+    """``now``, with each replica's start time and trades carried over from ``before``
+    when this read lacks them: the base for the next :func:`detect_restarts`.
+
+    A replica can be missing from one read and back in the next (it was down, or its
+    series were stale in Prometheus between a kill and the restart). Compared with a read
+    that lacked it, the restarted replica would look new rather than restarted.
+    """
+    if before is None:
+        return now
+    return replace(
+        now,
+        started={**before.started, **now.started},
+        replica_trades={**before.replica_trades, **now.replica_trades},
+    )
 
 
 class RateHistory:

@@ -33,6 +33,7 @@ from trading_publisher.metrics_reader import (
     SidecarStatus,
     TotalsSource,
     detect_restarts,
+    remembered,
     restart_origin,
 )
 from trading_publisher.settings import PublisherSettings, load
@@ -304,7 +305,7 @@ def _note_restarts(status: SidecarStatus) -> None:
     if not status.any_reachable:
         return
     before: SidecarStatus | None = st.session_state.get(_LAST_STATUS_KEY)
-    st.session_state[_LAST_STATUS_KEY] = status
+    st.session_state[_LAST_STATUS_KEY] = remembered(before, status)
     if before is not None:
         restarted = detect_restarts(before, status)
         if restarted:
