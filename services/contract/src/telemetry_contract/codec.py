@@ -20,7 +20,6 @@ cost what it costs.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
@@ -28,7 +27,7 @@ from typing import Final, NamedTuple
 import msgspec
 import msgspec.inspect
 
-from telemetry_contract.errors import InvalidMessage, Reason
+from telemetry_contract.errors import AT_FIELD, FIELD_REASON, WRONG_TYPE, InvalidMessage, Reason
 from telemetry_contract.events import (
     MAX_TS_AHEAD_S,
     MIN_TS,
@@ -369,18 +368,6 @@ def _checked(
     return event
 
 
-#: Field → the reason for a value of the right type that breaks the field's rule.
-_FIELD_REASON: Final = {
-    "side": Reason.INVALID_SIDE,
-    "qty": Reason.INVALID_QTY,
-    "ts": Reason.INVALID_TS,
-    "src": Reason.INVALID_SRC,
-    "seq": Reason.INVALID_SEQ,
-    "stream": Reason.INVALID_STREAM,
-    "epoch": Reason.INVALID_EPOCH,
-}
-
-
 def _float_fields() -> frozenset[str]:
     """Fields whose JSON type is number, read from the Structs (one source of truth)."""
     found: set[str] = set()
@@ -400,15 +387,13 @@ def _float_fields() -> frozenset[str]:
 
 #: ``qty``, ``ts`` and the benchmark's measurements: 1e309 there is out of range.
 _FLOAT_FIELDS: Final = _float_fields()
-_AT: Final = re.compile(r" - at `\$\.([A-Za-z_0-9]+)")
-_WRONG_TYPE: Final = re.compile(r"^Expected `[^`]+`, got `")
 
 
 def _from_validation(message: str) -> InvalidMessage:
     """msgspec's error text → a Reason (slow path only: bad frames are rare)."""
     if message.startswith("Object missing required field"):
         return InvalidMessage(Reason.MISSING_FIELD, message)
-    at = _AT.search(message)
+    at = AT_FIELD.search(message)
     field = at.group(1) if at else ""
     if not field:
         return InvalidMessage(Reason.NOT_OBJECT, message)
@@ -416,13 +401,13 @@ def _from_validation(message: str) -> InvalidMessage:
         if message.startswith("Invalid value"):
             return InvalidMessage(Reason.UNKNOWN_TYPE, message)
         return InvalidMessage(Reason.WRONG_TYPE, message)
-    if _WRONG_TYPE.match(message) or (
+    if WRONG_TYPE.match(message) or (
         message.startswith("Number out of range") and field not in _FLOAT_FIELDS
     ):
         # A number beyond a float (1e309) where a string or an integer belongs is a
         # number of the wrong type, as ``"side":1.5`` is, not an out-of-range value.
         return InvalidMessage(Reason.WRONG_TYPE, message)
-    return InvalidMessage(_FIELD_REASON.get(field, Reason.INVALID_BENCHMARK), message)
+    return InvalidMessage(FIELD_REASON.get(field, Reason.INVALID_BENCHMARK), message)
 
 
 #: (reason, unit, factor): a ts this many times too large is in that unit.

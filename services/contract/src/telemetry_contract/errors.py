@@ -6,7 +6,9 @@ from input would let a sender create unbounded series.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from typing import Final
 
 
 class Reason(StrEnum):
@@ -55,3 +57,22 @@ class InvalidMessage(ValueError):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+#: A field named in msgspec's validation message -> the reason for a value of the right
+#: type that breaks its rule (``ts`` in JSON frames, ``ts_ns`` in columnar ones). Read by
+#: both decoders, so a field's reason is the same in every frame format.
+FIELD_REASON: Final = {
+    "side": Reason.INVALID_SIDE,
+    "qty": Reason.INVALID_QTY,
+    "ts": Reason.INVALID_TS,
+    "ts_ns": Reason.INVALID_TS,
+    "src": Reason.INVALID_SRC,
+    "seq": Reason.INVALID_SEQ,
+    "stream": Reason.INVALID_STREAM,
+    "epoch": Reason.INVALID_EPOCH,
+}
+#: Where msgspec's message names the field: ``... - at `$.qty```.
+AT_FIELD: Final = re.compile(r" - at `\$\.([A-Za-z_0-9]+)")
+#: msgspec's message for a value of the wrong type: ``Expected `str`, got `float```.
+WRONG_TYPE: Final = re.compile(r"^Expected `[^`]+`, got `")

@@ -27,7 +27,7 @@ from typing import Final
 
 import msgspec
 
-from telemetry_contract.errors import InvalidMessage, Reason
+from telemetry_contract.errors import AT_FIELD, FIELD_REASON, WRONG_TYPE, InvalidMessage, Reason
 from telemetry_contract.events import (
     COLUMNS_VERSION,
     MAX_QTY,
@@ -245,31 +245,17 @@ def columns_frame(columns: TradeColumns) -> bytes:
     return frame
 
 
-#: msgspec's field in an error message -> the reason for a value out of its rule.
-_FIELD_REASON: Final = {
-    "side": Reason.INVALID_SIDE,
-    "qty": Reason.INVALID_QTY,
-    "ts_ns": Reason.INVALID_TS,
-    "src": Reason.INVALID_SRC,
-    "seq": Reason.INVALID_SEQ,
-    "stream": Reason.INVALID_STREAM,
-    "epoch": Reason.INVALID_EPOCH,
-}
-_AT: Final = re.compile(r" - at `\$\.([A-Za-z_0-9]+)")
-_WRONG_TYPE: Final = re.compile(r"^Expected `[^`]+`, got `")
-
-
 def _reason(message: str) -> Reason:
     """msgspec's error text -> a Reason (bad frames are rare: this may cost what it costs)."""
     if message.startswith("Object missing required field"):
         return Reason.MISSING_FIELD
-    at = _AT.search(message)
+    at = AT_FIELD.search(message)
     field = at.group(1) if at else ""
-    if field not in _FIELD_REASON:  # the map itself, its keys, its type tag or ``v``
+    if field not in FIELD_REASON:  # the map itself, its keys, its type tag or ``v``
         return Reason.INVALID_COLUMNS
-    if _WRONG_TYPE.match(message):
+    if WRONG_TYPE.match(message):
         return Reason.WRONG_TYPE
-    return _FIELD_REASON[field]
+    return FIELD_REASON[field]
 
 
 #: Keys of a columnar map: ``type`` and every field of TradeColumns, each exactly once.
