@@ -200,8 +200,12 @@ def test_the_writer_is_a_daemon_thread_named_state_writer(tmp_path: Path) -> Non
     keeper.start()
     [writer] = set(threading.enumerate()) - before
     assert (writer.name, writer.daemon) == ("state-writer", True)
-    keeper.close()
-    assert not writer.is_alive()
+    # An idle writer stops at once (close() would give up on it after 30 s): a SIGTERM
+    # is not held up by it.
+    closing = threading.Thread(target=keeper.close, daemon=True)
+    closing.start()
+    closing.join(10)
+    assert not closing.is_alive() and not writer.is_alive()
 
 
 def test_close_writes_the_last_totals_and_stops_the_writer(tmp_path: Path) -> None:
@@ -270,6 +274,21 @@ def test_each_failed_write_is_counted_once_logged_once_and_recovery_clears_it(
     keeper.close()
     assert keeper.failures == 3 and counting.write_failures() == 3.0
     assert on_disk(tmp_path).trading.trades["buy"] == 1
+
+
+def test_the_first_failed_write_is_logged_even_just_after_boot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The monotonic clock counts from boot: a sidecar started with the node reads it
+    below 30 s, and its first "cannot write" line must not wait for the clock to pass 30."""
+    counting = Counting(tmp_path)
+    (tmp_path / FILENAME).mkdir()
+    monkeypatch.setattr(time, "monotonic", lambda: 5.0)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        counting.keeper.close()  # never started: the write happens here, on this thread
+    monkeypatch.undo()
+    assert counting.write_failures() == 1.0
+    assert [r.levelname for r in caplog.records] == ["ERROR"], caplog.text
 
 
 def test_close_counts_a_failed_final_write(tmp_path: Path) -> None:

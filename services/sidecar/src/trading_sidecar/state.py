@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -318,7 +319,9 @@ class StateKeeper:
         self._pending: tuple[Snapshot, int] | None = None
         self._closing = False
         self._thread: threading.Thread | None = None
-        self._last_error_log = 0.0
+        #: Below any clock reading: the first failure is logged even just after boot
+        #: (the monotonic clock counts from there).
+        self._last_error_log = -math.inf
         #: Requests covered by a write attempt that failed; True while writes fail.
         self._attempted = 0
         self.failing = False
