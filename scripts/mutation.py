@@ -91,7 +91,15 @@ SCOPES: tuple[Scope, ...] = (
         "sidecar.state",
         "services/sidecar/src",
         ("trading_sidecar/state.py",),
-        ("tests/unit/sidecar", "tests/e2e/test_sidecar_state.py"),
+        # The state tests first (real files and threads, seconds); then the rest of the
+        # sidecar's unit tests and the restart e2e file (real processes, slow per mutant).
+        (
+            "tests/unit/sidecar/test_state_file.py",
+            "tests/unit/sidecar/test_state_keeper.py",
+            "tests/unit/sidecar/test_state.py",
+            "tests/unit/sidecar",
+            "tests/e2e/test_sidecar_state.py",
+        ),
     ),
     Scope(
         "publisher.client",

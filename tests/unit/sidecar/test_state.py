@@ -127,6 +127,7 @@ def running(tmp_path: Path) -> Iterator[tuple[StateKeeper, CollectorRegistry]]:
     yield keeper, registry
     stop.set()
     loop.join()
+    keeper.close()
 
 
 def test_failing_writes_are_counted_and_do_not_hold_every_scrape(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -247,7 +248,7 @@ def move_aside(path: Path) -> Path | None:
     except OSError as exc:
         log.error("cannot move the bad state snapshot %s aside: %s", path, exc)
         return None
-    kept = sorted(path.parent.glob(f"{path.name}.bad-*"), key=lambda p: p.name)
+    kept = sorted(path.parent.glob(f"{path.name}.bad-*"))  # one folder: by name, oldest first
     for old in kept[:-KEEP_BAD]:
         try:
             if old.is_dir():
@@ -318,12 +319,13 @@ class StateKeeper:
         self._pending: tuple[Snapshot, int] | None = None
         self._closing = False
         self._thread: threading.Thread | None = None
-        self._last_error_log = 0.0
+        #: Below any clock reading: the first failure is logged even just after boot
+        #: (the monotonic clock counts from there).
+        self._last_error_log = -math.inf
         #: Requests covered by a write attempt that failed; True while writes fail.
         self._attempted = 0
         self.failing = False
-        #: Snapshots written and write failures (exported: STATE_WRITE_FAILURES).
-        self.writes = 0
+        #: Write attempts that failed (exported: STATE_WRITE_FAILURES).
         self.failures = 0
         #: Bad snapshots found at start, by reason (exported: STATE_RESTORE_FAILURES).
         self.restore_failures = dict.fromkeys(names.STATE_RESTORE_REASONS, 0)
@@ -444,7 +446,6 @@ class StateKeeper:
                 self._cond.notify_all()
             return
         with self._cond:
-            self.writes += 1
             self.failing = False
             self._written = max(self._written, covers)
             self._attempted = max(self._attempted, covers)
