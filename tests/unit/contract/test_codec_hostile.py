@@ -107,6 +107,47 @@ def test_nesting_beyond_the_limit_is_malformed_json(depth: int) -> None:
     assert outcome(b"[" * depth + b"]" * depth) == ([], ["malformed_json"])
 
 
+def brackets(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    ("extra", "decodes"),
+    [
+        (b',"note":"' + b"[" * 100 + b'"', True),  # brackets in a string do not nest
+        (b',"note":"' + b"{" * 50 + b"]" * 50 + b'"', True),
+        (b',"note":"\\"' + b"[" * 100 + b'"', True),  # after an escaped quote: still inside
+        (b',"' + b"[" * 40 + b'":1', True),  # in a key
+        # An escaped backslash does not escape the quote after it: the string ends there.
+        (b',"note":"' + b"[" * 10 + b'\\\\","x":' + brackets(MAX_NESTING_DEPTH - 1), True),
+        (b',"note":"' + b"[" * 10 + b'\\\\","x":' + brackets(MAX_NESTING_DEPTH), False),
+        (b',"note":"\\"]]]]' + b"[" * 10 + b'","x":' + brackets(MAX_NESTING_DEPTH - 1), True),
+        (b',"note":"\\"]]]]' + b"[" * 10 + b'","x":' + brackets(MAX_NESTING_DEPTH), False),
+        (b',"x":{"a":' + brackets(MAX_NESTING_DEPTH - 2) + b"}", True),  # objects count too
+        (b',"x":{"a":' + brackets(MAX_NESTING_DEPTH - 1) + b"}", False),
+    ],
+)
+def test_only_brackets_outside_strings_nest(extra: bytes, decodes: bool) -> None:
+    events, rejects = outcome(trade(extra))
+    assert (len(events), rejects) == ((1, []) if decodes else (0, ["malformed_json"]))
+
+
+@pytest.mark.parametrize(
+    ("extra", "duplicate"),
+    [
+        (b',"x":{"k\\"":1,"k\\u0022":2}', True),  # both are k"
+        (b',"x":{"k\\\\":1,"k\\"":2}', False),  # k\ and k"
+        (b',"x":[{"a":1},{"b":{"c":[1,{"d":1,"d":1}]}}]', True),
+        (b',"x":[{"d":1},{"d":1}],"d":{"d":{"d":1}}', False),  # same key, other objects
+    ],
+)
+def test_duplicates_compare_unescaped_keys_in_every_object(extra: bytes, duplicate: bool) -> None:
+    events, rejects = outcome(trade(extra))
+    assert (len(events), rejects) == ((0, ["duplicate_key"]) if duplicate else (1, []))
+    events, rejects = outcome(b"[" + trade() + b"," + trade(extra) + b"]")
+    assert (len(events), rejects) == ((1, ["duplicate_key"]) if duplicate else (2, []))
+
+
 def at_stack_depth(spare: int, call: Callable[[], object]) -> object:
     """``call()`` run with only ``spare`` Python frames left before the recursion limit."""
     depth = 0
@@ -148,6 +189,23 @@ def test_the_answer_does_not_depend_on_the_callers_stack(depth: int) -> None:
         assert len(here[0]) == 2  # type: ignore[index]
     else:
         assert here == ([], ["malformed_json"])
+
+
+def test_a_caller_at_the_edge_of_the_stack_gets_malformed_json_not_a_recursion_error() -> None:
+    """Within a few dozen frames of the recursion limit msgspec itself runs out on a
+    frame the depth check let through: still an InvalidMessage, never a RecursionError
+    out of the decoder (the sidecar's loop has hundreds of frames to spare)."""
+
+    def answer() -> object:
+        try:
+            decode(nested(MAX_NESTING_DEPTH), NOW)
+        except InvalidMessage as exc:
+            return str(exc)
+        return "decoded"
+
+    answers = [at_stack_depth(spare, answer) for spare in range(16, 72, 4)]
+    assert set(answers) == {"malformed_json: nesting too deep", "decoded"}, answers
+    assert at_stack_depth(200, answer) == "decoded"
 
 
 @pytest.mark.parametrize(

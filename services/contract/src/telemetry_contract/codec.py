@@ -331,8 +331,8 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
     rejects: list[InvalidMessage] = []
     for index, raw in enumerate(shape):
         item = _checked(raw, _ITEM, horizon)
-        data = bytes(raw)
-        if data.lstrip()[:1] == b"{" and has_duplicate(data, item):
+        data = bytes(raw)  # msgspec.Raw: the item's own bytes, no whitespace around them
+        if data[:1] == b"{" and has_duplicate(data, item):
             item = InvalidMessage(Reason.DUPLICATE_KEY, DUPLICATE_DETAIL)
         if isinstance(item, InvalidMessage):
             if item.reason is Reason.UNKNOWN_TYPE and "'benchmark'" in item.detail:
@@ -353,10 +353,9 @@ def _checked(
         event = decoder(data)
     except msgspec.ValidationError as exc:
         return _from_validation(str(exc))
-    except msgspec.DecodeError as exc:  # e.g. bad UTF-8 inside a string of an item
+    except (msgspec.DecodeError, RecursionError) as exc:  # a safety net: the caller's
+        # decode of the frame's shape already parsed these bytes, at the same depth
         return InvalidMessage(Reason.MALFORMED_JSON, str(exc))
-    except RecursionError:
-        return InvalidMessage(Reason.MALFORMED_JSON, "nesting too deep")
     if isinstance(event, Trade):
         if event.ts > horizon:
             return _future_ts(event.ts, horizon)
