@@ -16,6 +16,7 @@ import pytest
 from telemetry_contract import InvalidMessage, Reason, Trade, decode
 from telemetry_contract.codec import decode_frames
 from telemetry_contract.events import Event
+from telemetry_contract.json_checks import DUPLICATE_DETAIL
 from telemetry_contract.transport import MAX_NESTING_DEPTH
 
 NOW = 1_700_000_000.0
@@ -191,21 +192,46 @@ def test_the_answer_does_not_depend_on_the_callers_stack(depth: int) -> None:
         assert here == ([], ["malformed_json"])
 
 
-def test_a_caller_at_the_edge_of_the_stack_gets_malformed_json_not_a_recursion_error() -> None:
-    """Within a few dozen frames of the recursion limit msgspec itself runs out on a
-    frame the depth check let through: still an InvalidMessage, never a RecursionError
-    out of the decoder (the sidecar's loop has hundreds of frames to spare)."""
+def deep_duplicate(duplicate: bool) -> bytes:
+    """A trade MAX_NESTING_DEPTH deep whose innermost object repeats a key (or not)."""
+    inner = MAX_NESTING_DEPTH - 2
+    core = b'{"d":1,"d":2}' if duplicate else b'{"d":1}'
+    return trade(b',"x":' + b"[" * inner + core + b"]" * inner)
 
-    def answer() -> object:
-        try:
-            decode(nested(MAX_NESTING_DEPTH), NOW)
-        except InvalidMessage as exc:
-            return str(exc)
-        return "decoded"
 
-    answers = [at_stack_depth(spare, answer) for spare in range(16, 72, 4)]
-    assert set(answers) == {"malformed_json: nesting too deep", "decoded"}, answers
-    assert at_stack_depth(200, answer) == "decoded"
+def test_a_caller_at_the_edge_of_the_stack_gets_an_answer_never_a_recursion_error() -> None:
+    """Within a few dozen frames of the recursion limit msgspec and json run out of stack
+    on frames the depth check let through. Such a frame is ``malformed_json`` ("nesting
+    too deep"): never a RecursionError out of the decoder, and never a repeated key let
+    through because json could not look (it was, before). The sidecar's loop has
+    hundreds of frames to spare; every Python frame the decoder needs for a frame of
+    depth 1 on its exact path is measured first, so the scan starts where the decoder
+    itself fits."""
+
+    def answer(frame: bytes) -> Callable[[], object]:
+        def call() -> object:
+            try:
+                decoded = decode(frame, NOW)
+            except InvalidMessage as exc:
+                return str(exc)
+            except RecursionError:
+                return "RecursionError"
+            return f"{len(decoded.events)} events"
+
+        return call
+
+    base = next(
+        spare
+        for spare in range(8, 400)
+        if at_stack_depth(spare, answer(trade(b',"x":{"d":1,"d":2}'))) != "RecursionError"
+    )
+    seen: dict[bool, set[object]] = {True: set(), False: set()}
+    for spare in range(base, base + 100, 2):
+        for duplicate in (True, False):
+            seen[duplicate].add(at_stack_depth(spare, answer(deep_duplicate(duplicate))))
+    too_deep = "malformed_json: nesting too deep"
+    assert seen[True] == {too_deep, f"duplicate_key: {DUPLICATE_DETAIL}"}, seen
+    assert seen[False] == {too_deep, "1 events"}, seen
 
 
 @pytest.mark.parametrize(

@@ -315,11 +315,9 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
     except msgspec.DecodeError as exc:
         raise InvalidMessage(Reason.MALFORMED_JSON, str(exc)) from None
     except RecursionError:  # only when the caller itself is at the edge of the stack
-        raise InvalidMessage(Reason.MALFORMED_JSON, "nesting too deep") from None
+        raise InvalidMessage(Reason.MALFORMED_JSON, _STACK_EDGE) from None
     if isinstance(shape, dict):
-        event = _checked(frame, _ONE, horizon)
-        if has_duplicate(frame, event):
-            raise InvalidMessage(Reason.DUPLICATE_KEY, DUPLICATE_DETAIL)
+        event = _object(frame, _ONE, horizon)
         if isinstance(event, InvalidMessage):
             raise event
         out.append(event)
@@ -330,10 +328,8 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
         )
     rejects: list[InvalidMessage] = []
     for index, raw in enumerate(shape):
-        item = _checked(raw, _ITEM, horizon)
         data = bytes(raw)  # msgspec.Raw: the item's own bytes, no whitespace around them
-        if data[:1] == b"{" and has_duplicate(data, item):
-            item = InvalidMessage(Reason.DUPLICATE_KEY, DUPLICATE_DETAIL)
+        item = _object(data, _ITEM, horizon) if data[:1] == b"{" else _checked(data, _ITEM, horizon)
         if isinstance(item, InvalidMessage):
             if item.reason is Reason.UNKNOWN_TYPE and "'benchmark'" in item.detail:
                 item = InvalidMessage(
@@ -345,17 +341,38 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
     return rejects
 
 
+#: Why a frame within the nesting limit is refused all the same when the caller is at
+#: the edge of Python's stack and a parser runs out of it.
+_STACK_EDGE: Final = "nesting too deep"
+
+
+def _object(
+    data: bytes, decoder: Callable[[bytes], Event], horizon: float
+) -> Event | InvalidMessage:
+    """One object (the frame's or a batch item): ``duplicate_key`` before anything
+    :func:`_checked` finds. At the edge of the caller's stack, where json cannot look
+    for repeated keys, the object is ``malformed_json``: never let through unseen."""
+    event = _checked(data, decoder, horizon)
+    try:
+        if has_duplicate(data, event):
+            return InvalidMessage(Reason.DUPLICATE_KEY, DUPLICATE_DETAIL)
+    except RecursionError:
+        return InvalidMessage(Reason.MALFORMED_JSON, _STACK_EDGE)
+    return event
+
+
 def _checked(
-    data: bytes | msgspec.Raw, decoder: Callable[[bytes | msgspec.Raw], Event], horizon: float
+    data: bytes, decoder: Callable[[bytes], Event], horizon: float
 ) -> Event | InvalidMessage:
     """One object decoded and ts-checked, or the InvalidMessage that says why not."""
     try:
         event = decoder(data)
     except msgspec.ValidationError as exc:
         return _from_validation(str(exc))
-    except (msgspec.DecodeError, RecursionError) as exc:  # a safety net: the caller's
-        # decode of the frame's shape already parsed these bytes, at the same depth
+    except msgspec.DecodeError as exc:  # not seen: the frame's shape parsed these bytes
         return InvalidMessage(Reason.MALFORMED_JSON, str(exc))
+    except RecursionError:  # only at the edge of the caller's stack
+        return InvalidMessage(Reason.MALFORMED_JSON, _STACK_EDGE)
     if isinstance(event, Trade):
         if event.ts > horizon:
             return _future_ts(event.ts, horizon)
