@@ -196,6 +196,17 @@ def test_decode_frames_takes_its_own_fast_path_for_what_the_publisher_writes(
     assert via_frames(frames[::-1]) == via_exact(frames[::-1])
 
 
+def test_a_plain_frame_of_exactly_the_size_limit_takes_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """decode_frames' own copy of the size limit is the contract's (at most, not below)."""
+    body = PUBLISHED_TRADES[0]
+    frame = body[:-1] + b" " * (MAX_FRAME_BYTES - len(body)) + b"}"
+    assert len(frame) == MAX_FRAME_BYTES
+    monkeypatch.setattr(codec, "decode_into", refuse("decode_into"))
+    assert via_frames([frame]) == ([TRADES[0]], [])
+
+
 def test_the_hostile_table_means_what_it_says() -> None:
     """Each frame is what its comment says: the exact path's reasons, the reference's too."""
     for frame, reasons in HOSTILE:

@@ -166,14 +166,12 @@ def decode_into(
         ):
             out.append(obj)
             return _NO_REJECTS
-        return _slow(frame, out, horizon)
-    if kind is BenchmarkResult:
+    elif kind is BenchmarkResult:
         if plain and frame.count(34) == BENCH_QUOTES:
             out.append(obj)
             return _NO_REJECTS
-        return _slow(frame, out, horizon)
-    assert isinstance(obj, list)
-    if plain and len(obj) <= MAX_BATCH_ITEMS and frame.count(ITEM_START) == len(obj):
+    # Else a batch (list[Trade]).
+    elif plain and len(obj) <= MAX_BATCH_ITEMS and frame.count(ITEM_START) == len(obj):
         quotes = 0
         for trade in obj:
             src = trade.src
@@ -186,7 +184,7 @@ def decode_into(
             if frame.count(34) == quotes:
                 out.extend(obj)
                 return _NO_REJECTS
-    return _slow(frame, out, horizon)
+    return _slow(frame, out, horizon)  # anything doubtful: the exact path decides
 
 
 def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> list[InvalidMessage]:
