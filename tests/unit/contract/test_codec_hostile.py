@@ -232,8 +232,11 @@ def test_a_caller_at_the_edge_of_the_stack_gets_an_answer_never_a_recursion_erro
         for duplicate in (True, False):
             seen[duplicate].add(at_stack_depth(spare, answer(deep_duplicate(duplicate))))
     too_deep = "malformed_json: nesting too deep"
-    assert seen[True] == {too_deep, f"duplicate_key: {DUPLICATE_DETAIL}"}, seen
-    assert seen[False] == {too_deep, "1 events"}, seen
+    assert seen[True] <= {too_deep, f"duplicate_key: {DUPLICATE_DETAIL}"}, seen
+    assert seen[False] <= {too_deep, "1 events"}, seen
+    assert "1 events" in seen[False] and f"duplicate_key: {DUPLICATE_DETAIL}" in seen[True]
+    if sys.version_info < (3, 12):  # C recursion (msgspec's, json's) counts to the limit
+        assert too_deep in seen[True] and too_deep in seen[False], seen
 
 
 @pytest.mark.parametrize(
