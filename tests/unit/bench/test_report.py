@@ -20,7 +20,7 @@ import pytest  # noqa: E402
 from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from plot_support import assert_readable  # noqa: E402
-from trading_bench import report, targets  # noqa: E402
+from trading_bench import report, targets, terminal  # noqa: E402
 from trading_bench.latency import Percentiles  # noqa: E402
 from trading_bench.rows import Row, make_row  # noqa: E402
 
@@ -141,7 +141,7 @@ SAMPLES = {
 def test_every_table_fits_a_100_column_terminal(mode: str) -> None:
     rows = SAMPLES[mode]()
     checks = targets.CHECKS[mode](rows)
-    assert report.MAX_WIDTH == 100
+    assert terminal.MAX_WIDTH == 100
     for text in (report.table(mode, rows, checks), report.table(mode, rows, checks, width=100)):
         too_wide = [line for line in text.splitlines() if len(line) > 100]
         assert not too_wide, "\n".join(too_wide)

@@ -241,13 +241,37 @@ def test_invalid_utf8_in_a_columnar_string_is_not_utf8() -> None:
 
 @pytest.mark.parametrize("value", [7, -1, "x"])
 def test_a_repeated_key_is_never_counted_whichever_copy_is_good(value: object) -> None:
-    """Ten entries (seq twice): refused before any value is read; with nine entries a
-    repeat leaves a key missing, so the frame is refused too."""
+    """Ten entries (seq twice): refused before any value is read, as invalid_columns."""
     extra = msgspec.msgpack.encode("seq") + msgspec.msgpack.encode(value)
     assert _refusal(b"\x8a" + _columns_body() + extra) == Reason.INVALID_COLUMNS.value
-    nine = b"\x89" + _columns_body().replace(b"\xa5ts_ns", b"\xa5epoch", 1)
-    with pytest.raises(InvalidMessage):
-        decode_columns(nine, [], NOW + 60)
+
+
+def _pairs() -> dict[str, bytes]:
+    """A valid columnar frame's entries, each key with its value, encoded."""
+    frame = encode_columns("desk", 0, 0, 5, "bs", [1.0, 2.0], [NOW_NS, NOW_NS])
+    decoded = msgspec.msgpack.decode(frame)
+    return {k: msgspec.msgpack.encode(k) + msgspec.msgpack.encode(v) for k, v in decoded.items()}
+
+
+def _map(pairs: list[bytes]) -> bytes:
+    assert len(pairs) < 16
+    return bytes([0x80 | len(pairs)]) + b"".join(pairs)
+
+
+@pytest.mark.parametrize("first", [5, -1, "x", [1.0]])
+@pytest.mark.parametrize("dropped", ["type", "v", "side", "ts_ns"])
+def test_a_repeated_key_within_nine_entries_is_duplicate_key(first: object, dropped: str) -> None:
+    """A repeat that leaves another key missing is duplicate_key, as in JSON frames, not
+    the missing_field it causes nor the first copy's own reason (good copy or bad)."""
+    pairs = _pairs()
+    again = msgspec.msgpack.encode("seq") + msgspec.msgpack.encode(first)
+    kept = [p for k, p in pairs.items() if k != dropped]
+    assert _refusal(_map([again, *kept])) == Reason.DUPLICATE_KEY.value
+    assert _refusal(_map([*kept, again])) == Reason.DUPLICATE_KEY.value
+    # Eight entries, a repeat and two keys missing: still the repeat.
+    assert _refusal(_map([again, *kept[1:]])) == Reason.DUPLICATE_KEY.value
+    # Without the repeat the same gap is what it is.
+    assert _refusal(_map(kept)) == Reason.MISSING_FIELD.value
 
 
 def test_an_unknown_key_is_refused_without_reading_its_value_at_any_stack_depth() -> None:
@@ -351,6 +375,26 @@ def test_a_truncated_or_empty_map_is_refused_not_raised(frame: bytes) -> None:
     with pytest.raises(InvalidMessage) as caught:
         decode_columns(frame, [], NOW + 60)
     assert caught.value.reason in (Reason.INVALID_COLUMNS, Reason.MISSING_FIELD)
+
+
+@pytest.mark.parametrize(
+    ("tag", "reason"),
+    [
+        (None, Reason.MISSING_FIELD),  # msgspec alone would take a struct's tag as optional
+        ("never-sent", Reason.INVALID_COLUMNS),  # the decoder's own second type is no frame
+        ("trade", Reason.INVALID_COLUMNS),
+        (1, Reason.INVALID_COLUMNS),
+    ],
+)
+def test_a_columnar_map_without_its_type_or_with_another_is_refused(
+    tag: object, reason: Reason
+) -> None:
+    pairs = _pairs()
+    del pairs["type"]
+    tagged = [] if tag is None else [msgspec.msgpack.encode("type") + msgspec.msgpack.encode(tag)]
+    assert _refusal(_map([*tagged, *pairs.values()])) == reason.value
+    if tag == "never-sent":
+        assert _refusal(_map(tagged)) == reason.value
 
 
 # --- what a refused columnar frame says, and where its limits fall exactly -------------

@@ -15,11 +15,11 @@ from telemetry_contract.events import PACED_VARIANTS
 
 from trading_bench.rows import Row
 from trading_bench.targets import Target
+from trading_bench.terminal import MAX_WIDTH, wrap
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-WIDTH = 100
 _COLUMNS = (
     ("p50", 8), ("p99", 8), ("p99.9", 8), ("max", 9), (">100µs", 9), (">1ms", 6),
     ("@flush", 8),
@@ -59,18 +59,7 @@ def grouped(rows: Sequence[Row]) -> dict[str, list[Row]]:
     return loops
 
 
-def _wrap(text: str, width: int, indent: str) -> list[str]:
-    lines, line = [], ""
-    for word in text.split(" "):
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = indent + word
-        else:
-            line = f"{line} {word}" if line else word
-    return [*lines, line]
-
-
-def table(rows: Sequence[Row], targets: Sequence[Target], width: int = WIDTH) -> str:
+def table(rows: Sequence[Row], targets: Sequence[Target], width: int = MAX_WIDTH) -> str:
     rounds = int(rows[0].extra.get("rounds", 1)) if rows else 0
     head = f"{'loop':<12} {'variant':<18}" + "".join(f"{n:>{w}}" for n, w in _COLUMNS)
     out = [
@@ -101,7 +90,7 @@ def table(rows: Sequence[Row], targets: Sequence[Target], width: int = WIDTH) ->
     for t in targets:
         verdict = "MET   " if t.met else "MISSED"
         text = f"[{verdict}] {t.name}: {t.value:.3g} (target {t.op} {t.limit:g})"
-        out += _wrap(text, width, "           ")
+        out += wrap(text, width, indent=len("[MISSED] ") + 2)
     return "\n".join(out)
 
 

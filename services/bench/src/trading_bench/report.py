@@ -6,8 +6,6 @@ import json
 import os
 import platform
 import re
-import shutil
-import sys
 import textwrap
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +20,7 @@ from trading_publisher.sockets import push_socket
 from trading_bench import paced_report
 from trading_bench.rows import Row
 from trading_bench.targets import Target
+from trading_bench.terminal import terminal_width, wrap
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -47,32 +46,6 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "hostname": platform.node(),
     }
-
-
-#: Tables are split, and long lines wrapped, so that no line is wider than this when
-#: the output is not a terminal (a CI log, a PR); a terminal gets its own width.
-MAX_WIDTH = 100
-
-
-def terminal_width(default: int = MAX_WIDTH) -> int:
-    """The terminal's columns when stdout is one, else ``default`` (never below 60)."""
-    if not sys.stdout.isatty():
-        return default
-    return max(60, shutil.get_terminal_size((default, 24)).columns)
-
-
-def wrap(line: str, width: int, indent: int = 4) -> list[str]:
-    """``line`` in lines of at most ``width``, continuations indented under its text."""
-    if len(line) <= width:
-        return [line]
-    lead = len(line) - len(line.lstrip())
-    return textwrap.wrap(
-        line, width, initial_indent="", subsequent_indent=" " * (lead + indent),
-        break_on_hyphens=False, drop_whitespace=True,
-    ) if lead == 0 else textwrap.wrap(
-        line.lstrip(), width, initial_indent=" " * lead,
-        subsequent_indent=" " * (lead + indent), break_on_hyphens=False,
-    )  # fmt: skip
 
 
 #: Printed where a number does not apply (no sidecar counts, no per-call timing).
