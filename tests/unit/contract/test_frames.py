@@ -464,3 +464,12 @@ def test_ts_ns_may_reach_the_horizon_and_not_a_nanosecond_past_it() -> None:
     assert _says(late, horizon) == (
         f"invalid_ts: ts_ns {edge + 1} is more than a day ahead of the receiver's clock"
     )
+
+
+def test_a_repeated_key_and_the_decoders_own_tag_say_what_they_are() -> None:
+    pairs = _pairs()
+    again = msgspec.msgpack.encode("seq") + msgspec.msgpack.encode(6)
+    repeated = _map([again, *(p for k, p in pairs.items() if k != "ts_ns")])
+    assert _says(repeated) == "duplicate_key: a key of the columnar map is repeated (9 entries)"
+    never = _map([msgspec.msgpack.encode("type") + msgspec.msgpack.encode("never-sent")])
+    assert _says(never) == "invalid_columns: not a columnar frame: type 'never-sent'"
