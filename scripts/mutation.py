@@ -69,6 +69,7 @@ SCOPES: tuple[Scope, ...] = (
         ("telemetry_contract/codec.py", "telemetry_contract/json_checks.py"),
         (
             "tests/unit/contract/test_codec.py",
+            "tests/unit/contract/test_codec_paths.py",
             "tests/unit/contract/test_codec_hostile.py",
             "tests/unit/contract/test_frames.py",
             "tests/unit/contract/test_decode_frames.py",

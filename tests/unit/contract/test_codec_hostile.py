@@ -16,6 +16,7 @@ import pytest
 from telemetry_contract import InvalidMessage, Reason, Trade, decode
 from telemetry_contract.codec import decode_frames
 from telemetry_contract.events import Event
+from telemetry_contract.json_checks import DUPLICATE_DETAIL
 from telemetry_contract.transport import MAX_NESTING_DEPTH
 
 NOW = 1_700_000_000.0
@@ -107,6 +108,47 @@ def test_nesting_beyond_the_limit_is_malformed_json(depth: int) -> None:
     assert outcome(b"[" * depth + b"]" * depth) == ([], ["malformed_json"])
 
 
+def brackets(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    ("extra", "decodes"),
+    [
+        (b',"note":"' + b"[" * 100 + b'"', True),  # brackets in a string do not nest
+        (b',"note":"' + b"{" * 50 + b"]" * 50 + b'"', True),
+        (b',"note":"\\"' + b"[" * 100 + b'"', True),  # after an escaped quote: still inside
+        (b',"' + b"[" * 40 + b'":1', True),  # in a key
+        # An escaped backslash does not escape the quote after it: the string ends there.
+        (b',"note":"' + b"[" * 10 + b'\\\\","x":' + brackets(MAX_NESTING_DEPTH - 1), True),
+        (b',"note":"' + b"[" * 10 + b'\\\\","x":' + brackets(MAX_NESTING_DEPTH), False),
+        (b',"note":"\\"]]]]' + b"[" * 10 + b'","x":' + brackets(MAX_NESTING_DEPTH - 1), True),
+        (b',"note":"\\"]]]]' + b"[" * 10 + b'","x":' + brackets(MAX_NESTING_DEPTH), False),
+        (b',"x":{"a":' + brackets(MAX_NESTING_DEPTH - 2) + b"}", True),  # objects count too
+        (b',"x":{"a":' + brackets(MAX_NESTING_DEPTH - 1) + b"}", False),
+    ],
+)
+def test_only_brackets_outside_strings_nest(extra: bytes, decodes: bool) -> None:
+    events, rejects = outcome(trade(extra))
+    assert (len(events), rejects) == ((1, []) if decodes else (0, ["malformed_json"]))
+
+
+@pytest.mark.parametrize(
+    ("extra", "duplicate"),
+    [
+        (b',"x":{"k\\"":1,"k\\u0022":2}', True),  # both are k"
+        (b',"x":{"k\\\\":1,"k\\"":2}', False),  # k\ and k"
+        (b',"x":[{"a":1},{"b":{"c":[1,{"d":1,"d":1}]}}]', True),
+        (b',"x":[{"d":1},{"d":1}],"d":{"d":{"d":1}}', False),  # same key, other objects
+    ],
+)
+def test_duplicates_compare_unescaped_keys_in_every_object(extra: bytes, duplicate: bool) -> None:
+    events, rejects = outcome(trade(extra))
+    assert (len(events), rejects) == ((0, ["duplicate_key"]) if duplicate else (1, []))
+    events, rejects = outcome(b"[" + trade() + b"," + trade(extra) + b"]")
+    assert (len(events), rejects) == ((1, ["duplicate_key"]) if duplicate else (2, []))
+
+
 def at_stack_depth(spare: int, call: Callable[[], object]) -> object:
     """``call()`` run with only ``spare`` Python frames left before the recursion limit."""
     depth = 0
@@ -148,6 +190,53 @@ def test_the_answer_does_not_depend_on_the_callers_stack(depth: int) -> None:
         assert len(here[0]) == 2  # type: ignore[index]
     else:
         assert here == ([], ["malformed_json"])
+
+
+def deep_duplicate(duplicate: bool) -> bytes:
+    """A trade MAX_NESTING_DEPTH deep whose innermost object repeats a key (or not)."""
+    inner = MAX_NESTING_DEPTH - 2
+    core = b'{"d":1,"d":2}' if duplicate else b'{"d":1}'
+    return trade(b',"x":' + b"[" * inner + core + b"]" * inner)
+
+
+def test_a_caller_at_the_edge_of_the_stack_gets_an_answer_never_a_recursion_error() -> None:
+    """Within a few dozen frames of the recursion limit msgspec and json run out of stack
+    on frames the depth check let through. Such a frame is ``malformed_json`` ("nesting
+    too deep"): never a RecursionError out of the decoder, and never a repeated key let
+    through because json could not look (it was, before). The sidecar's loop has
+    hundreds of frames to spare; every Python frame the decoder needs for a frame of
+    depth 1 on its exact path is measured first, so the scan starts where the decoder
+    itself fits."""
+
+    def answer(frame: bytes) -> Callable[[], object]:
+        def call() -> object:
+            try:
+                decoded = decode(frame, NOW)
+            except InvalidMessage as exc:
+                return str(exc)
+            except RecursionError:
+                return "RecursionError"
+            return f"{len(decoded.events)} events"
+
+        return call
+
+    def fits(spare: int) -> bool:
+        try:  # the harness itself may not fit (C calls count towards the limit too)
+            return at_stack_depth(spare, answer(trade(b',"x":{"d":1,"d":2}'))) != "RecursionError"
+        except RecursionError:
+            return False
+
+    base = next(spare for spare in range(8, 400) if fits(spare))
+    seen: dict[bool, set[object]] = {True: set(), False: set()}
+    for spare in range(base, base + 100, 2):
+        for duplicate in (True, False):
+            seen[duplicate].add(at_stack_depth(spare, answer(deep_duplicate(duplicate))))
+    too_deep = "malformed_json: nesting too deep"
+    assert seen[True] <= {too_deep, f"duplicate_key: {DUPLICATE_DETAIL}"}, seen
+    assert seen[False] <= {too_deep, "1 events"}, seen
+    assert "1 events" in seen[False] and f"duplicate_key: {DUPLICATE_DETAIL}" in seen[True]
+    if sys.version_info < (3, 12):  # C recursion (msgspec's, json's) counts to the limit
+        assert too_deep in seen[True] and too_deep in seen[False], seen
 
 
 @pytest.mark.parametrize(

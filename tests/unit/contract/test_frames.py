@@ -23,6 +23,7 @@ from telemetry_contract.events import (
     TradeColumns,
 )
 from telemetry_contract.frames import (
+    COLUMNS_KEYS,
     TradeEncoder,
     columns_frame,
     decode_columns,
@@ -394,3 +395,81 @@ def test_a_columnar_map_without_its_type_or_with_another_is_refused(
     assert _refusal(_map([*tagged, *pairs.values()])) == reason.value
     if tag == "never-sent":
         assert _refusal(_map(tagged)) == reason.value
+
+
+# --- what a refused columnar frame says, and where its limits fall exactly -------------
+
+
+def _says(frame: bytes, horizon: float = NOW + 86_400) -> str:
+    with pytest.raises(InvalidMessage) as caught:
+        decode_columns(frame, [], horizon)
+    return str(caught.value)
+
+
+def _msgspec_says(frame: bytes) -> str:
+    try:
+        msgspec.msgpack.decode(frame, type=TradeColumns)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return str(exc)
+    raise AssertionError("a valid frame")
+
+
+@pytest.mark.parametrize(
+    ("frame", "text"),
+    [
+        (_frame(qty=[1.0, -1.0]), "invalid_qty: " + _msgspec_says(_frame(qty=[1.0, -1.0]))),
+        (b"\x89\xc1", "invalid_columns: " + _msgspec_says(b"\x89\xc1")),
+        (_frame(side="b"), "invalid_columns: columns differ in length: side 1, qty 2, ts_ns 2"),
+        (_frame(side="bx"), "invalid_side: side codes must be 'b' or 's': 'bx'"),
+        (_frame(side="bX"), "invalid_side: side codes must be 'b' or 's': 'bX'"),
+        (_frame(seq=MAX_SAFE_INT - 1, qty=[1.0, 2.0, 3.0], side="bbb", ts_ns=[NOW_NS] * 3),
+         f"invalid_seq: seq {MAX_SAFE_INT - 1} + 3 events passes 2**53 - 1"),
+        (_frame(src="a\x7f"), "invalid_src: src must be printable ASCII (' '..'~'), got 'a\\x7f'"),
+        # A map16/map32 header cut short is not MessagePack; a whole one says its count.
+        (b"\xde\xff", "invalid_columns: not a MessagePack frame: " + _msgspec_says(b"\xde\xff")),
+        (b"\xde\x00\xff",
+         f"invalid_columns: a columnar frame is a map of its {COLUMNS_KEYS} keys once each, "
+         "this one has 255 entries"),
+        (b"\xdf\xff\xff",
+         "invalid_columns: not a MessagePack frame: " + _msgspec_says(b"\xdf\xff\xff")),
+        (b"\xdf\x00\x00\x00\xff",
+         f"invalid_columns: a columnar frame is a map of its {COLUMNS_KEYS} keys once each, "
+         "this one has 255 entries"),
+    ],
+)  # fmt: skip
+def test_a_refused_columnar_frame_says_why(frame: bytes, text: str) -> None:
+    assert _says(frame) == text
+
+
+def test_a_string_that_is_not_utf8_says_so() -> None:
+    frame = b"\x89" + _columns_body().replace(b"desk", b"d\xffsk")
+    assert _says(frame).startswith("not_utf8: a string is not UTF-8: ")
+    assert len(_says(frame)) > len("not_utf8: a string is not UTF-8: ") + 5
+
+
+def test_the_last_seq_may_be_the_largest_safe_integer() -> None:
+    frame = encode_columns("desk", 0, 0, MAX_SAFE_INT - 1, "bs", [1.0, 2.0], [NOW_NS, NOW_NS])
+    out: list[Event] = []
+    assert decode_columns(frame, out, NOW + 86_400) == 2
+    assert [t.seq for t in out] == [MAX_SAFE_INT - 1, MAX_SAFE_INT]  # type: ignore[union-attr]
+
+
+def test_ts_ns_may_reach_the_horizon_and_not_a_nanosecond_past_it() -> None:
+    horizon = 1_700_086_400.0  # horizon * 1e9 is a float that holds this integer exactly
+    edge = 1_700_086_400 * 10**9
+    assert horizon * 1e9 == edge
+    out: list[Event] = []
+    assert decode_columns(encode_columns("d", 0, 0, 0, "b", [1.0], [edge]), out, horizon) == 1
+    late = encode_columns("d", 0, 0, 0, "sb", [1.0, 1.0], [edge - 5, edge + 1])
+    assert _says(late, horizon) == (
+        f"invalid_ts: ts_ns {edge + 1} is more than a day ahead of the receiver's clock"
+    )
+
+
+def test_a_repeated_key_and_the_decoders_own_tag_say_what_they_are() -> None:
+    pairs = _pairs()
+    again = msgspec.msgpack.encode("seq") + msgspec.msgpack.encode(6)
+    repeated = _map([again, *(p for k, p in pairs.items() if k != "ts_ns")])
+    assert _says(repeated) == "duplicate_key: a key of the columnar map is repeated (9 entries)"
+    never = _map([msgspec.msgpack.encode("type") + msgspec.msgpack.encode("never-sent")])
+    assert _says(never) == "invalid_columns: not a columnar frame: type 'never-sent'"

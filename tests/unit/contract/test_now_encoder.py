@@ -8,7 +8,9 @@ encoder's ``__call__`` (converted or refused). Both routes must carry the side, 
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 
 import pytest
 from telemetry_contract import InvalidMessage, Trade, decode, encode_batch, encode_trade
@@ -90,3 +92,61 @@ def test_seq_is_written_only_with_a_src_and_must_be_a_safe_integer() -> None:
     assert isinstance(event, Trade) and event.seq is None
     with pytest.raises(ValueError, match="^seq must be an integer"):
         TradeEncoder("pub-1")("buy", 1.0, NOW, -1)
+
+
+# --- the quick route's own format: what makes it quick ----------------------------------
+
+QUICK_TS = re.compile(rb'"ts":\d+e-9[,}]')
+
+
+@pytest.mark.parametrize("src", [None, "pub-1"])
+@pytest.mark.parametrize("qty", [0.0, 0.5, 2.5, MAX_QTY])
+def test_an_in_range_float_takes_the_quick_route(src: str | None, qty: float) -> None:
+    """``ts`` as ``time.time_ns()`` written ``<ns>e-9`` (no float formatting) is the quick
+    route's whole point; every float qty from 0 to MAX_QTY takes it, both ends included."""
+    frame = TradeEncoder(src).now("sell", qty, 7)
+    assert QUICK_TS.search(frame), frame
+    [event] = decode(frame).events
+    assert isinstance(event, Trade) and event.qty == qty
+
+
+@pytest.mark.parametrize("qty", [3, 0, True])
+def test_anything_but_a_float_goes_through_call(qty: float) -> None:
+    """An int is converted by ``__call__`` (a float ts, written by ``repr``); a bool is
+    refused there, as ``__call__`` refuses it."""
+    encoder = TradeEncoder("pub-1")
+    if qty is True:
+        with pytest.raises(ValueError, match="^qty must be a number, not a bool: True$"):
+            encoder.now("buy", qty, 1)
+        return
+    frame = encoder.now("buy", qty, 1)
+    assert not QUICK_TS.search(frame), frame
+
+
+@pytest.mark.parametrize("qty", [True, False])
+def test_a_bool_qty_is_refused_either_way(qty: bool) -> None:
+    with pytest.raises(ValueError, match=f"^qty must be a number, not a bool: {qty}$"):
+        TradeEncoder("pub-1")("buy", qty, NOW, 1)
+    with pytest.raises(ValueError, match="not a bool"):
+        encode_trade("buy", qty, NOW)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: TradeEncoder(None, stream=1),
+            "stream and epoch are only meaningful together with src",
+        ),
+        (
+            lambda: encode_trade("buy", 1.0, NOW, None, 4),
+            "seq is only meaningful together with src",
+        ),
+    ],
+)
+def test_a_field_without_its_src_is_refused_in_so_many_words(
+    build: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        build()
+    assert str(caught.value) == message

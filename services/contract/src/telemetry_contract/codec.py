@@ -166,14 +166,12 @@ def decode_into(
         ):
             out.append(obj)
             return _NO_REJECTS
-        return _slow(frame, out, horizon)
-    if kind is BenchmarkResult:
+    elif kind is BenchmarkResult:
         if plain and frame.count(34) == BENCH_QUOTES:
             out.append(obj)
             return _NO_REJECTS
-        return _slow(frame, out, horizon)
-    assert isinstance(obj, list)
-    if plain and len(obj) <= MAX_BATCH_ITEMS and frame.count(ITEM_START) == len(obj):
+    # Else a batch (list[Trade]).
+    elif plain and len(obj) <= MAX_BATCH_ITEMS and frame.count(ITEM_START) == len(obj):
         quotes = 0
         for trade in obj:
             src = trade.src
@@ -186,7 +184,7 @@ def decode_into(
             if frame.count(34) == quotes:
                 out.extend(obj)
                 return _NO_REJECTS
-    return _slow(frame, out, horizon)
+    return _slow(frame, out, horizon)  # anything doubtful: the exact path decides
 
 
 def decode_frames(frames: Sequence[Buffer], out: list[Event], now: float) -> list[InvalidMessage]:
@@ -315,11 +313,9 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
     except msgspec.DecodeError as exc:
         raise InvalidMessage(Reason.MALFORMED_JSON, str(exc)) from None
     except RecursionError:  # only when the caller itself is at the edge of the stack
-        raise InvalidMessage(Reason.MALFORMED_JSON, "nesting too deep") from None
+        raise InvalidMessage(Reason.MALFORMED_JSON, _STACK_EDGE) from None
     if isinstance(shape, dict):
-        event = _checked(frame, _ONE, horizon)
-        if has_duplicate(frame, event):
-            raise InvalidMessage(Reason.DUPLICATE_KEY, DUPLICATE_DETAIL)
+        event = _object(frame, _ONE, horizon)
         if isinstance(event, InvalidMessage):
             raise event
         out.append(event)
@@ -330,10 +326,8 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
         )
     rejects: list[InvalidMessage] = []
     for index, raw in enumerate(shape):
-        item = _checked(raw, _ITEM, horizon)
-        data = bytes(raw)
-        if data.lstrip()[:1] == b"{" and has_duplicate(data, item):
-            item = InvalidMessage(Reason.DUPLICATE_KEY, DUPLICATE_DETAIL)
+        data = bytes(raw)  # msgspec.Raw: the item's own bytes, no whitespace around them
+        item = _object(data, _ITEM, horizon) if data[:1] == b"{" else _checked(data, _ITEM, horizon)
         if isinstance(item, InvalidMessage):
             if item.reason is Reason.UNKNOWN_TYPE and "'benchmark'" in item.detail:
                 item = InvalidMessage(
@@ -345,18 +339,38 @@ def _slow(frame: bytes, out: list[Event], horizon: float) -> list[InvalidMessage
     return rejects
 
 
+#: Why a frame within the nesting limit is refused all the same when the caller is at
+#: the edge of Python's stack and a parser runs out of it.
+_STACK_EDGE: Final = "nesting too deep"
+
+
+def _object(
+    data: bytes, decoder: Callable[[bytes], Event], horizon: float
+) -> Event | InvalidMessage:
+    """One object (the frame's or a batch item): ``duplicate_key`` before anything
+    :func:`_checked` finds. At the edge of the caller's stack, where json cannot look
+    for repeated keys, the object is ``malformed_json``: never let through unseen."""
+    event = _checked(data, decoder, horizon)
+    try:
+        if has_duplicate(data, event):
+            return InvalidMessage(Reason.DUPLICATE_KEY, DUPLICATE_DETAIL)
+    except RecursionError:
+        return InvalidMessage(Reason.MALFORMED_JSON, _STACK_EDGE)
+    return event
+
+
 def _checked(
-    data: bytes | msgspec.Raw, decoder: Callable[[bytes | msgspec.Raw], Event], horizon: float
+    data: bytes, decoder: Callable[[bytes], Event], horizon: float
 ) -> Event | InvalidMessage:
     """One object decoded and ts-checked, or the InvalidMessage that says why not."""
     try:
         event = decoder(data)
     except msgspec.ValidationError as exc:
         return _from_validation(str(exc))
-    except msgspec.DecodeError as exc:  # e.g. bad UTF-8 inside a string of an item
+    except msgspec.DecodeError as exc:  # not seen: the frame's shape parsed these bytes
         return InvalidMessage(Reason.MALFORMED_JSON, str(exc))
-    except RecursionError:
-        return InvalidMessage(Reason.MALFORMED_JSON, "nesting too deep")
+    except RecursionError:  # only at the edge of the caller's stack
+        return InvalidMessage(Reason.MALFORMED_JSON, _STACK_EDGE)
     if isinstance(event, Trade):
         if event.ts > horizon:
             return _future_ts(event.ts, horizon)
