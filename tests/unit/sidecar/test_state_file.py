@@ -35,6 +35,7 @@ from trading_sidecar.state import (
     move_aside,
     read,
     set_aside,
+    write_atomic,
 )
 
 NOW = 1_700_000_000.0
@@ -306,3 +307,16 @@ def test_the_newest_bad_files_are_kept_and_a_folder_among_them_is_left_alone(
     left = sorted(p.name for p in tmp_path.glob(f"{FILENAME}.bad-*") if p.is_file())
     assert left == sorted([p.name for p in older[-(KEEP_BAD - 1) :]] + [moved.name])
     assert folder.is_dir() and (folder / "inside").read_bytes() == b"not ours"
+
+
+def test_a_write_that_fails_leaves_no_temporary_copy_behind(tmp_path: Path) -> None:
+    """A rename that fails (here: a non-empty folder in the file's place) keeps nothing of
+    its own: an earlier process's leftover would otherwise stay forever (pids differ)."""
+    target = tmp_path / "snapshot.json"
+    target.mkdir()
+    (target / "keep").write_text("x")
+    with pytest.raises(OSError):
+        write_atomic(target, b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot.json"]
+    write_atomic(tmp_path / "other.json", b"data")  # the good path still leaves one file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "snapshot.json"]
