@@ -1,0 +1,102 @@
+"""What the publisher client puts on the wire, read in-process by the unit tests.
+
+Real ZeroMQ PULL sockets on ``tcp://127.0.0.1:*`` (the client's monitors report TCP
+connections, which inproc has none of) and the contract's own decoders: a frame is read
+exactly as a sidecar would read it, so a test pins what a user of the client relies on
+(seqs, streams, epochs, the columns of a batch), never how the client got there.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import zmq
+from telemetry_contract.codec import decode
+from telemetry_contract.events import TradeColumns
+from telemetry_contract.frames import is_columns
+
+#: Generous ceilings: the machine running the suite is shared.
+ARRIVES_S = 10.0
+
+Row = tuple[str, float, float, str | None, int | None, int | None, int | None]
+
+
+def rows(raw: bytes) -> list[Row]:
+    """Every trade a frame stands for, decoded by the contract: (side, qty, ts, src, seq,
+    stream, epoch)."""
+    decoded = decode(raw)
+    assert not decoded.rejects, decoded.rejects
+    return [(e.side, e.qty, e.ts, e.src, e.seq, e.stream, e.epoch) for e in decoded.events]
+
+
+def columns(raw: bytes) -> TradeColumns:
+    """A columnar frame's fields as sent (the contract's struct)."""
+    assert is_columns(raw), raw[:40]
+    return msgspec.msgpack.decode(raw, type=TradeColumns)
+
+
+def single(raw: bytes) -> dict[str, Any]:
+    """A single-object frame's JSON fields as sent."""
+    assert not is_columns(raw), raw[:40]
+    parsed: dict[str, Any] = msgspec.json.decode(raw)
+    return parsed
+
+
+def wait_until(check: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+class Wire:
+    """PULL sockets (and silent TCP listeners) on one context, all closed at teardown."""
+
+    def __init__(self) -> None:
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.socks: list[zmq.Socket[bytes]] = []
+        self.listeners: list[socket.socket] = []
+
+    def pull(self, port: int | None = None) -> tuple[zmq.Socket[bytes], str]:
+        """A PULL socket bound on loopback (a given port, or one ZeroMQ picks)."""
+        sock = self.ctx.socket(zmq.PULL)
+        sock.linger = 0
+        self.socks.append(sock)
+        if port is None:
+            port = sock.bind_to_random_port("tcp://127.0.0.1")
+        else:
+            sock.bind(f"tcp://127.0.0.1:{port}")
+        return sock, f"tcp://127.0.0.1:{port}"
+
+    def silent(self) -> str:
+        """A TCP listener that never speaks ZeroMQ: the connection is up (the monitor says
+        so) but the handshake never completes, so every send on it fails (IMMEDIATE)."""
+        server = socket.create_server(("127.0.0.1", 0))
+        self.listeners.append(server)
+        return f"tcp://127.0.0.1:{server.getsockname()[1]}"
+
+    @staticmethod
+    def recv(sock: zmq.Socket[bytes], timeout_s: float = ARRIVES_S) -> bytes | None:
+        if not sock.poll(int(timeout_s * 1000)):
+            return None
+        return sock.recv()
+
+    @staticmethod
+    def drain(sock: zmq.Socket[bytes], quiet_s: float = 0.3) -> list[bytes]:
+        """Every frame until the socket stays quiet for ``quiet_s``."""
+        found: list[bytes] = []
+        while sock.poll(int(quiet_s * 1000)):
+            found.append(sock.recv())
+        return found
+
+    def close(self) -> None:
+        for sock in self.socks:
+            sock.close(linger=0)
+        for server in self.listeners:
+            server.close()
+        self.ctx.term()
