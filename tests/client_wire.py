@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import zmq
 from telemetry_contract.codec import decode
-from telemetry_contract.events import TradeColumns
+from telemetry_contract.events import Trade, TradeColumns
 from telemetry_contract.frames import is_columns
 
 #: Generous ceilings: the machine running the suite is shared.
@@ -30,7 +30,9 @@ def rows(raw: bytes) -> list[Row]:
     stream, epoch)."""
     decoded = decode(raw)
     assert not decoded.rejects, decoded.rejects
-    return [(e.side, e.qty, e.ts, e.src, e.seq, e.stream, e.epoch) for e in decoded.events]
+    trades = [e for e in decoded.events if isinstance(e, Trade)]
+    assert len(trades) == len(decoded.events)
+    return [(e.side, e.qty, e.ts, e.src, e.seq, e.stream, e.epoch) for e in trades]
 
 
 def columns(raw: bytes) -> TradeColumns:
@@ -52,6 +54,14 @@ def wait_until(check: Callable[[], object], what: str, timeout: float = 20.0) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.005)
+
+
+def writable(socks: list[zmq.Socket[bytes]]) -> bool:
+    """Whether every PUSH socket can queue a frame now. The monitor's CONNECTED comes at
+    TCP connect, before the ZeroMQ handshake: until it completes, an ``IMMEDIATE``
+    socket refuses frames (the client holds them for its next flush). Tests that pin
+    what one flush sends wait for this first (call with the client's lock held)."""
+    return all(int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLOUT for sock in socks)
 
 
 class Wire:

@@ -10,12 +10,13 @@ bounded work per GIL hold (``HOLD_EVENTS``) with ``queued`` still counting the r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 import zmq
-from client_wire import Wire, columns, rows, single, wait_until
+from client_wire import Wire, columns, rows, single, wait_until, writable
 from support import free_port
 from trading_publisher import flush as flush_module
 from trading_publisher.flush import CATCH_UP, HOLD_EVENTS, Outbox
@@ -45,7 +46,11 @@ class Rig:
         return Outbox(streams, "src-1", batch_size, max_held, wake)
 
     def connected(self, outbox: Outbox) -> Outbox:
-        wait_until(lambda: outbox.streams.connected, "connected")
+        """The outbox, once every socket has a connection that takes frames."""
+        streams = outbox.streams
+        wait_until(
+            lambda: streams.connected and writable([s.socket for s in streams.all]), "connected"
+        )
         return outbox
 
 
@@ -59,6 +64,12 @@ def rig() -> Iterator[Rig]:
         s.close(0)
     ctx.term()
     wire.close()
+
+
+def all_up(streams: Streams) -> bool:
+    """Whether every socket has a TCP connection (its monitor read now)."""
+    streams.poll()
+    return all(s.peers for s in streams.all)
 
 
 def add(outbox: Outbox, count: int, start: int = 0, code: str = "b") -> None:
@@ -196,7 +207,10 @@ def test_a_frame_the_first_socket_refuses_goes_to_the_next(rig: Rig) -> None:
     pull, live = rig.wire.pull()
     outbox = rig.outbox([rig.wire.silent(), live], batch_size=4)
     streams = outbox.streams
-    wait_until(lambda: all((streams.poll(), s.peers)[1] for s in streams.all), "both up")
+    wait_until(
+        lambda: all_up(streams) and writable([streams.all[1].socket]),
+        "both up",
+    )
     add(outbox, 4)
     outbox.flush()
     got = [columns(f) for f in Wire.drain(pull)]
@@ -209,7 +223,7 @@ def test_a_frame_the_first_socket_refuses_goes_to_the_next(rig: Rig) -> None:
 def test_a_refused_frame_on_every_socket_is_held(rig: Rig, batch_size: int) -> None:
     outbox = rig.outbox([rig.wire.silent(), rig.wire.silent()], batch_size=batch_size)
     streams = outbox.streams
-    wait_until(lambda: all((streams.poll(), s.peers)[1] for s in streams.all), "both up")
+    wait_until(lambda: all_up(streams), "both up")
     add(outbox, 4)
     outbox.flush()
     assert (outbox.sent, outbox.held_count, outbox.pending()) == (0, 4, 4)
@@ -219,7 +233,7 @@ def test_a_refused_frame_on_every_socket_is_held(rig: Rig, batch_size: int) -> N
 def test_frames_alternate_between_sockets(rig: Rig) -> None:
     (a, address_a), (b, address_b) = rig.wire.pull(), rig.wire.pull()
     outbox = rig.outbox([address_a, address_b], batch_size=2)
-    wait_until(lambda: all((outbox.streams.poll(), s.peers)[1] for s in outbox.streams.all), "up")
+    rig.connected(outbox)
     add(outbox, 8)
     outbox.flush()
     got_a = [columns(f) for f in Wire.drain(a)]
@@ -310,17 +324,16 @@ def test_new_events_beyond_catch_up_are_sent_in_bounded_holds(
 def test_gil_hand_off_sleeps_zero(monkeypatch: pytest.MonkeyPatch) -> None:
     """The hand-off is ``time.sleep(0)``: it releases the GIL and returns at once."""
     calls: list[object] = []
-    real = flush_module.time.sleep
+    real = time.sleep
 
     def spy(seconds: float) -> None:
         calls.append(seconds)
         real(seconds)
 
-    monkeypatch.setattr(flush_module.time, "sleep", spy)
+    monkeypatch.setattr(time, "sleep", spy)
     flush_module._give_gil_away()  # noqa: SLF001 - the hand-off itself
     assert calls == [0]
 
 
 def test_hold_events_and_catch_up_are_the_documented_bounds() -> None:
     assert (HOLD_EVENTS, CATCH_UP) == (8192, 8)
-

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import zmq
-from client_wire import Wire, wait_until
+from client_wire import Wire, wait_until, writable
 from support import free_port
 from telemetry_contract.transport import Heartbeat
 from trading_publisher import streams as streams_module
@@ -66,7 +66,9 @@ def test_each_socket_is_a_53_bit_stream_from_seq_0_epoch_0(make: Make) -> None:
 
 def test_socket_options_are_the_ones_given(make: Make) -> None:
     heartbeat = Heartbeat(250, 750, 2_000)
-    streams = make([f"tcp://127.0.0.1:{free_port()}"], sndhwm=123, linger_ms=45, heartbeat=heartbeat)
+    streams = make(
+        [f"tcp://127.0.0.1:{free_port()}"], sndhwm=123, linger_ms=45, heartbeat=heartbeat
+    )
     sock = streams.all[0].socket
     assert sock.getsockopt(zmq.SNDHWM) == 123
     assert sock.getsockopt(zmq.LINGER) == 45
@@ -132,12 +134,12 @@ def test_next_live_skips_sockets_without_a_connection(make: Make, wire: Wire) ->
 def test_send_says_whether_the_frame_went(make: Make, wire: Wire) -> None:
     pull, live = wire.pull()
     streams = make([live, f"tcp://127.0.0.1:{free_port()}", wire.silent()])
-    wait_until(lambda: streams.connected, "connected")
+    wait_until(lambda: writable([streams.all[0].socket]), "handshake done")
     assert streams.send(streams.all[0], b"one") is True
     assert Wire.recv(pull) == b"one"
     assert streams.send(streams.all[1], b"two") is False  # no connection (IMMEDIATE)
     silent = streams.all[2]
-    wait_until(lambda: (streams.poll_one(silent), silent.peers)[1], "silent peer connected")
+    wait_until(lambda: streams.connected and silent.peers, "silent peer connected")
     # TCP is up, the ZeroMQ handshake never completes: the socket has nowhere to queue.
     assert streams.send(silent, b"three") is False
     assert Wire.recv(pull, 0.2) is None
