@@ -9,8 +9,10 @@ and wait on conditions with generous ceilings (the machine is shared).
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
@@ -562,3 +564,25 @@ def test_publish_takes_a_prepared_event(made: list[Publisher], wire: Wire) -> No
     pub.flush()
     got = [r for f in Wire.drain(pull) for r in rows(f)]
     assert got == [("sell", 3.0, 1_700_000_000.5, "mine", 0, pub.streams[0][1], 0)]
+
+
+# ---------------------------------------------------------------- a bad address
+
+
+@pytest.mark.parametrize("bad", ["nonsense", "tcp://", "tcp://127.0.0.1:notaport"])
+def test_a_bad_address_is_refused_and_nothing_is_left_open(bad: str) -> None:
+    """The error names the address; the sockets already opened for the addresses before
+    it are closed (a given context can still be terminated) and an own context is."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    with pytest.raises(ValueError) as caught:
+        Publisher([nowhere(), bad], context=ctx, linger_ms=0)
+    assert str(caught.value).startswith(f"cannot connect to {bad!r}: ")
+    terminated = threading.Event()
+    threading.Thread(target=lambda: (ctx.term(), terminated.set()), daemon=True).start()
+    assert terminated.wait(10), "ctx.term() hangs: a socket of the failed client is open"
+    with warnings.catch_warnings(record=True) as caught_warnings:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError):
+            Publisher(bad, linger_ms=0)
+        gc.collect()
+    assert [str(w.message) for w in caught_warnings] == []

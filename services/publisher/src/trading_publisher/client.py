@@ -145,14 +145,19 @@ class Publisher:
 
         self._own_context = context is None
         self._context = context if context is not None else zmq.Context()
-        self._streams = Streams(
-            self._context,
-            self.addresses,
-            sndhwm=sndhwm,
-            linger_ms=linger_ms,
-            curve=curve,
-            heartbeat=heartbeat,
-        )
+        try:
+            self._streams = Streams(
+                self._context,
+                self.addresses,
+                sndhwm=sndhwm,
+                linger_ms=linger_ms,
+                curve=curve,
+                heartbeat=heartbeat,
+            )
+        except BaseException:  # a bad address: Streams closed its sockets, and ours goes
+            if self._own_context:
+                self._context.term()
+            raise
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._outbox = Outbox(self._streams, self.source, batch_size, self.max_held, self._rouse)
