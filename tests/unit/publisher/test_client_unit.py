@@ -578,7 +578,12 @@ def test_a_bad_address_is_refused_and_nothing_is_left_open(bad: str) -> None:
         Publisher([nowhere(), bad], context=ctx, linger_ms=0)
     assert str(caught.value).startswith(f"cannot connect to {bad!r}: ")
     terminated = threading.Event()
-    threading.Thread(target=lambda: (ctx.term(), terminated.set()), daemon=True).start()
+
+    def term() -> None:
+        ctx.term()
+        terminated.set()
+
+    threading.Thread(target=term, daemon=True).start()
     assert terminated.wait(10), "ctx.term() hangs: a socket of the failed client is open"
     with warnings.catch_warnings(record=True) as caught_warnings:
         warnings.simplefilter("always")
