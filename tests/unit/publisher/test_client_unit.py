@@ -27,6 +27,10 @@ from trading_publisher.client import HELD_EVENT_BYTES, ZMQ_MSG_OVERHEAD, Publish
 from trading_publisher.options import PublisherStats
 from trading_publisher.settings import load
 
+#: Each test takes well under a second; a client that hangs (a wait that never ends)
+#: fails here instead of at the suite's 300 s ceiling.
+pytestmark = pytest.mark.timeout(60)
+
 #: Long enough that the flusher never ticks during a test: flush()/close() send.
 QUIET = 10.0
 

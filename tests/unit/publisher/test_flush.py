@@ -22,6 +22,10 @@ from trading_publisher import flush as flush_module
 from trading_publisher.flush import CATCH_UP, HOLD_EVENTS, Outbox
 from trading_publisher.streams import Streams
 
+#: Each test takes well under a second; a client that hangs (a wait that never ends)
+#: fails here instead of at the suite's 300 s ceiling.
+pytestmark = pytest.mark.timeout(60)
+
 TS = 1_700_000_000_000_000_000
 
 

@@ -19,6 +19,10 @@ from trading_publisher import streams as streams_module
 from trading_publisher import zmq_direct
 from trading_publisher.streams import Streams
 
+#: Each test takes well under a second; a client that hangs (a wait that never ends)
+#: fails here instead of at the suite's 300 s ceiling.
+pytestmark = pytest.mark.timeout(60)
+
 Make = Callable[..., Streams]
 
 
