@@ -10,6 +10,7 @@ and wait on conditions with generous ceilings (the machine is shared).
 from __future__ import annotations
 
 import gc
+import math
 import threading
 import time
 import warnings
@@ -23,6 +24,7 @@ from client_wire import Wire, columns, rows, single, wait_until, writable
 from support import free_port
 from telemetry_contract.events import MAX_QTY, MAX_SOURCE_LEN, MAX_TS_AHEAD_S, MIN_TS
 from telemetry_contract.transport import MAX_BATCH_ITEMS, Heartbeat
+from trading_publisher import client as client_module
 from trading_publisher.client import HELD_EVENT_BYTES, ZMQ_MSG_OVERHEAD, Publisher
 from trading_publisher.options import PublisherStats
 from trading_publisher.settings import load
@@ -279,6 +281,27 @@ def test_every_refusal_leaves_nothing_behind(made: list[Publisher], wire: Wire) 
     assert [(r[1], r[4]) for r in got] == [(3.0, 0)]
 
 
+def test_the_ts_window_is_inclusive_at_both_ends(
+    made: list[Publisher], wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the client's clock fixed: ``now + MAX_TS_AHEAD_S`` exactly is accepted, the
+    next float after it is not; an event without ``ts`` carries that clock, to the ns."""
+    now_ns = 1_750_000_000_123_456_789
+    monkeypatch.setattr(client_module, "_clock", lambda: now_ns)
+    pull, address = wire.pull()
+    pub = connected(open_client(made, address))
+    latest = now_ns / 1e9 + MAX_TS_AHEAD_S
+    assert pub.trade("buy", 1.0, latest) is True
+    assert pub.trade("buy", 1.0, MIN_TS) is True
+    for ts in (math.nextafter(latest, math.inf), math.nextafter(MIN_TS, 0)):
+        with pytest.raises(ValueError, match="ts must be epoch seconds in"):
+            pub.trade("buy", 1.0, ts)
+    assert pub.trade("sell", 2.0) is True
+    pub.flush()
+    (frame,) = Wire.drain(pull)
+    assert columns(frame).ts_ns == [_exact_ns(latest), _exact_ns(MIN_TS), now_ns]
+
+
 def _exact_ns(ts: float) -> int:
     """The nearest integer ns to the float's exact value (the contract's promise)."""
     value = Fraction(ts) * 10**9
@@ -356,8 +379,8 @@ def test_an_idle_flusher_is_woken_by_the_next_trade(made: list[Publisher], wire:
     pub = connected(open_client(made, address, max_delay_s=0.004))
     for round_ in range(3):
         wait_until(lambda: pub._idle, "the flusher fell asleep")  # noqa: SLF001
-        pub.trade("buy", float(round_))
-        pub.trade("sell", float(round_))
+        assert pub.trade("buy", float(round_)) is True  # the call that wakes it, too
+        assert pub.trade("sell", float(round_)) is True
         got = [r for f in [Wire.recv(pull)] if f is not None for r in rows(f)]
         while len(got) < 2:
             more = Wire.recv(pull)
@@ -439,10 +462,28 @@ def test_batch_size_one_while_a_flush_holds_the_lock(made: list[Publisher], wire
     with pub._lock:  # noqa: SLF001 - a flush in progress
         assert pub.trade("buy", 5.0) is True
         assert pub.queued == 1
+    assert pub.trade("buy", 6.0) is True  # goes after the queued one, never before
     pub.flush()
     got = [single(f) for f in Wire.drain(pull)]
-    assert [(e["qty"], e["seq"]) for e in got] == [(5.0, 0)]
-    assert (pub.sent, pub.queued) == (1, 0)
+    assert [(e["qty"], e["seq"]) for e in got] == [(5.0, 0), (6.0, 1)]
+    assert (pub.sent, pub.queued) == (2, 0)
+
+
+def test_batch_size_one_never_blocks_on_a_peer_that_takes_nothing(
+    made: list[Publisher], wire: Wire
+) -> None:
+    """TCP is up (the monitor says connected) but the peer never completes the ZeroMQ
+    handshake: the send in trade() must fail at once, not wait for room."""
+    pub = open_client(made, wire.silent(), batch_size=1)
+    wait_until(lambda: pub.connected, "TCP connected")
+    with pub._lock:  # noqa: SLF001 - a blocking send would give up after 5 s, not hang
+        pub._streams.all[0].socket.setsockopt(zmq.SNDTIMEO, 5_000)  # noqa: SLF001
+    started = time.monotonic()
+    assert pub.trade("buy", 1.0) is True
+    took = time.monotonic() - started
+    # A non-blocking send fails in microseconds; 2.5 s is the shared machine's slack.
+    assert took < 2.5, f"trade() waited {took:.1f} s for a peer that takes no frame"
+    assert (pub.queued, pub.sent) == (1, 0)
 
 
 def test_batch_size_one_without_a_route_is_held_then_dropped(made: list[Publisher]) -> None:

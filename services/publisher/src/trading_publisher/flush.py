@@ -174,13 +174,10 @@ class Outbox:
         return True
 
     def _hold(self, chunk: Chunk) -> None:
-        """Keep a chunk that found no route, within the budget; else drop (and count) it."""
-        count = len(chunk[1])
-        if self.held_count + count > self.max_held:
-            self.drop(count)
-            return
+        """Keep a chunk that found no route. Within the budget by construction: flush()
+        cut what is pending to ``max_held`` minus what is held before making chunks."""
         self.held.append(chunk)
-        self.held_count += count
+        self.held_count += len(chunk[1])
         self._wake()  # someone must retry it: an idle flusher waits for nothing
 
     def drop(self, count: int) -> None:
