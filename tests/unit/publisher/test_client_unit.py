@@ -25,6 +25,7 @@ from support import free_port
 from telemetry_contract.events import MAX_QTY, MAX_SOURCE_LEN, MAX_TS_AHEAD_S, MIN_TS
 from telemetry_contract.transport import MAX_BATCH_ITEMS, Heartbeat
 from trading_publisher import client as client_module
+from trading_publisher import zmq_direct
 from trading_publisher.client import HELD_EVENT_BYTES, ZMQ_MSG_OVERHEAD, Publisher
 from trading_publisher.options import PublisherStats
 from trading_publisher.settings import load
@@ -636,3 +637,18 @@ def test_a_bad_address_is_refused_and_nothing_is_left_open(bad: str) -> None:
             Publisher(bad, linger_ms=0)
         gc.collect()
     assert [str(w.message) for w in caught_warnings] == []
+
+
+@pytest.mark.parametrize("path", ["direct", "pyzmq"])
+def test_flush_after_close_does_nothing(
+    made: list[Publisher], monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """close() released the sockets (and their monitors): a later flush() must not touch
+    them (pyzmq raised ENOTSUP; the direct path read a freed libzmq socket)."""
+    if path == "pyzmq":
+        monkeypatch.setattr(zmq_direct, "load", lambda: None)
+    pub = open_client(made, nowhere())
+    pub.trade("buy", 1.0)
+    pub.close(0)
+    pub.flush()
+    assert pub.stats() == PublisherStats(sent=0, dropped=1, connected=False, queued=0)

@@ -324,8 +324,11 @@ class Publisher:
     # ------------------------------------------------------------------ the rest
 
     def flush(self) -> None:
-        """Send everything accepted so far now (what finds no route stays queued)."""
+        """Send everything accepted so far now (what finds no route stays queued); after
+        close() nothing is left (it was sent or counted) and the sockets are gone."""
         with self._lock:
+            if self._closed:
+                return
             self._streams.poll()
             self._outbox.flush()
 
