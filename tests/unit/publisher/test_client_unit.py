@@ -16,17 +16,21 @@ import time
 import warnings
 from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
 import zmq
+import zmq.auth
 from client_wire import Wire, columns, rows, single, wait_until, writable
 from support import free_port
 from telemetry_contract.events import MAX_QTY, MAX_SOURCE_LEN, MAX_TS_AHEAD_S, MIN_TS
 from telemetry_contract.transport import MAX_BATCH_ITEMS, Heartbeat
 from trading_publisher import client as client_module
+from trading_publisher import flush as flush_module
 from trading_publisher import zmq_direct
 from trading_publisher.client import HELD_EVENT_BYTES, ZMQ_MSG_OVERHEAD, Publisher
+from trading_publisher.flush import CATCH_UP, HOLD_EVENTS
 from trading_publisher.options import PublisherStats
 from trading_publisher.settings import load
 
@@ -533,11 +537,15 @@ def test_close_sends_what_is_queued_and_then_refuses(
     made: list[Publisher], wire: Wire, batch_size: int
 ) -> None:
     pull, address = wire.pull()
-    pub = connected(open_client(made, address, batch_size=batch_size, linger_ms=1000))
+    pub = connected(open_client(made, address, batch_size=batch_size, linger_ms=30_000))
     with pub._lock:  # noqa: SLF001 - keep the batch_size=1 send for close() too
         for i in range(5):
             pub.trade("buy", float(i))
+    started = time.monotonic()
     pub.close()
+    # Everything went: no wait for the linger (30 s), nor for the flusher's next tick
+    # (2.5 s away: it is woken); a second is the shared machine's slack.
+    assert time.monotonic() - started < 1.5
     assert (pub.sent, pub.dropped, pub.queued) == (5, 0, 0)
     got = [r for f in Wire.drain(pull) for r in rows(f)]
     assert [(r[1], r[4]) for r in got] == [(float(i), i) for i in range(5)]
@@ -652,3 +660,64 @@ def test_flush_after_close_does_nothing(
     pub.close(0)
     pub.flush()
     assert pub.stats() == PublisherStats(sent=0, dropped=1, connected=False, queued=0)
+
+
+def test_from_settings_applies_curve_keys(made: list[Publisher], tmp_path: Path) -> None:
+    server_public, _ = zmq.auth.create_certificates(tmp_path, "server")
+    _, client_secret = zmq.auth.create_certificates(tmp_path, "client")
+    settings = load(
+        {
+            "TT_PUBLISHER_ZMQ_CONNECT": nowhere(),
+            "TT_PUBLISHER_CURVE_SERVER_KEY_FILE": str(server_public),
+            "TT_PUBLISHER_CURVE_SECRET_KEY_FILE": str(client_secret),
+        }
+    )
+    pub = Publisher.from_settings(settings, linger_ms=0)
+    made.append(pub)
+    sock = pub._streams.all[0].socket  # noqa: SLF001 - the socket's own options
+    assert sock.getsockopt(zmq.MECHANISM) == zmq.CURVE
+    plain = open_client(made, nowhere())._streams.all[0].socket  # noqa: SLF001
+    assert plain.getsockopt(zmq.MECHANISM) == zmq.NULL
+
+
+def test_batch_size_one_takes_the_sockets_in_turn(made: list[Publisher], wire: Wire) -> None:
+    (a, address_a), (b, address_b) = wire.pull(), wire.pull()
+    pub = connected(open_client(made, [address_a, address_b], batch_size=1))
+    for i in range(4):
+        assert pub.trade("buy", float(i)) is True
+    got_a = [(e["qty"], e["seq"]) for e in map(single, Wire.drain(a))]
+    got_b = [(e["qty"], e["seq"]) for e in map(single, Wire.drain(b))]
+    assert (got_a, got_b) == ([(0.0, 0), (2.0, 1)], [(1.0, 0), (3.0, 1)])
+
+
+def test_an_event_queued_during_a_flush_wakes_an_idle_flusher(
+    made: list[Publisher], wire: Wire
+) -> None:
+    """batch_size=1, the lock busy: the event is left to the flusher, which must be
+    woken if it sleeps (nobody else would ever send it)."""
+    pull, address = wire.pull()
+    pub = connected(open_client(made, address, batch_size=1, max_delay_s=0.004))
+    wait_until(lambda: pub._idle, "the flusher fell asleep")  # noqa: SLF001
+    with pub._lock:  # noqa: SLF001 - a flush in progress
+        assert pub.trade("sell", 9.0) is True
+    frame = Wire.recv(pull)
+    assert frame is not None and single(frame)["qty"] == 9.0
+
+
+def test_the_flusher_gives_the_gil_away_in_a_backlog(
+    made: list[Publisher], wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The background flush of a large backlog lets the trading thread run every
+    HOLD_EVENTS events (flush.py); an explicit flush() never does."""
+    hand_offs: list[int] = []
+    monkeypatch.setattr(flush_module, "_give_gil_away", lambda: hand_offs.append(1))
+    pull, address = wire.pull()
+    pull.rcvhwm = 0
+    pub = connected(open_client(made, address, max_delay_s=0.2))
+    total = (CATCH_UP + 1) * HOLD_EVENTS
+    with pub._lock:  # noqa: SLF001 - the flusher takes the whole backlog in one flush
+        for _ in range(total):
+            pub.trade("buy", 1.0)
+    wait_until(lambda: pub.sent == total, "the flusher sent the backlog")
+    assert len(hand_offs) == CATCH_UP
+    assert sum(len(columns(f).qty) for f in Wire.drain(pull)) == total
