@@ -510,6 +510,8 @@ def test_stats_and_counters(made: list[Publisher], wire: Wire) -> None:
     for _ in range(3):
         pub.trade("buy", 1.0)
     assert pub.stats() == PublisherStats(sent=0, dropped=0, connected=True, queued=3)
+    # What print(pub.stats()) shows (the README's example): counts are whole numbers.
+    assert str(pub.stats()) == "PublisherStats(sent=0, dropped=0, connected=True, queued=3)"
     pub.flush()
     assert pub.stats() == PublisherStats(sent=3, dropped=0, connected=True, queued=0)
     pull.close(linger=0)
