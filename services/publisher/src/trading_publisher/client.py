@@ -388,8 +388,7 @@ class Publisher:
                 if not outbox.pending() or time.monotonic() >= deadline:
                     break
                 time.sleep(0.005)
-            self._closed = True
-            outbox.closed = True
+            self._closed = True  # no flush after this one (each caller checks it)
             self._due = 0
             outbox.drop_all()
             self._streams.close(linger)

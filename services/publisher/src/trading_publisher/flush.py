@@ -71,7 +71,6 @@ class Outbox:
         self.sent = 0
         #: Events given up: queue budget exceeded, or accepted after close().
         self.dropped = 0
-        self.closed = False
 
     def pending(self) -> int:
         return len(self.flat) // 3 + self.held_count + self.in_flight
@@ -100,9 +99,6 @@ class Outbox:
         ``give_way`` (the background flusher), the GIL is given away after every
         :data:`HOLD_EVENTS` events sent.
         """
-        if self.closed:
-            self.drop_all()
-            return
         held = self.held
         since = 0
         while held and self._send(held[0]):
