@@ -115,9 +115,9 @@ class Publisher:
             raise ValueError(f"max_queue_bytes must be >= 1024, got {max_queue_bytes}")
         self.addresses = split_addresses(address)
         self.address = ",".join(self.addresses)
-        self.source = source or default_source()
+        self.source = source or default_source()  # never empty: "" means the default
         if not (
-            0 < len(self.source) <= MAX_SOURCE_LEN
+            len(self.source) <= MAX_SOURCE_LEN
             and self.source.isascii()
             and self.source.isprintable()
         ):
