@@ -97,10 +97,19 @@ class Wire:
         return sock.recv()
 
     @staticmethod
-    def drain(sock: zmq.Socket[bytes], quiet_s: float = 0.3) -> list[bytes]:
-        """Every frame until the socket stays quiet for ``quiet_s``."""
+    def drain(sock: zmq.Socket[bytes], events: int, extra_s: float = 0.02) -> list[bytes]:
+        """Frames until they hold ``events`` events (or nothing comes for ARRIVES_S),
+        then any that follow within ``extra_s``: frames sent before the last expected
+        one arrive before it (one connection, in order), so a short look suffices."""
         found: list[bytes] = []
-        while sock.poll(int(quiet_s * 1000)):
+        got = 0
+        while got < events:
+            raw = Wire.recv(sock)
+            if raw is None:
+                return found
+            found.append(raw)
+            got += len(columns(raw).qty) if is_columns(raw) else 1
+        while sock.poll(int(extra_s * 1000)):
             found.append(sock.recv())
         return found
 

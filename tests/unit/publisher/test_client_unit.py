@@ -282,7 +282,7 @@ def test_every_refusal_leaves_nothing_behind(made: list[Publisher], wire: Wire) 
     assert pub.queued == 0
     pub.trade("buy", 3.0)
     pub.flush()
-    got = [r for f in Wire.drain(pull) for r in rows(f)]
+    got = [r for f in Wire.drain(pull, 1) for r in rows(f)]
     assert [(r[1], r[4]) for r in got] == [(3.0, 0)]
 
 
@@ -303,7 +303,7 @@ def test_the_ts_window_is_inclusive_at_both_ends(
             pub.trade("buy", 1.0, ts)
     assert pub.trade("sell", 2.0) is True
     pub.flush()
-    (frame,) = Wire.drain(pull)
+    (frame,) = Wire.drain(pull, 3)
     assert columns(frame).ts_ns == [_exact_ns(latest), _exact_ns(MIN_TS), now_ns]
 
 
@@ -327,7 +327,7 @@ def test_limits_and_a_given_ts_arrive_exactly(
     pub.trade("buy", 1.0)  # no ts: the client's clock
     after = time.time_ns()
     pub.flush()
-    frames = Wire.drain(pull)
+    frames = Wire.drain(pull, 6)
     got = [r for f in frames for r in rows(f)]
     assert [r[:3] for r in got[:-1]] == [
         ("sell", 0.0, MIN_TS),
@@ -355,7 +355,7 @@ def test_a_batch_is_one_frame_up_to_batch_size(made: list[Publisher], wire: Wire
     assert (pub.queued, pub.sent) == (10, 0)  # batched: nothing sent by trade() itself
     pub.flush()
     assert (pub.queued, pub.sent, pub.dropped) == (0, 10, 0)
-    got = [columns(f) for f in Wire.drain(pull)]
+    got = [columns(f) for f in Wire.drain(pull, 10)]
     stream = pub.streams[0][1]
     assert [(c.src, c.stream, c.epoch, c.seq, c.side) for c in got] == [
         ("batch", stream, 0, 0, "bssb"),
@@ -456,7 +456,7 @@ def test_batch_size_one_keeps_order_behind_held_events(made: list[Publisher], wi
     connected(pub)
     assert pub.trade("buy", 2.0) is True
     pub.flush()
-    got = [single(f) for f in Wire.drain(pull)]
+    got = [single(f) for f in Wire.drain(pull, 2)]
     assert [(e["qty"], e["seq"]) for e in got] == [(1.0, 0), (2.0, 1)]
 
 
@@ -469,7 +469,7 @@ def test_batch_size_one_while_a_flush_holds_the_lock(made: list[Publisher], wire
         assert pub.queued == 1
     assert pub.trade("buy", 6.0) is True  # goes after the queued one, never before
     pub.flush()
-    got = [single(f) for f in Wire.drain(pull)]
+    got = [single(f) for f in Wire.drain(pull, 2)]
     assert [(e["qty"], e["seq"]) for e in got] == [(5.0, 0), (6.0, 1)]
     assert (pub.sent, pub.queued) == (2, 0)
 
@@ -549,7 +549,7 @@ def test_close_sends_what_is_queued_and_then_refuses(
     # (2.5 s away: it is woken); a second is the shared machine's slack.
     assert time.monotonic() - started < 1.5
     assert (pub.sent, pub.dropped, pub.queued) == (5, 0, 0)
-    got = [r for f in Wire.drain(pull) for r in rows(f)]
+    got = [r for f in Wire.drain(pull, 5) for r in rows(f)]
     assert [(r[1], r[4]) for r in got] == [(float(i), i) for i in range(5)]
     assert pub.connected is False
     assert pub.trade("buy", 1.0) is False and pub.trade("sell", 2.0) is False
@@ -570,7 +570,7 @@ def test_close_waits_up_to_linger_for_a_sidecar(made: list[Publisher], wire: Wir
     pub.close()
     timer.join()
     assert (pub.sent, pub.dropped) == (3, 0)
-    assert len([r for f in Wire.drain(late[0]) for r in rows(f)]) == 3
+    assert len([r for f in Wire.drain(late[0], 3) for r in rows(f)]) == 3
 
 
 def test_close_gives_up_after_linger_and_counts_the_rest(made: list[Publisher]) -> None:
@@ -607,7 +607,7 @@ def test_context_manager_closes(wire: Wire) -> None:
         connected(pub)
         pub.trade("sell", 4.0)
     assert pub.sent == 1 and pub.trade("sell", 1.0) is False
-    assert [r[1] for f in Wire.drain(pull) for r in rows(f)] == [4.0]
+    assert [r[1] for f in Wire.drain(pull, 1) for r in rows(f)] == [4.0]
 
 
 def test_publish_takes_a_prepared_event(made: list[Publisher], wire: Wire) -> None:
@@ -618,7 +618,7 @@ def test_publish_takes_a_prepared_event(made: list[Publisher], wire: Wire) -> No
     event = Trade("sell", 3.0, 1_700_000_000.5, src="theirs", seq=99)
     assert pub.publish(event) is True
     pub.flush()
-    got = [r for f in Wire.drain(pull) for r in rows(f)]
+    got = [r for f in Wire.drain(pull, 1) for r in rows(f)]
     assert got == [("sell", 3.0, 1_700_000_000.5, "mine", 0, pub.streams[0][1], 0)]
 
 
@@ -687,8 +687,8 @@ def test_batch_size_one_takes_the_sockets_in_turn(made: list[Publisher], wire: W
     pub = connected(open_client(made, [address_a, address_b], batch_size=1))
     for i in range(4):
         assert pub.trade("buy", float(i)) is True
-    got_a = [(e["qty"], e["seq"]) for e in map(single, Wire.drain(a))]
-    got_b = [(e["qty"], e["seq"]) for e in map(single, Wire.drain(b))]
+    got_a = [(e["qty"], e["seq"]) for e in map(single, Wire.drain(a, 2))]
+    got_b = [(e["qty"], e["seq"]) for e in map(single, Wire.drain(b, 2))]
     assert (got_a, got_b) == ([(0.0, 0), (2.0, 1)], [(1.0, 0), (3.0, 1)])
 
 
@@ -722,4 +722,4 @@ def test_the_flusher_gives_the_gil_away_in_a_backlog(
             pub.trade("buy", 1.0)
     wait_until(lambda: pub.sent == total, "the flusher sent the backlog")
     assert len(hand_offs) == CATCH_UP
-    assert sum(len(columns(f).qty) for f in Wire.drain(pull)) == total
+    assert sum(len(columns(f).qty) for f in Wire.drain(pull, total)) == total

@@ -99,7 +99,7 @@ def test_frames_of_batch_size_with_consecutive_seqs(rig: Rig) -> None:
     outbox.flush()
     assert (outbox.sent, outbox.dropped, outbox.pending()) == (10, 0, 0)
     frames = [Wire.recv(pull) for _ in range(3)]
-    assert Wire.recv(pull, 0.2) is None
+    assert Wire.recv(pull, 0.05) is None
     stream = outbox.streams.all[0].stream
     got = [columns(f) for f in frames if f is not None]
     assert [(c.v, c.src, c.stream, c.epoch, c.seq) for c in got] == [
@@ -122,7 +122,7 @@ def test_batch_size_one_sends_a_json_object_per_event(rig: Rig) -> None:
     outbox = rig.connected(rig.outbox([address], batch_size=1))
     add(outbox, 3)
     outbox.flush()
-    got = [single(f) for f in Wire.drain(pull)]
+    got = [single(f) for f in Wire.drain(pull, 3)]
     stream = outbox.streams.all[0].stream
     assert got == [
         {
@@ -155,7 +155,7 @@ def test_no_route_holds_then_sends_held_chunks_first(rig: Rig) -> None:
     add(outbox, 3, start=8)
     outbox.flush()
     assert (outbox.sent, outbox.held_count, len(outbox.held), outbox.pending()) == (11, 0, 0, 0)
-    got = [columns(f) for f in Wire.drain(pull)]
+    got = [columns(f) for f in Wire.drain(pull, 11)]
     assert [len(c.qty) for c in got] == [4, 2, 2, 3]
     assert [q for c in got for q in c.qty] == [float(i) for i in range(11)]
     assert [c.seq for c in got] == [0, 4, 6, 8]
@@ -175,7 +175,7 @@ def test_the_budget_drops_the_oldest_and_consumes_their_seqs(rig: Rig) -> None:
     pull, _ = rig.wire.pull(port)
     rig.connected(outbox)
     outbox.flush()
-    got = [columns(f) for f in Wire.drain(pull)]
+    got = [columns(f) for f in Wire.drain(pull, 10)]
     # The newest ten of the first flush survived, after the 15 + 3 seqs given up.
     assert [q for c in got for q in c.qty] == [float(i) for i in range(15, 25)]
     assert [c.seq for c in got] == [18, 22, 26]
@@ -217,7 +217,7 @@ def test_a_frame_the_first_socket_refuses_goes_to_the_next(rig: Rig) -> None:
     )
     add(outbox, 4)
     outbox.flush()
-    got = [columns(f) for f in Wire.drain(pull)]
+    got = [columns(f) for f in Wire.drain(pull, 4)]
     assert [(c.stream, c.seq, len(c.qty)) for c in got] == [(streams.all[1].stream, 0, 4)]
     assert streams.describe()[0][3] == 0  # the silent socket's seq was not taken
     assert outbox.sent == 4 and outbox.pending() == 0
@@ -240,8 +240,8 @@ def test_frames_alternate_between_sockets(rig: Rig) -> None:
     rig.connected(outbox)
     add(outbox, 8)
     outbox.flush()
-    got_a = [columns(f) for f in Wire.drain(a)]
-    got_b = [columns(f) for f in Wire.drain(b)]
+    got_a = [columns(f) for f in Wire.drain(a, 4)]
+    got_b = [columns(f) for f in Wire.drain(b, 4)]
     assert [(c.seq, c.qty) for c in got_a] == [(0, [0.0, 1.0]), (2, [4.0, 5.0])]
     assert [(c.seq, c.qty) for c in got_b] == [(0, [2.0, 3.0]), (2, [6.0, 7.0])]
 
@@ -279,7 +279,7 @@ def test_a_held_backlog_is_sent_hold_events_per_gil_hold(rig: Rig, give_way: Giv
     # After each HOLD_EVENTS sent while more are held (not after the last of them).
     assert give_way.seen == [(k * HOLD_EVENTS, total - k * HOLD_EVENTS) for k in (1, 2, 3)]
     assert outbox.sent == total
-    assert len(Wire.drain(pull)) == total
+    assert len(Wire.drain(pull, total)) == total
 
 
 def test_the_backlog_is_sent_in_one_hold_without_give_way(rig: Rig, give_way: GiveWay) -> None:
@@ -324,7 +324,7 @@ def test_new_events_beyond_catch_up_are_sent_in_bounded_holds(
     outbox.flush(give_way=True)
     assert give_way.seen == expected
     assert (outbox.sent, outbox.pending(), outbox.in_flight) == (count, 0, 0)
-    got = Wire.drain(pull)
+    got = Wire.drain(pull, count)
     if batch_size == 1:
         assert len(got) == count
     else:
