@@ -377,6 +377,19 @@ def test_events_go_within_max_delay_without_a_further_call(
     wait_until(lambda: pub.queued == 0 and pub.sent == 3, "counted as sent")
 
 
+def test_an_event_waits_for_about_max_delay_at_most(made: list[Publisher], wire: Wire) -> None:
+    """The flusher ticks every max_delay/4: at max_delay 1 s a lone event goes out
+    within a quarter second. 2.5 s is the shared machine's slack; a flusher ticking
+    every 4 x max_delay would take 4 s."""
+    pull, address = wire.pull()
+    pub = connected(open_client(made, address, max_delay_s=1.0))
+    started = time.monotonic()
+    pub.trade("buy", 1.0)
+    assert Wire.recv(pull) is not None
+    waited = time.monotonic() - started
+    assert waited < 2.5, f"a lone event waited {waited:.2f} s at max_delay 1 s"
+
+
 def test_an_idle_flusher_is_woken_by_the_next_trade(made: list[Publisher], wire: Wire) -> None:
     """After 20 idle ticks the flusher sleeps until a trade() wakes it: a lone event
     still goes out, and so do the ones after it."""
