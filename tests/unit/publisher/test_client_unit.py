@@ -36,7 +36,7 @@ from trading_publisher.settings import load
 
 #: Each test takes well under a second; a client that hangs (a wait that never ends)
 #: fails here instead of at the suite's 300 s ceiling.
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(30)
 
 #: Long enough that the flusher never ticks during a test: flush()/close() send.
 QUIET = 10.0

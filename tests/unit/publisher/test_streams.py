@@ -21,7 +21,7 @@ from trading_publisher.streams import Streams
 
 #: Each test takes well under a second; a client that hangs (a wait that never ends)
 #: fails here instead of at the suite's 300 s ceiling.
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(30)
 
 Make = Callable[..., Streams]
 
