@@ -114,10 +114,15 @@ def test_connections_disconnections_and_epochs(make: Make, wire: Wire) -> None:
     pull.close(linger=0)
     wait_until(lambda: not streams.connected, "disconnect noticed")
     assert s.peers == set() and s.epoch == 0
-    wire.pull(port)
+    again, _ = wire.pull(port)
     wait_until(lambda: streams.connected, "reconnected")
     assert (s.epoch, s.seen, len(s.peers)) == (1, 2, 1)
     assert streams.describe()[0][2] == 1
+    again.close(linger=0)  # and once more: each new connection is the next epoch
+    wait_until(lambda: not streams.connected, "second disconnect noticed")
+    wire.pull(port)
+    wait_until(lambda: streams.connected, "reconnected again")
+    assert (s.epoch, s.seen, len(s.peers)) == (2, 3, 1)
 
 
 def test_next_live_skips_sockets_without_a_connection(make: Make, wire: Wire) -> None:
