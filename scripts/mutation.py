@@ -111,8 +111,16 @@ SCOPES: tuple[Scope, ...] = (
             "trading_publisher/flush.py",
             "trading_publisher/streams.py",
         ),
-        # Real sockets; the million-event burst and the restart take seconds each.
-        ("tests/e2e/test_client.py", "-k", "not million and not restart"),
+        # The in-process tier first (real loopback sockets, seconds in all); then the e2e
+        # file, less its million-event burst and sidecar restart (seconds each).
+        (
+            "tests/unit/publisher/test_client_unit.py",
+            "tests/unit/publisher/test_flush.py",
+            "tests/unit/publisher/test_streams.py",
+            "tests/e2e/test_client.py",
+            "-k",
+            "not million and not restart",
+        ),
     ),
 )
 

@@ -19,6 +19,7 @@ import msgspec
 import pytest
 import zmq
 import zmq.auth
+from client_wire import writable
 from support import Sidecar, free_port, value, wait_for
 from telemetry_contract import decode
 from telemetry_contract import metric_names as names
@@ -182,6 +183,11 @@ def test_several_endpoints_get_one_stream_each(pull: Pulls) -> None:
     for seqs in seen.values():
         assert seqs == list(range(len(seqs)))
     assert {s for _, s, _, _ in pub.streams} == set(seen)
+
+
+def _all_writable(pub: Publisher) -> bool:
+    with pub._lock:  # noqa: SLF001 - the sockets are the flusher's too
+        return writable([s.socket for s in pub._streams.all])  # noqa: SLF001
 
 
 def _all_connected(pub: Publisher) -> bool:
@@ -447,7 +453,9 @@ def test_events_beyond_the_budget_are_dropped_even_with_a_sidecar_up(pull: Pulls
     pending beyond it is dropped (oldest first), counted, and consumes seq numbers."""
     sock, address = pull()
     with Publisher(address, source="outrun", max_delay_s=10, max_queue_bytes=64 << 10) as pub:
-        wait_for(lambda: pub.connected, what="connected")
+        # Connected at TCP level is not enough: until the ZeroMQ handshake is done the
+        # socket takes no frame, and this flush would hold everything (no tick for 2.5 s).
+        wait_for(lambda: pub.connected and _all_writable(pub), what="connected")
         budget = pub.max_held
         for _ in range(3 * budget):  # max_delay 10 s: the flusher does not run meanwhile
             pub.trade("sell", 1.0)

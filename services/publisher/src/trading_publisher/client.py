@@ -115,9 +115,9 @@ class Publisher:
             raise ValueError(f"max_queue_bytes must be >= 1024, got {max_queue_bytes}")
         self.addresses = split_addresses(address)
         self.address = ",".join(self.addresses)
-        self.source = source or default_source()
+        self.source = source or default_source()  # never empty: "" means the default
         if not (
-            0 < len(self.source) <= MAX_SOURCE_LEN
+            len(self.source) <= MAX_SOURCE_LEN
             and self.source.isascii()
             and self.source.isprintable()
         ):
@@ -145,14 +145,19 @@ class Publisher:
 
         self._own_context = context is None
         self._context = context if context is not None else zmq.Context()
-        self._streams = Streams(
-            self._context,
-            self.addresses,
-            sndhwm=sndhwm,
-            linger_ms=linger_ms,
-            curve=curve,
-            heartbeat=heartbeat,
-        )
+        try:
+            self._streams = Streams(
+                self._context,
+                self.addresses,
+                sndhwm=sndhwm,
+                linger_ms=linger_ms,
+                curve=curve,
+                heartbeat=heartbeat,
+            )
+        except BaseException:  # a bad address: Streams closed its sockets, and ours goes
+            if self._own_context:
+                self._context.term()
+            raise
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._outbox = Outbox(self._streams, self.source, batch_size, self.max_held, self._rouse)
@@ -319,8 +324,11 @@ class Publisher:
     # ------------------------------------------------------------------ the rest
 
     def flush(self) -> None:
-        """Send everything accepted so far now (what finds no route stays queued)."""
+        """Send everything accepted so far now (what finds no route stays queued); after
+        close() nothing is left (it was sent or counted) and the sockets are gone."""
         with self._lock:
+            if self._closed:
+                return
             self._streams.poll()
             self._outbox.flush()
 
@@ -380,8 +388,7 @@ class Publisher:
                 if not outbox.pending() or time.monotonic() >= deadline:
                     break
                 time.sleep(0.005)
-            self._closed = True
-            outbox.closed = True
+            self._closed = True  # no flush after this one (each caller checks it)
             self._due = 0
             outbox.drop_all()
             self._streams.close(linger)

@@ -71,7 +71,6 @@ class Outbox:
         self.sent = 0
         #: Events given up: queue budget exceeded, or accepted after close().
         self.dropped = 0
-        self.closed = False
 
     def pending(self) -> int:
         return len(self.flat) // 3 + self.held_count + self.in_flight
@@ -100,9 +99,6 @@ class Outbox:
         ``give_way`` (the background flusher), the GIL is given away after every
         :data:`HOLD_EVENTS` events sent.
         """
-        if self.closed:
-            self.drop_all()
-            return
         held = self.held
         since = 0
         while held and self._send(held[0]):
@@ -174,13 +170,10 @@ class Outbox:
         return True
 
     def _hold(self, chunk: Chunk) -> None:
-        """Keep a chunk that found no route, within the budget; else drop (and count) it."""
-        count = len(chunk[1])
-        if self.held_count + count > self.max_held:
-            self.drop(count)
-            return
+        """Keep a chunk that found no route. Within the budget by construction: flush()
+        cut what is pending to ``max_held`` minus what is held before making chunks."""
         self.held.append(chunk)
-        self.held_count += count
+        self.held_count += len(chunk[1])
         self._wake()  # someone must retry it: an idle flusher waits for nothing
 
     def drop(self, count: int) -> None:

@@ -79,7 +79,13 @@ class Streams:
         self._context = context
         self._direct = zmq_direct.load()
         self._mbuf = ctypes.create_string_buffer(256)
-        self.all = [self._open(a, curve) for a in addresses]
+        self.all: list[Stream] = []
+        try:
+            for address in addresses:
+                self.all.append(self._open(address, curve))
+        except BaseException:
+            self.close(0)  # a caller's context must still terminate: none left open
+            raise
         #: Index of the stream the next frame tries first.
         self.rr = 0
         #: The round-robin successor of each socket index, looked up instead of computed.
@@ -97,7 +103,13 @@ class Streams:
         )
         # The monitor is attached before connect, or the first CONNECTED can be missed.
         monitor = sock.get_monitor_socket(_PEER_EVENTS)
-        sock.connect(address)
+        try:
+            sock.connect(address)
+        except zmq.ZMQError as exc:
+            sock.disable_monitor()
+            monitor.close(linger=0)
+            sock.close(linger=0)
+            raise ValueError(f"cannot connect to {address!r}: {exc.strerror}") from None
         return Stream(sock, monitor, address)
 
     def _send_direct(self, s: Stream, frame: bytes) -> bool:
