@@ -722,8 +722,9 @@ def test_an_event_queued_during_a_flush_wakes_an_idle_flusher(
 def test_the_flusher_gives_the_gil_away_in_a_backlog(
     made: list[Publisher], wire: Wire, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The background flush of a large backlog lets the trading thread run every
-    HOLD_EVENTS events (flush.py); an explicit flush() never does."""
+    """The background flush of a large backlog lets the trading thread run between
+    holds (flush.py: HOLD_EVENTS at least, more as the backlog grows); an explicit
+    flush() never does."""
     hand_offs: list[int] = []
     monkeypatch.setattr(flush_module, "_give_gil_away", lambda: hand_offs.append(1))
     pull, address = wire.pull()
@@ -734,5 +735,5 @@ def test_the_flusher_gives_the_gil_away_in_a_backlog(
         for _ in range(total):
             pub.trade("buy", 1.0)
     wait_until(lambda: pub.sent == total, "the flusher sent the backlog")
-    assert len(hand_offs) == CATCH_UP
+    assert 1 <= len(hand_offs) < CATCH_UP  # holds of a quarter of what is behind, or more
     assert sum(len(columns(f).qty) for f in Wire.drain(pull, total)) == total

@@ -19,7 +19,7 @@ import zmq
 from client_wire import Wire, columns, rows, single, wait_until, writable
 from support import free_port
 from trading_publisher import flush as flush_module
-from trading_publisher.flush import CATCH_UP, HOLD_EVENTS, Outbox
+from trading_publisher.flush import CATCH_UP, DRAIN_SHARE, HOLD_EVENTS, Outbox
 from trading_publisher.streams import Streams
 
 #: Each test takes well under a second; a client that hangs (a wait that never ends)
@@ -297,23 +297,12 @@ def test_the_backlog_is_sent_in_one_hold_without_give_way(rig: Rig, give_way: Gi
     assert give_way.seen == [] and (outbox.sent, outbox.pending()) == (held + new, 0)
 
 
-@pytest.mark.parametrize(
-    ("count", "expected"),
-    [
-        # Up to CATCH_UP * HOLD_EVENTS new events are one tick's worth: one hold.
-        (CATCH_UP * HOLD_EVENTS, []),
-        # Beyond it, a backlog: every HOLD_EVENTS sent while more remain, the rest still
-        # counted as pending (``queued``) while the trading thread runs.
-        (
-            (CATCH_UP + 1) * HOLD_EVENTS,
-            [(k * HOLD_EVENTS, (CATCH_UP + 1 - k) * HOLD_EVENTS) for k in range(1, CATCH_UP + 1)],
-        ),
-    ],
-)
 @pytest.mark.parametrize("batch_size", [1024, 1])
-def test_new_events_beyond_catch_up_are_sent_in_bounded_holds(
-    rig: Rig, give_way: GiveWay, count: int, expected: list[tuple[int, int]], batch_size: int
+def test_one_ticks_worth_of_new_events_is_one_hold(
+    rig: Rig, give_way: GiveWay, batch_size: int
 ) -> None:
+    """Up to CATCH_UP * HOLD_EVENTS new events are one tick's worth: one hold."""
+    count = CATCH_UP * HOLD_EVENTS
     pull, address = rig.wire.pull()
     pull.rcvhwm = 0
     outbox = rig.connected(
@@ -322,7 +311,36 @@ def test_new_events_beyond_catch_up_are_sent_in_bounded_holds(
     give_way.outbox = outbox
     add(outbox, count)
     outbox.flush(give_way=True)
-    assert give_way.seen == expected
+    assert give_way.seen == [] and (outbox.sent, outbox.pending()) == (count, 0)
+
+
+@pytest.mark.parametrize("count", [(CATCH_UP + 1) * HOLD_EVENTS, 40 * HOLD_EVENTS + 5])
+@pytest.mark.parametrize("batch_size", [1024, 1])
+def test_a_backlog_is_sent_in_holds_that_grow_with_it(
+    rig: Rig, give_way: GiveWay, count: int, batch_size: int
+) -> None:
+    """Beyond one tick's worth, a backlog: the trading thread gets the GIL back after
+    each hold, the rest still counted as pending (``queued``) meanwhile. A hold is the
+    first chunk boundary past both HOLD_EVENTS and a DRAIN_SHARE share of what is still
+    behind, so a big backlog goes in few holds and never outgrows its budget."""
+    pull, address = rig.wire.pull()
+    pull.rcvhwm = 0
+    outbox = rig.connected(
+        rig.outbox([address], batch_size=batch_size, max_held=count, sndhwm=count)
+    )
+    give_way.outbox = outbox
+    add(outbox, count)
+    outbox.flush(give_way=True)
+    assert give_way.seen, "a backlog gives the trading thread its turn"
+    before = 0
+    for sent, pending in give_way.seen:
+        assert pending == count - sent > 0  # what is not sent yet still counts as queued
+        hold = sent - before
+        assert hold >= HOLD_EVENTS and hold * DRAIN_SHARE >= pending
+        shorter = hold - batch_size  # one chunk less would not have done
+        assert shorter < HOLD_EVENTS or shorter * DRAIN_SHARE < pending + batch_size
+        before = sent
+    assert len(give_way.seen) < count // HOLD_EVENTS - 1  # fewer holds than fixed ones
     assert (outbox.sent, outbox.pending(), outbox.in_flight) == (count, 0, 0)
     got = Wire.drain(pull, count)
     if batch_size == 1:
@@ -346,4 +364,4 @@ def test_gil_hand_off_sleeps_zero(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_hold_events_and_catch_up_are_the_documented_bounds() -> None:
-    assert (HOLD_EVENTS, CATCH_UP) == (8192, 8)
+    assert (HOLD_EVENTS, CATCH_UP, DRAIN_SHARE) == (8192, 8, 4)

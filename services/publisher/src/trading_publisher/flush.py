@@ -7,9 +7,10 @@ or one JSON object per event with ``batch_size=1``. Each frame is stamped with i
 stream's ``seq``/``stream``/``epoch`` right after reading the socket's monitor.
 
 Why the work per GIL hold is bounded: the flusher shares the GIL with the trading thread,
-so a backlog is sent :data:`HOLD_EVENTS` events per hold, many short pauses instead of
-one long one; what arrived since the last tick goes in one hold, or a caller that never
-pauses would outrun the flush. Memory is bounded too: beyond the client's budget events
+so a backlog is sent :data:`HOLD_EVENTS` events per hold (more, a :data:`DRAIN_SHARE`
+share of it, when it is large), many short pauses instead of one long one; what arrived
+since the last tick goes in one hold, or a caller that never pauses would outrun the
+flush. Memory is bounded too: beyond the client's budget events
 are dropped, counted, and their seqs consumed (:meth:`Streams.consume`). The costs behind
 these choices are measured in docs/benchmark.md.
 """
@@ -34,6 +35,13 @@ HOLD_EVENTS: Final = 8192
 #: tick's worth: a loop calling trade() 5M times a second adds ~50,000 events between
 #: two hand-offs (a 5 ms tick plus up to a 5 ms switch interval).
 CATCH_UP: Final = 8
+#: A backlog's hold grows with it: at least this share of what is still behind goes per
+#: hold. A loop calling trade() back to back adds ~20,000 events a switch interval
+#: (5 ms) while a hold of 8,192 sent fewer, so a million-call burst outgrew the held-event
+#: budget now and then and dropped events. Holds of a quarter of the backlog catch up
+#: once it is ~4x one turn's worth (~80,000 events here, ~1 ms a hold), far inside the
+#: budget; loops paced below CATCH_UP * HOLD_EVENTS a tick never get here.
+DRAIN_SHARE: Final = 4
 
 #: A chunk of events in columns: side codes, quantities, ns timestamps.
 Chunk = tuple[str, list[float], list[int]]
@@ -97,7 +105,8 @@ class Outbox:
         Held chunks go first; while one still cannot go, new ones queue behind it
         without trying, so a flush costs O(new events) however much is held. With
         ``give_way`` (the background flusher), the GIL is given away after every
-        :data:`HOLD_EVENTS` events sent.
+        :data:`HOLD_EVENTS` events sent, or after a :data:`DRAIN_SHARE` share of a larger
+        backlog.
         """
         held = self.held
         since = 0
@@ -129,7 +138,12 @@ class Outbox:
                 self._hold(chunk)
                 continue
             since += len(chunk[1])
-            if split and since >= HOLD_EVENTS and end < count:
+            if (
+                split
+                and since >= HOLD_EVENTS
+                and end < count
+                and since * DRAIN_SHARE >= count - end + len(self.flat) // 3
+            ):
                 self.in_flight = count - end
                 _give_gil_away()
                 self.in_flight = 0
