@@ -19,7 +19,7 @@ import msgspec
 import pytest
 import zmq
 import zmq.auth
-from client_wire import writable
+from client_wire import Wire, writable
 from support import Sidecar, free_port, value, wait_for
 from telemetry_contract import decode
 from telemetry_contract import metric_names as names
@@ -35,27 +35,12 @@ from trading_publisher.client import (
 Frame = list[dict[str, Any]] | dict[str, Any]
 
 
-class Pulls:
-    """Raw PULL sockets on one context, all closed at teardown (a leak fails loudly)."""
-
-    def __init__(self) -> None:
-        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self.socks: list[zmq.Socket[bytes]] = []
+class Pulls(Wire):
+    """Raw PULL sockets on one context, all closed at teardown (a leak fails loudly):
+    the unit tier's :class:`client_wire.Wire`, called to get one more."""
 
     def __call__(self, port: int | None = None) -> tuple[zmq.Socket[bytes], str]:
-        sock = self.ctx.socket(zmq.PULL)
-        sock.setsockopt(zmq.LINGER, 0)
-        self.socks.append(sock)
-        if port is None:
-            port = sock.bind_to_random_port("tcp://127.0.0.1")
-        else:
-            sock.bind(f"tcp://127.0.0.1:{port}")
-        return sock, f"tcp://127.0.0.1:{port}"
-
-    def close(self) -> None:
-        for sock in self.socks:
-            sock.close(linger=0)
-        self.ctx.term()
+        return self.pull(port)
 
 
 @pytest.fixture
