@@ -297,12 +297,10 @@ def test_the_backlog_is_sent_in_one_hold_without_give_way(rig: Rig, give_way: Gi
     assert give_way.seen == [] and (outbox.sent, outbox.pending()) == (held + new, 0)
 
 
-@pytest.mark.parametrize("batch_size", [1024, 1])
-def test_one_ticks_worth_of_new_events_is_one_hold(
-    rig: Rig, give_way: GiveWay, batch_size: int
-) -> None:
-    """Up to CATCH_UP * HOLD_EVENTS new events are one tick's worth: one hold."""
-    count = CATCH_UP * HOLD_EVENTS
+def _flushed_by_the_flusher(
+    rig: Rig, give_way: GiveWay, count: int, batch_size: int
+) -> tuple[Outbox, zmq.Socket[bytes]]:
+    """``count`` new events flushed as the background flusher does (``give_way``)."""
     pull, address = rig.wire.pull()
     pull.rcvhwm = 0
     outbox = rig.connected(
@@ -311,6 +309,16 @@ def test_one_ticks_worth_of_new_events_is_one_hold(
     give_way.outbox = outbox
     add(outbox, count)
     outbox.flush(give_way=True)
+    return outbox, pull
+
+
+@pytest.mark.parametrize("batch_size", [1024, 1])
+def test_one_ticks_worth_of_new_events_is_one_hold(
+    rig: Rig, give_way: GiveWay, batch_size: int
+) -> None:
+    """Up to CATCH_UP * HOLD_EVENTS new events are one tick's worth: one hold."""
+    count = CATCH_UP * HOLD_EVENTS
+    outbox, pull = _flushed_by_the_flusher(rig, give_way, count, batch_size)
     assert give_way.seen == [] and (outbox.sent, outbox.pending()) == (count, 0)
 
 
@@ -323,14 +331,7 @@ def test_a_backlog_is_sent_in_holds_that_grow_with_it(
     each hold, the rest still counted as pending (``queued``) meanwhile. A hold is the
     first chunk boundary past both HOLD_EVENTS and a DRAIN_SHARE share of what is still
     behind, so a big backlog goes in few holds and never outgrows its budget."""
-    pull, address = rig.wire.pull()
-    pull.rcvhwm = 0
-    outbox = rig.connected(
-        rig.outbox([address], batch_size=batch_size, max_held=count, sndhwm=count)
-    )
-    give_way.outbox = outbox
-    add(outbox, count)
-    outbox.flush(give_way=True)
+    outbox, pull = _flushed_by_the_flusher(rig, give_way, count, batch_size)
     assert give_way.seen, "a backlog gives the trading thread its turn"
     before = 0
     for sent, pending in give_way.seen:
