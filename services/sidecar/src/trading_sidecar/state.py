@@ -17,6 +17,7 @@ from waiting on them. docs/operations.md has the operator's side of this.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -220,7 +221,8 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk keeps no half-written copy of its own
+        with contextlib.suppress(OSError):  # the write's own error is the one to report
+            tmp.unlink()  # a full disk keeps no half-written copy of its own
         raise
     folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
