@@ -132,7 +132,9 @@ class ThreadedServer:
     def __init__(self, app: ASGIApp, sock: socket.socket, *, log_level: str) -> None:
         self.server = uvicorn.Server(server_config(app, log_level=log_level, lifespan="off"))
         self.sock = sock
-        self.thread = threading.Thread(target=self._run, name="http-probe", daemon=True)
+        # Not a daemon: the interpreter waits for it at exit, so its event loop is closed
+        # by asyncio.run, never finalised half-torn-down (a traceback on Ctrl-C).
+        self.thread = threading.Thread(target=self._run, name="http-probe", daemon=False)
 
     def _run(self) -> None:
         try:
