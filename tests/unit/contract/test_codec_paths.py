@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import contract_reference
 import msgspec
@@ -144,27 +144,27 @@ def via_frames(frames: list[bytes]) -> Outcome:
     return events, [(r.reason, str(r)) for r in rejects]
 
 
-def via_into(frames: list[bytes]) -> Outcome:
+def _each(
+    decode: Callable[[bytes, list[Event]], Sequence[InvalidMessage]], frames: list[bytes]
+) -> Outcome:
+    """Frames one at a time: a frame refused whole is its reject, items refused are theirs."""
     events: list[Event] = []
     rejects: list[InvalidMessage] = []
     for frame in frames:
         try:
-            rejects.extend(decode_into(frame, events, NOW))
+            rejects.extend(decode(frame, events))
         except InvalidMessage as exc:
             rejects.append(exc)
     return events, [(r.reason, str(r)) for r in rejects]
+
+
+def via_into(frames: list[bytes]) -> Outcome:
+    return _each(lambda frame, events: decode_into(frame, events, NOW), frames)
 
 
 def via_exact(frames: list[bytes]) -> Outcome:
     """The exact path alone, as decode_into would take it for every frame."""
-    events: list[Event] = []
-    rejects: list[InvalidMessage] = []
-    for frame in frames:
-        try:
-            rejects.extend(codec._slow(frame, events, HORIZON))
-        except InvalidMessage as exc:
-            rejects.append(exc)
-    return events, [(r.reason, str(r)) for r in rejects]
+    return _each(lambda frame, events: codec._slow(frame, events, HORIZON), frames)
 
 
 def refuse(name: str) -> Callable[..., object]:
